@@ -1,0 +1,1 @@
+"""The interactive client and the file runner; they talk to a broker over HTTP only."""

@@ -1,0 +1,138 @@
+"""The SHiFT-QL grammar (parsimonious PEG) and the token names used in error messages.
+
+One statement is parsed at a time (:mod:`shift.ql.script` splits a script at top-level
+semicolons). Keywords are case-insensitive and reserved; every keyword and punctuation
+token is a named rule so that a failed parse can say, in words, which tokens it expected.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+from parsimonious.grammar import Grammar
+
+#: Reserved words. A name in a query may not be one of these (quote it as a string instead).
+KEYWORDS: tuple[str, ...] = (
+    "ALL", "AND", "AS", "ASC", "AUTO", "BENCHMARK", "BETWEEN", "BUDGET", "BY", "CHANGE",
+    "CHUNK", "CLASSIFIED", "DATASET", "DECLARE", "DESC", "EXPLAIN", "FALSE", "FEATURES",
+    "FINETUNE", "FINETUNED", "FROM", "IN", "IS", "JSON", "LIKE", "LIMIT", "MODEL", "NOT",
+    "NULL", "ON", "OR", "ORDER", "OTHER", "PRINT", "PURGE", "RANK", "REGISTER", "RESULTS",
+    "SELECT", "TASK", "TESTED", "THAN", "TO", "TRAINED", "TRUE", "UNION", "USE", "VALUES",
+    "WAIT", "WHERE", "WITH",
+)  # fmt: skip
+
+_KEYWORD_RULES = "\n".join(f'{kw} = ~r"{kw}\\b"i _' for kw in KEYWORDS)
+
+GRAMMAR_TEXT = r"""
+statement_text = _ statement _
+
+statement   = explain / declare / print / use / register / finetune / purge / query
+
+explain     = EXPLAIN JSON? explainable
+explainable = finetune / query
+declare     = DECLARE name AS query
+print       = PRINT (STAR / name)
+use         = USE (string / hostport)
+register    = REGISTER (DATASET / MODEL) string LPAREN name_list RPAREN
+              VALUES LPAREN literal_list RPAREN
+finetune    = FINETUNE model_ref WITH dataset_ref params? WAIT?
+purge       = PURGE (RESULTS / FEATURES / ALL)?
+
+query       = query_term (UNION ALL? query_term)*
+query_term  = (LPAREN query RPAREN) / select / rank
+select      = SELECT columns FROM source where? clause*
+rank        = RANK columns FROM source where? clause*
+
+columns     = STAR / (column (COMMA column)*)
+column      = name
+source      = name_list_literal / name
+where       = WHERE condition
+clause      = order_by / trained_on / tested_on / classified_by / ranked_by / limit
+            / other_than / chunk / budget / wait
+order_by    = ORDER BY order_item (COMMA order_item)*
+order_item  = order_key (ASC / DESC)?
+order_key   = aggregate / name
+aggregate   = name LPAREN name RPAREN
+trained_on  = TRAINED ON dataset_ref
+tested_on   = TESTED ON (TASK / BENCHMARK)? dataset_ref
+classified_by = CLASSIFIED BY (classifier_list / classifier)
+classifier_list = LBRACKET classifier (COMMA classifier)* RBRACKET
+classifier  = (string / name) params?
+ranked_by   = BY (string / name)
+limit       = LIMIT number
+other_than  = OTHER THAN (name_list_literal / name)
+chunk       = CHUNK (AUTO / number)
+budget      = BUDGET (AUTO / number)
+wait        = WAIT
+
+dataset_ref = dataset_list / dataset_item
+dataset_list = LBRACKET dataset_item (COMMA dataset_item)* RBRACKET
+dataset_item = mutation / string / name
+mutation    = LPAREN (string / name) CHANGE label_list TO (string / name) label_list RPAREN
+label_list  = LBRACKET (literal (COMMA literal)*)? RBRACKET
+model_ref   = name_list_literal / string / name
+
+params      = LPAREN (param (COMMA param)*)? RPAREN
+param       = name EQ literal
+
+name_list_literal = LBRACKET string (COMMA string)* RBRACKET
+name_list   = name (COMMA name)*
+literal_list = literal (COMMA literal)*
+
+condition   = or_cond
+or_cond     = and_cond (OR and_cond)*
+and_cond    = not_cond (AND not_cond)*
+not_cond    = (NOT not_cond) / primary
+primary     = (LPAREN condition RPAREN) / predicate
+predicate   = finetuned / between / in_pred / like / is_null / comparison
+finetuned   = FINETUNED
+between     = operand NOT? BETWEEN literal AND literal
+in_pred     = operand NOT? IN (in_values / name_list_literal / name)
+in_values   = LPAREN literal (COMMA literal)* RPAREN
+like        = operand NOT? LIKE string
+is_null     = operand IS NOT? NULL
+comparison  = operand cmp_op operand
+operand     = literal / name
+cmp_op      = CMP_OP
+
+literal     = number / string / TRUE / FALSE / NULL
+number      = ~r"[+-]?(?:\d|\.\d)(?:[A-Za-z0-9_.]|(?<=[eE])[+-])*" _
+string      = (~r"'(?:[^']|'')*'" / ~r'"(?:[^"]|"")*"') _
+name        = !(KEYWORD) ~r"[A-Za-z_][A-Za-z0-9_]*" _
+hostport    = ~r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.\-]+):\d+(?![A-Za-z0-9_.])" _
+KEYWORD     = ~r"(?:{alternation})\b"i
+
+CMP_OP      = ~r"==|!=|<>|<=|>=|=|<|>" _
+STAR        = "*" _
+COMMA       = "," _
+LPAREN      = "(" _
+RPAREN      = ")" _
+LBRACKET    = "[" _
+RBRACKET    = "]" _
+EQ          = "=" _
+
+_           = (~r"\s+" / ~r"--[^\n]*" / ~r"#[^\n]*")*
+""".replace("{alternation}", "|".join(KEYWORDS)) + _KEYWORD_RULES
+
+#: How each token rule is named in an error message ("Expected ... but found ...").
+TOKEN_WORDS: dict[str, str] = {
+    **{kw: kw for kw in KEYWORDS},
+    "number": "a number",
+    "string": "a quoted string",
+    "name": "a name",
+    "hostport": "host:port",
+    "CMP_OP": "a comparison (=, !=, <, <=, >, >=)",
+    "STAR": "'*'",
+    "COMMA": "','",
+    "LPAREN": "'('",
+    "RPAREN": "')'",
+    "LBRACKET": "'['",
+    "RBRACKET": "']'",
+    "EQ": "'='",
+}
+
+
+@cache
+def grammar() -> Grammar:
+    """Return the compiled grammar (built once per process)."""
+    return Grammar(GRAMMAR_TEXT)

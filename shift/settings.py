@@ -1,0 +1,98 @@
+"""Settings: one table (name, default, help) that drives the CLI, the REPL and the docs.
+
+Values come, in increasing priority, from the defaults below, the environment
+(``SHIFT_<NAME>`` in upper case) and explicit overrides (command-line flags).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from shift.errors import SettingsError
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One configurable value.
+
+    Attributes:
+        name: snake_case name; the environment variable is ``SHIFT_`` + upper case.
+        default: default value; its type is the setting's type.
+        help: one line for ``--help`` and the README.
+    """
+
+    name: str
+    default: Any
+    help: str
+
+    @property
+    def env_var(self) -> str:
+        """The environment variable that overrides the default."""
+        return "SHIFT_" + self.name.upper()
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("state_dir", "~/.local/state/shift", "Directory holding the SQLite file and features."),
+    Setting("http_host", "127.0.0.1", "Address the broker's REST API binds to."),
+    Setting("http_port", 8001, "Port of the broker's REST API."),
+    Setting("zmq_host", "127.0.0.1", "Address the broker's ZeroMQ ROUTER binds to."),
+    Setting("zmq_port", 5555, "Port of the broker's ZeroMQ ROUTER."),
+    Setting("token", "", "Bearer token required on every REST request when not empty."),
+    Setting("data_roots", "", "Colon-separated directories datasets may be read from."),
+    Setting("heartbeat_ms", 1000, "Interval between worker heartbeats, in milliseconds."),
+    Setting("liveness", 3, "Heartbeats a worker may miss before it is declared dead."),
+    Setting("max_attempts", 3, "Workers a task may kill before it fails for good."),
+    Setting("url", "http://127.0.0.1:8001", "Broker URL that clients (query, repl) talk to."),
+)
+
+_BY_NAME = {s.name: s for s in SETTINGS}
+
+
+def _convert(setting: Setting, value: Any, origin: str) -> Any:
+    kind = type(setting.default)
+    if isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
+        return value
+    if kind is int:
+        try:
+            return int(str(value).strip())
+        except ValueError:
+            raise SettingsError(
+                f"setting {setting.name} from {origin} must be an integer, got {value!r}"
+            ) from None
+    return str(value)
+
+
+def load_settings(
+    overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """Resolve every setting from defaults, the environment and overrides.
+
+    Args:
+        overrides: Explicit values (``None`` values are ignored), e.g. parsed CLI flags.
+        environ: The environment to read; ``os.environ`` when omitted.
+
+    Returns:
+        A dict with one entry per setting, converted to the setting's type.
+
+    Raises:
+        SettingsError: an override names an unknown setting or a value has the wrong type.
+    """
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for setting in SETTINGS:
+        value = setting.default
+        if setting.env_var in environ:
+            value = _convert(setting, environ[setting.env_var], setting.env_var)
+        values[setting.name] = value
+    for name, value in (overrides or {}).items():
+        if value is None:
+            continue
+        if name not in _BY_NAME:
+            raise SettingsError(f"unknown setting {name!r}; known: {', '.join(sorted(_BY_NAME))}")
+        values[name] = _convert(_BY_NAME[name], value, "the command line")
+    values["state_dir"] = str(Path(values["state_dir"]).expanduser())
+    return values

@@ -1,0 +1,1 @@
+"""Cost model and replay of search strategies on recorded fine-tuning results."""
