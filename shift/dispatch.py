@@ -1,0 +1,431 @@
+"""The dispatcher: a pure state machine over tasks and workers.
+
+It holds the queue, the workers' slots and every task's state, takes events (submit, ready,
+result, failure, worker lost, cancel) with the current time, and returns :class:`Effects`:
+state changes to persist, batches to send, cancellations to forward. The broker's shell
+turns those into SQLite writes and ZeroMQ frames; this module never touches either.
+
+Rules:
+
+- A task's identity is its content hash; submitting a queued, running or succeeded task
+  again returns the existing one. A failed or cancelled task submitted again runs afresh.
+- A worker gets at most ``prefetch`` tasks in flight. Idle slots first take queued tasks
+  for models the worker holds, then the oldest tasks it can run, round robin over workers.
+- A result is accepted from any worker while the task is not final (identical work gives
+  an identical result); a copy still running elsewhere is cancelled. Later results for the
+  same task are ignored, so every task has exactly one result.
+- A worker that dies charges each of its in-flight tasks one attempt; a task whose
+  ``attempt`` reaches ``max_attempts`` when its worker dies fails with a clear error.
+  A worker that leaves cleanly, or reconnects with the same session, charges nothing.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+from shift.errors import SchedulerError
+from shift.protocol import Failed, Outcome, Ready, TaskItem
+from shift.tasks import TaskSpec, TaskState
+
+MODEL_MEMORY = 4
+"""How many recently used models the dispatcher remembers per worker for affinity."""
+
+
+@dataclass(frozen=True)
+class Change:
+    """A task's new state, to be persisted.
+
+    Attributes:
+        task_id: The task.
+        state: Its new state.
+        attempt: Its attempt number.
+        worker: The worker it runs on (or ran on last), if any.
+        spec: Set when the task is new (the store inserts it).
+        value: The result, for ``succeeded``.
+        error: The reason, for ``failed`` and ``cancelled``.
+    """
+
+    task_id: str
+    state: TaskState
+    attempt: int
+    worker: str | None = None
+    spec: TaskSpec | None = None
+    value: Any = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Dispatch:
+    """A batch of tasks to send to one worker."""
+
+    worker_id: str
+    items: tuple[TaskItem, ...]
+
+
+@dataclass(frozen=True)
+class CancelOrder:
+    """Tell ``worker_id`` to stop ``task_id``."""
+
+    worker_id: str
+    task_id: str
+
+
+@dataclass
+class Effects:
+    """What the shell must do after an event.
+
+    Attributes:
+        changes: State changes to persist, in order.
+        dispatches: Batches to send.
+        cancels: Cancellations to forward to workers.
+        dispatch_latency_s: Queue wait of every task dispatched.
+    """
+
+    changes: list[Change] = field(default_factory=list)
+    dispatches: list[Dispatch] = field(default_factory=list)
+    cancels: list[CancelOrder] = field(default_factory=list)
+    dispatch_latency_s: list[float] = field(default_factory=list)
+
+    def extend(self, other: Effects) -> None:
+        """Append another event's effects to these."""
+        self.changes.extend(other.changes)
+        self.dispatches.extend(other.dispatches)
+        self.cancels.extend(other.cancels)
+        self.dispatch_latency_s.extend(other.dispatch_latency_s)
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """The answer to a submission.
+
+    Attributes:
+        task_id: The task's identity.
+        state: Its state after the submission.
+        created: False when identical work already existed (queued, running or succeeded).
+    """
+
+    task_id: str
+    state: TaskState
+    created: bool
+
+
+@dataclass
+class _Task:
+    spec: TaskSpec
+    seq: int
+    state: TaskState
+    attempt: int
+    queued_at: float
+    worker: str | None = None
+
+    @property
+    def task_id(self) -> str:
+        return self.spec.task_id
+
+
+@dataclass
+class WorkerView:
+    """What the dispatcher knows about one worker (read-only for callers)."""
+
+    worker_id: str
+    session: str
+    device: str
+    memory_bytes: int
+    capabilities: frozenset[str]
+    prefetch: int
+    models: list[str] = field(default_factory=list)
+    inflight: set[str] = field(default_factory=set)
+
+    @property
+    def free(self) -> int:
+        """Slots this worker has for more tasks."""
+        return self.prefetch - len(self.inflight)
+
+    def hold(self, model: str) -> None:
+        """Record that the worker has ``model`` loaded (most recent last)."""
+        if model in self.models:
+            self.models.remove(model)
+        self.models.append(model)
+        del self.models[:-MODEL_MEMORY]
+
+
+class Dispatcher:
+    """The task and worker state machine.
+
+    Args:
+        max_attempts: Workers a task may kill before it fails.
+    """
+
+    def __init__(self, max_attempts: int = 3) -> None:
+        if max_attempts < 1:
+            raise SchedulerError(f"max_attempts must be at least 1, got {max_attempts}")
+        self.max_attempts = max_attempts
+        self._tasks: dict[str, _Task] = {}
+        self._final: dict[str, TaskState] = {}
+        self._by_kind: dict[str, OrderedDict[str, None]] = {}
+        self._by_model: dict[str, OrderedDict[str, None]] = {}
+        self._workers: dict[str, WorkerView] = {}
+        self._seq = 0
+
+    # ---- queries -------------------------------------------------------------------------
+
+    @property
+    def workers(self) -> dict[str, WorkerView]:
+        """The live workers by id."""
+        return self._workers
+
+    def state_of(self, task_id: str) -> TaskState | None:
+        """The task's state, or ``None`` if the dispatcher has never seen it."""
+        task = self._tasks.get(task_id)
+        return task.state if task else self._final.get(task_id)
+
+    def queue_depth(self) -> int:
+        """Tasks waiting for a worker."""
+        return sum(len(q) for q in self._by_kind.values())
+
+    def counts(self) -> dict[TaskState, int]:
+        """Number of tasks in each state."""
+        counts = dict.fromkeys(TaskState, 0)
+        for task in self._tasks.values():
+            counts[task.state] += 1
+        for state in self._final.values():
+            counts[state] += 1
+        return counts
+
+    # ---- tasks ---------------------------------------------------------------------------
+
+    def restore(self, spec: TaskSpec, state: TaskState, attempt: int, now: float) -> None:
+        """Load a task from the store at startup; a ``running`` task goes back to the queue.
+
+        A broker restart is not the task's fault, so the attempt is kept as it was.
+        """
+        if state.final:
+            self._final[spec.task_id] = state
+            return
+        self._enqueue(_Task(spec, self._next_seq(), TaskState.QUEUED, attempt, now))
+
+    def submit(self, spec: TaskSpec, now: float) -> tuple[Submitted, Effects]:
+        """Queue a task unless identical work is queued, running or done."""
+        effects = Effects()
+        task_id = spec.task_id
+        live = self._tasks.get(task_id)
+        if live is not None:
+            return Submitted(task_id, live.state, False), effects
+        final = self._final.get(task_id)
+        if final is TaskState.SUCCEEDED:
+            return Submitted(task_id, final, False), effects
+        self._final.pop(task_id, None)
+        task = _Task(spec, self._next_seq(), TaskState.QUEUED, 1, now)
+        self._enqueue(task)
+        effects.changes.append(Change(task_id, TaskState.QUEUED, 1, spec=spec))
+        return Submitted(task_id, TaskState.QUEUED, True), effects
+
+    def cancel(self, task_id: str) -> Effects:
+        """Cancel a queued or running task.
+
+        Raises:
+            SchedulerError: the task is unknown or already final.
+        """
+        task = self._tasks.get(task_id)
+        if task is None:
+            state = self._final.get(task_id)
+            what = "unknown" if state is None else f"already {state}"
+            raise SchedulerError(f"task {task_id} cannot be cancelled: it is {what}")
+        effects = Effects()
+        if task.state is TaskState.RUNNING and task.worker is not None:
+            effects.cancels.append(CancelOrder(task.worker, task_id))
+        self._finish(task, TaskState.CANCELLED, effects, error="cancelled on request")
+        return effects
+
+    # ---- workers -------------------------------------------------------------------------
+
+    def worker_ready(self, ready: Ready, now: float) -> Effects:
+        """Register a worker (or re-register one that reconnected or restarted)."""
+        effects = Effects()
+        known = self._workers.get(ready.worker_id)
+        if known is not None:
+            restarted = known.session != ready.session
+            effects.extend(self._drop_worker(known, charge=restarted, now=now))
+        self._workers[ready.worker_id] = WorkerView(
+            worker_id=ready.worker_id,
+            session=ready.session,
+            device=ready.device,
+            memory_bytes=ready.memory_bytes,
+            capabilities=frozenset(ready.capabilities),
+            prefetch=ready.prefetch,
+            models=list(ready.models[-MODEL_MEMORY:]),
+        )
+        return effects
+
+    def worker_models(self, worker_id: str, models: tuple[str, ...]) -> None:
+        """Update the models a worker reports holding (from a heartbeat)."""
+        worker = self._workers.get(worker_id)
+        if worker is not None and models:
+            worker.models = list(models[-MODEL_MEMORY:])
+
+    def worker_lost(self, worker_id: str, now: float) -> Effects:
+        """A worker went silent: charge its in-flight tasks an attempt and requeue them."""
+        worker = self._workers.get(worker_id)
+        return Effects() if worker is None else self._drop_worker(worker, charge=True, now=now)
+
+    def worker_left(self, worker_id: str, now: float) -> Effects:
+        """A worker said goodbye: requeue its in-flight tasks without charge."""
+        worker = self._workers.get(worker_id)
+        return Effects() if worker is None else self._drop_worker(worker, charge=False, now=now)
+
+    # ---- results -------------------------------------------------------------------------
+
+    def complete(self, worker_id: str, outcome: Outcome) -> Effects:
+        """Accept a result unless the task is already final."""
+        effects = Effects()
+        worker = self._workers.get(worker_id)
+        if worker is not None:
+            worker.inflight.discard(outcome.task_id)
+        task = self._tasks.get(outcome.task_id)
+        if task is None:
+            return effects
+        if task.state is TaskState.RUNNING and task.worker not in (None, worker_id):
+            effects.cancels.append(CancelOrder(task.worker, task.task_id))
+        if worker is not None and task.spec.model:
+            worker.hold(task.spec.model)
+        task.worker = worker_id
+        self._finish(task, TaskState.SUCCEEDED, effects, value=outcome.value)
+        return effects
+
+    def fail(self, worker_id: str, failed: Failed, now: float) -> Effects:
+        """Handle a task failure reported by the worker running it."""
+        effects = Effects()
+        worker = self._workers.get(worker_id)
+        if worker is not None:
+            worker.inflight.discard(failed.task_id)
+        task = self._tasks.get(failed.task_id)
+        if task is None or task.worker != worker_id or task.state is not TaskState.RUNNING:
+            return effects
+        if failed.cancelled:
+            # The worker stopped it without being asked (shutting down): run it elsewhere.
+            self._requeue(task, task.attempt, now, effects)
+        elif failed.retryable and task.attempt < self.max_attempts:
+            self._requeue(task, task.attempt + 1, now, effects)
+        else:
+            self._finish(task, TaskState.FAILED, effects, error=failed.error)
+        return effects
+
+    # ---- dispatch ------------------------------------------------------------------------
+
+    def assign(self, now: float) -> Effects:
+        """Fill free worker slots from the queue; returns the batches to send."""
+        effects = Effects()
+        batches: dict[str, list[TaskItem]] = {}
+        for affinity in (True, False):
+            active = [w for w in self._workers.values() if w.free > 0]
+            while active:
+                still = []
+                for worker in active:
+                    task = self._pick(worker, affinity)
+                    if task is None:
+                        continue
+                    self._start(task, worker, now, effects)
+                    batches.setdefault(worker.worker_id, []).append(
+                        TaskItem(
+                            task.task_id,
+                            task.spec.kind,
+                            task.spec.payload,
+                            task.attempt,
+                            task.spec.model,
+                        )
+                    )
+                    if worker.free > 0:
+                        still.append(worker)
+                active = still
+        effects.dispatches = [Dispatch(w, tuple(items)) for w, items in batches.items()]
+        return effects
+
+    # ---- internals -----------------------------------------------------------------------
+
+    def _next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    def _enqueue(self, task: _Task) -> None:
+        task.state = TaskState.QUEUED
+        task.worker = None
+        self._tasks[task.task_id] = task
+        self._by_kind.setdefault(task.spec.kind, OrderedDict())[task.task_id] = None
+        if task.spec.model:
+            self._by_model.setdefault(task.spec.model, OrderedDict())[task.task_id] = None
+
+    def _dequeue(self, task: _Task) -> None:
+        self._by_kind[task.spec.kind].pop(task.task_id, None)
+        if task.spec.model:
+            self._by_model[task.spec.model].pop(task.task_id, None)
+
+    def _pick(self, worker: WorkerView, affinity: bool) -> _Task | None:
+        best: _Task | None = None
+        if affinity:
+            queues = [self._by_model.get(m) for m in worker.models]
+        else:
+            queues = [self._by_kind.get(k) for k in worker.capabilities]
+        for queue in queues:
+            if not queue:
+                continue
+            for task_id in queue:
+                task = self._tasks[task_id]
+                if task.spec.kind in worker.capabilities:
+                    if best is None or task.seq < best.seq:
+                        best = task
+                    break
+                if not affinity:
+                    break
+        return best
+
+    def _start(self, task: _Task, worker: WorkerView, now: float, effects: Effects) -> None:
+        self._dequeue(task)
+        task.state = TaskState.RUNNING
+        task.worker = worker.worker_id
+        worker.inflight.add(task.task_id)
+        effects.dispatch_latency_s.append(max(0.0, now - task.queued_at))
+        effects.changes.append(Change(task.task_id, TaskState.RUNNING, task.attempt, task.worker))
+
+    def _requeue(self, task: _Task, attempt: int, now: float, effects: Effects) -> None:
+        task.attempt = attempt
+        task.queued_at = now
+        task.seq = self._next_seq()
+        self._enqueue(task)
+        effects.changes.append(Change(task.task_id, TaskState.QUEUED, attempt))
+
+    def _finish(
+        self,
+        task: _Task,
+        state: TaskState,
+        effects: Effects,
+        value: Any = None,
+        error: str | None = None,
+    ) -> None:
+        if task.state is TaskState.QUEUED:
+            self._dequeue(task)
+        del self._tasks[task.task_id]
+        self._final[task.task_id] = state
+        effects.changes.append(
+            Change(task.task_id, state, task.attempt, task.worker, value=value, error=error)
+        )
+
+    def _drop_worker(self, worker: WorkerView, *, charge: bool, now: float) -> Effects:
+        effects = Effects()
+        del self._workers[worker.worker_id]
+        for task_id in sorted(worker.inflight):
+            task = self._tasks.get(task_id)
+            if task is None or task.worker != worker.worker_id:
+                continue
+            if not charge:
+                self._requeue(task, task.attempt, now, effects)
+            elif task.attempt >= self.max_attempts:
+                error = (
+                    f"task killed {task.attempt} workers (last: {worker.worker_id}); "
+                    f"giving up after max_attempts={self.max_attempts}"
+                )
+                self._finish(task, TaskState.FAILED, effects, error=error)
+            else:
+                self._requeue(task, task.attempt + 1, now, effects)
+        return effects
