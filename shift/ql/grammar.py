@@ -11,7 +11,7 @@ from functools import cache
 
 from parsimonious.grammar import Grammar
 
-#: Reserved words. A name in a query may not be one of these (quote it as a string instead).
+#: Keywords (case-insensitive). Those in RESERVED below cannot be used as names.
 KEYWORDS: tuple[str, ...] = (
     "ALL", "AND", "AS", "ASC", "AUTO", "BENCHMARK", "BETWEEN", "BUDGET", "BY", "CHANGE",
     "CHUNK", "CLASSIFIED", "DATASET", "DECLARE", "DESC", "EXPLAIN", "FALSE", "FEATURES",
@@ -20,6 +20,13 @@ KEYWORDS: tuple[str, ...] = (
     "SELECT", "TASK", "TESTED", "THAN", "TO", "TRAINED", "TRUE", "UNION", "USE", "VALUES",
     "WAIT", "WHERE", "WITH",
 )  # fmt: skip
+
+#: Keywords that only appear where no name can stand, so they stay usable as names.
+SOFT_KEYWORDS: frozenset[str] = frozenset(
+    {"ALL", "AUTO", "DATASET", "FEATURES", "JSON", "MODEL", "RESULTS", "VALUES"}
+)
+#: Keywords that can never be names.
+RESERVED: tuple[str, ...] = tuple(kw for kw in KEYWORDS if kw not in SOFT_KEYWORDS)
 
 _KEYWORD_RULES = "\n".join(f'{kw} = ~r"{kw}\\b"i _' for kw in KEYWORDS)
 
@@ -43,12 +50,11 @@ query_term  = (LPAREN query RPAREN) / select / rank
 select      = SELECT columns FROM source where? clause*
 rank        = RANK columns FROM source where? clause*
 
-columns     = STAR / (column (COMMA column)*)
-column      = name
+columns     = STAR / (name (COMMA name)*)
 source      = name_list_literal / name
 where       = WHERE condition
 clause      = order_by / trained_on / tested_on / classified_by / ranked_by / limit
-            / other_than / chunk / budget / wait
+            / other_than / chunk / budget / WAIT
 order_by    = ORDER BY order_item (COMMA order_item)*
 order_item  = order_key (ASC / DESC)?
 order_key   = aggregate / name
@@ -63,7 +69,6 @@ limit       = LIMIT number
 other_than  = OTHER THAN (name_list_literal / name)
 chunk       = CHUNK (AUTO / number)
 budget      = BUDGET (AUTO / number)
-wait        = WAIT
 
 dataset_ref = dataset_list / dataset_item
 dataset_list = LBRACKET dataset_item (COMMA dataset_item)* RBRACKET
@@ -79,21 +84,18 @@ name_list_literal = LBRACKET string (COMMA string)* RBRACKET
 name_list   = name (COMMA name)*
 literal_list = literal (COMMA literal)*
 
-condition   = or_cond
-or_cond     = and_cond (OR and_cond)*
+condition   = and_cond (OR and_cond)*
 and_cond    = not_cond (AND not_cond)*
 not_cond    = (NOT not_cond) / primary
 primary     = (LPAREN condition RPAREN) / predicate
-predicate   = finetuned / between / in_pred / like / is_null / comparison
-finetuned   = FINETUNED
+predicate   = FINETUNED / between / in_pred / like / is_null / comparison
 between     = operand NOT? BETWEEN literal AND literal
 in_pred     = operand NOT? IN (in_values / name_list_literal / name)
 in_values   = LPAREN literal (COMMA literal)* RPAREN
 like        = operand NOT? LIKE string
 is_null     = operand IS NOT? NULL
-comparison  = operand cmp_op operand
+comparison  = operand CMP_OP operand
 operand     = literal / name
-cmp_op      = CMP_OP
 
 literal     = number / string / TRUE / FALSE / NULL
 number      = ~r"[+-]?(?:\d|\.\d)(?:[A-Za-z0-9_.]|(?<=[eE])[+-])*" _
@@ -112,7 +114,7 @@ RBRACKET    = "]" _
 EQ          = "=" _
 
 _           = (~r"\s+" / ~r"--[^\n]*" / ~r"#[^\n]*")*
-""".replace("{alternation}", "|".join(KEYWORDS)) + _KEYWORD_RULES
+""".replace("{alternation}", "|".join(RESERVED)) + _KEYWORD_RULES
 
 #: How each token rule is named in an error message ("Expected ... but found ...").
 TOKEN_WORDS: dict[str, str] = {

@@ -1,0 +1,1 @@
+"""Subcommands of the ``shift`` console script that need only the pure core."""

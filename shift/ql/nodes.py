@@ -1,0 +1,459 @@
+"""The query tree: frozen dataclasses for every SHiFT-QL statement, clause and condition.
+
+Every node carries a source ``span`` (start and end offsets into the parsed text) that is
+excluded from equality, so two spellings of the same query compare equal. Trees built by
+the parser are canonical: column aliases resolved, defaults filled in, AND/OR flattened.
+:mod:`shift.ql.codec` turns a tree into JSON and back; :mod:`shift.ql.render` turns it
+back into SHiFT-QL text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import ClassVar, Literal, TypeAlias
+
+Span: TypeAlias = tuple[int, int] | None
+Scalar: TypeAlias = int | float | str | bool | None
+
+
+def _span() -> Span:
+    return field(default=None, compare=False, repr=False, kw_only=True)  # type: ignore[return-value]
+
+
+class Node:
+    """Base of every tree node. ``TAG`` names the node in the JSON form."""
+
+    TAG: ClassVar[str] = ""
+    span: Span
+
+
+class CmpOp(StrEnum):
+    """Comparison operators, in canonical spelling (``==`` is ``=``, ``<>`` is ``!=``)."""
+
+    EQ = "="
+    NE = "!="
+    LT = "<"
+    LE = "<="
+    GT = ">"
+    GE = ">="
+
+
+class Aggregate(StrEnum):
+    """How a benchmark query combines the per-dataset scores of a model."""
+
+    SUM = "sum"
+    AVG = "avg"
+    MIN = "min"
+    MAX = "max"
+
+
+class PurgeTarget(StrEnum):
+    """What ``PURGE`` deletes: cached results (default), stored features, or both."""
+
+    RESULTS = "results"
+    FEATURES = "features"
+    ALL = "all"
+
+
+class RegisterKind(StrEnum):
+    """What ``REGISTER`` adds to the catalog."""
+
+    DATASET = "dataset"
+    MODEL = "model"
+
+
+# ---------------------------------------------------------------------------------- atoms
+
+
+@dataclass(frozen=True)
+class Value(Node):
+    """A literal: number, string, TRUE/FALSE or NULL (JSON: the bare value)."""
+
+    TAG = "value"
+    value: Scalar
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Name(Node):
+    """An identifier: a column, a variable or a parameter name (JSON: the bare string)."""
+
+    TAG = "name"
+    value: str
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Param(Node):
+    """``name=value`` inside a classifier, ranker, fine-tune or REGISTER parameter list."""
+
+    TAG = "param"
+    name: str
+    value: Value
+    span: Span = _span()
+
+
+# ----------------------------------------------------------------------------- conditions
+
+
+@dataclass(frozen=True)
+class Compare(Node):
+    """``column op value``; a value on the left is moved right with the operator flipped."""
+
+    TAG = "compare"
+    column: Name
+    op: CmpOp
+    value: Value
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Between(Node):
+    """``column [NOT] BETWEEN low AND high`` (bounds included)."""
+
+    TAG = "between"
+    column: Name
+    low: Value
+    high: Value
+    negated: bool = False
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class In(Node):
+    """``column [NOT] IN (v, ...)``, ``IN ["a", ...]`` or ``IN variable``.
+
+    Exactly one of ``values`` and ``variable`` is set.
+    """
+
+    TAG = "in"
+    column: Name
+    values: tuple[Value, ...] | None = None
+    variable: Name | None = None
+    negated: bool = False
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Like(Node):
+    """``column [NOT] LIKE 'pattern'`` with SQL wildcards ``%`` and ``_``."""
+
+    TAG = "like"
+    column: Name
+    pattern: Value
+    negated: bool = False
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class IsNull(Node):
+    """``column IS [NOT] NULL``."""
+
+    TAG = "is_null"
+    column: Name
+    negated: bool = False
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Finetuned(Node):
+    """``FINETUNED``: the model is a result of fine-tuning (``NOT FINETUNED`` is a Not)."""
+
+    TAG = "finetuned"
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Not(Node):
+    """``NOT operand``."""
+
+    TAG = "not"
+    operand: Condition
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class And(Node):
+    """Conjunction of two or more operands, none of them an ``And``."""
+
+    TAG = "and"
+    operands: tuple[Condition, ...]
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Or(Node):
+    """Disjunction of two or more operands, none of them an ``Or``."""
+
+    TAG = "or"
+    operands: tuple[Condition, ...]
+    span: Span = _span()
+
+
+Condition: TypeAlias = Compare | Between | In | Like | IsNull | Finetuned | Not | And | Or
+
+# ------------------------------------------------------------------------- sources, data
+
+
+@dataclass(frozen=True)
+class Table(Node):
+    """A catalog table: ``image_models``, ``text_models``, ``models`` or ``readers``."""
+
+    TAG = "table"
+    name: str
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Variable(Node):
+    """A name bound by ``DECLARE``."""
+
+    TAG = "variable"
+    name: str
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class NameList(Node):
+    """An explicit list of model or dataset names: ``["a", "b"]``."""
+
+    TAG = "names"
+    names: tuple[Value, ...]
+    span: Span = _span()
+
+
+Source: TypeAlias = Table | Variable | NameList
+
+
+@dataclass(frozen=True)
+class Dataset(Node):
+    """A registered dataset, by name."""
+
+    TAG = "dataset"
+    name: str
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Mutation(Node):
+    """``("base" CHANGE [l1, ...] TO "target" [m1, ...])``.
+
+    The rows of ``base`` labelled ``from_labels[i]`` are replaced by the rows of ``target``
+    labelled ``to_labels[i]`` (relabelled as ``from_labels[i]``). With ``target == base``
+    the change only relabels rows.
+    """
+
+    TAG = "mutation"
+    base: str
+    from_labels: tuple[Value, ...]
+    target: str
+    to_labels: tuple[Value, ...]
+    span: Span = _span()
+
+
+DatasetItem: TypeAlias = Dataset | Mutation
+
+
+@dataclass(frozen=True)
+class OrderKey(Node):
+    """One ``ORDER BY`` key: a column or ``agg(column)``, ascending unless ``descending``."""
+
+    TAG = "order"
+    column: Name
+    descending: bool = False
+    aggregate: Aggregate | None = None
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Method(Node):
+    """A classifier (``CLASSIFIED BY``) or ranker (``BY``) with its full parameter list."""
+
+    TAG = "method"
+    name: str
+    params: tuple[Param, ...] = ()
+    span: Span = _span()
+
+
+# ----------------------------------------------------------------------------- statements
+
+
+@dataclass(frozen=True)
+class Select(Node):
+    """Catalog query: ``SELECT cols FROM source [WHERE] [ORDER BY ...] [LIMIT] [OTHER THAN]``.
+
+    ``columns`` is empty for ``*``.
+    """
+
+    TAG = "select"
+    columns: tuple[Name, ...]
+    source: Source
+    where: Condition | None = None
+    order_by: tuple[OrderKey, ...] = ()
+    limit: int | None = None
+    other_than: Source | None = None
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class TaskSelect(Node):
+    """Task-aware query: rank the pool by a proxy's error on the user's data.
+
+    ``chunk`` and ``budget`` are ``None`` for an exhaustive search (no successive halving),
+    a positive integer, or ``"auto"``. ``benchmark`` pairs ``train[i]`` with ``test[i]``
+    and combines the per-pair scores with ``order.aggregate``.
+    """
+
+    TAG = "task_select"
+    columns: tuple[Name, ...]
+    source: Source
+    order: OrderKey
+    train: tuple[DatasetItem, ...]
+    test: tuple[DatasetItem, ...]
+    classifiers: tuple[Method, ...]
+    where: Condition | None = None
+    benchmark: bool = False
+    limit: int | None = None
+    other_than: Source | None = None
+    chunk: int | Literal["auto"] | None = None
+    budget: int | Literal["auto"] | None = None
+    wait: bool = False
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Rank(Node):
+    """``RANK cols FROM pool ... TRAINED ON ... TESTED ON ... BY "ranker(params)"``."""
+
+    TAG = "rank"
+    columns: tuple[Name, ...]
+    source: Source
+    train: tuple[DatasetItem, ...]
+    test: tuple[DatasetItem, ...]
+    ranker: Method
+    where: Condition | None = None
+    limit: int | None = None
+    other_than: Source | None = None
+    wait: bool = False
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class VecSelect(Node):
+    """``SELECT vec FROM datasets WHERE probe = model [AND cond]``: Task2Vec distances."""
+
+    TAG = "vec_select"
+    source: Source
+    probe: str
+    where: Condition | None = None
+    wait: bool = False
+    span: Span = _span()
+
+
+Query: TypeAlias = Select | TaskSelect | Rank
+
+
+@dataclass(frozen=True)
+class Union(Node):
+    """``q1 UNION [ALL] q2 ...``: the models of every part (distinct unless ``all``)."""
+
+    TAG = "union"
+    parts: tuple[Query, ...]
+    all: bool = False
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Finetune(Node):
+    """``FINETUNE models WITH datasets [(params)] [WAIT]``."""
+
+    TAG = "finetune"
+    models: Source
+    datasets: tuple[DatasetItem, ...]
+    params: tuple[Param, ...] = ()
+    wait: bool = False
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Explain(Node):
+    """``EXPLAIN [JSON] statement``: the plan instead of (and, after a run, with) results."""
+
+    TAG = "explain"
+    statement: Select | TaskSelect | Rank | VecSelect | Union | Finetune
+    json: bool = False
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Declare(Node):
+    """``DECLARE name AS query``: bind the query's models to a variable."""
+
+    TAG = "declare"
+    name: str
+    query: Select | TaskSelect | Rank | Union
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Print(Node):
+    """``PRINT name`` or ``PRINT *`` (``name`` is ``None``)."""
+
+    TAG = "print"
+    name: str | None = None
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Use(Node):
+    """``USE host:port`` or ``USE "http://host:port"``; ``url`` is always a full URL."""
+
+    TAG = "use"
+    url: str
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Register(Node):
+    """``REGISTER DATASET|MODEL "name" (cols) VALUES (vals)``."""
+
+    TAG = "register"
+    kind: RegisterKind
+    name: str
+    fields: tuple[Param, ...]
+    span: Span = _span()
+
+
+@dataclass(frozen=True)
+class Purge(Node):
+    """``PURGE [RESULTS | FEATURES | ALL]``."""
+
+    TAG = "purge"
+    target: PurgeTarget = PurgeTarget.RESULTS
+    span: Span = _span()
+
+
+Statement: TypeAlias = (
+    Select | TaskSelect | Rank | VecSelect | Union | Finetune | Explain | Declare | Print | Use
+    | Register | Purge
+)
+
+
+@dataclass(frozen=True)
+class Script(Node):
+    """A sequence of statements."""
+
+    TAG = "script"
+    statements: tuple[Statement, ...]
+    span: Span = _span()
+
+
+NODE_TYPES: dict[str, type[Node]] = {
+    cls.TAG: cls
+    for cls in (
+        Value, Name, Param, Compare, Between, In, Like, IsNull, Finetuned, Not, And, Or,
+        Table, Variable, NameList, Dataset, Mutation, OrderKey, Method, Select, TaskSelect,
+        Rank, VecSelect, Union, Finetune, Explain, Declare, Print, Use, Register, Purge, Script,
+    )
+}  # fmt: skip

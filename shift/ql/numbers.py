@@ -1,0 +1,45 @@
+"""SHiFT-QL numbers: sign, decimals, exponents and the unit suffixes K, M and B."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal, InvalidOperation
+
+_NUMBER = re.compile(r"([+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)([kKmMbB]?)")
+_SUFFIX = {"": 1, "k": 10**3, "m": 10**6, "b": 10**9}
+#: Integral values up to this magnitude are kept as exact integers.
+_MAX_EXACT = 10**18
+
+
+def parse_number(text: str) -> int | float:
+    """Read a number; integral values become ``int`` (``1e3`` -> 1000, ``2.5K`` -> 2500).
+
+    Raises:
+        ValueError: with a message naming the text when it is not a valid number.
+    """
+    match = _NUMBER.fullmatch(text)
+    if not match:
+        raise ValueError(f"{text!r} is not a number")
+    try:
+        value = Decimal(match.group(1)) * _SUFFIX[match.group(2).lower()]
+    except InvalidOperation:
+        raise ValueError(f"{text!r} is not a number") from None
+    if not value.is_finite():
+        raise ValueError(f"{text!r} is out of range")
+    if value == value.to_integral_value() and abs(value) <= _MAX_EXACT:
+        return int(value)
+    result = float(value)
+    if result in (float("inf"), float("-inf")):
+        raise ValueError(f"{text!r} is out of range")
+    return result
+
+
+def format_number(value: int | float) -> str:
+    """Write a number so that :func:`parse_number` reads back the same value."""
+    if isinstance(value, bool):
+        raise TypeError("booleans are not numbers")
+    if isinstance(value, int):
+        return str(value)
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ValueError(f"{value!r} has no SHiFT-QL spelling")
+    return repr(value)

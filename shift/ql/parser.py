@@ -1,0 +1,862 @@
+"""SHiFT-QL text to query tree.
+
+:func:`parse_script` parses one statement at a time with the parsimonious grammar,
+recording the furthest position any token failed at and every token expected there, so a
+failure says in words what was expected. After a bad statement it resumes at the next
+top-level semicolon, so every error in a script is reported at once. The tree builder
+resolves aliases and fills in defaults; :mod:`shift.ql.validate` then checks meaning.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from typing import Any
+
+from parsimonious.nodes import Node as PNode
+
+from shift.errors import Diagnostic, QueryError
+from shift.ql import nodes as n
+from shift.ql.diagnostics import Problem, diagnose, found_token, token_at
+from shift.ql.grammar import KEYWORDS, RESERVED, TOKEN_WORDS, grammar
+from shift.ql.numbers import parse_number
+from shift.ql.validate import validate
+from shift.ql.vocabulary import canonical_column, canonical_table, canonical_value, closest
+from shift.proxies import CLASSIFIERS, FINETUNE_PARAMS, RANKERS, MethodSpec, find_method
+
+_SKIP = re.compile(r"(?:\s+|--[^\n]*|#[^\n]*|;)*")
+_METHOD_TEXT = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_ \-]*?)\s*(?:\((.*)\))?\s*$", re.S)
+_KEYWORD_SET = frozenset(KEYWORDS)
+_RESERVED = frozenset(RESERVED)
+
+
+class _BuildError(Exception):
+    """Raised inside the builder; carries the problem to report."""
+
+    def __init__(self, problem: Problem):
+        super().__init__(problem.message)
+        self.problem = problem
+
+
+class _Failures:
+    """Stand-in for parsimonious' ParseError that records every token expected furthest.
+
+    parsimonious assigns ``expr`` then ``pos`` on this object each time a named
+    expression fails at or beyond the furthest position seen so far.
+    """
+
+    def __init__(self, text: str):
+        self.__dict__.update(text=text, pos=-1, expr=None, expected=set())
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        if key == "pos":
+            if value > self.pos:
+                self.expected.clear()
+            name = getattr(self.expr, "name", "")
+            if name in TOKEN_WORDS:
+                self.expected.add(name)
+        self.__dict__[key] = value
+
+
+# --------------------------------------------------------------------------- entry points
+
+
+def parse_script(text: str, source: str = "<query>") -> n.Script:
+    """Parse a script of ``;``-separated statements.
+
+    Raises:
+        QueryError: with one diagnostic per bad statement; nothing else escapes.
+    """
+    if not isinstance(text, str):
+        raise QueryError(Diagnostic(f"a query must be text, got {type(text).__name__}", 0, 0))
+    statements: list[n.Statement] = []
+    diagnostics: list[Diagnostic] = []
+    rule = grammar()["statement_text"]
+    pos = _SKIP.match(text, 0).end()  # type: ignore[union-attr]
+    while pos < len(text):
+        failures = _Failures(text)
+        try:
+            tree = rule.match_core(text, pos, defaultdict(dict), failures)
+        except RecursionError:
+            tree = None
+            failures.__dict__.update(pos=pos, expected=set())
+        end = tree.end if tree is not None else pos
+        if tree is not None and (end == len(text) or text[end] == ";"):
+            try:
+                statement = _Builder(text).statement(tree)
+                problems = validate(statement)
+            except _BuildError as error:
+                problems = [error.problem]
+            if problems:
+                diagnostics.extend(diagnose(text, p, source) for p in problems)
+            else:
+                statements.append(statement)
+            pos = _SKIP.match(text, end).end()  # type: ignore[union-attr]
+            continue
+        at = max(failures.pos, end)
+        expected = set(failures.expected)
+        if tree is not None and at == end:
+            expected.add(";")
+        diagnostics.append(diagnose(text, _syntax_problem(text, at, expected), source))
+        pos = _SKIP.match(text, _resume_after(text, pos, at)).end()  # type: ignore[union-attr]
+    if diagnostics:
+        raise QueryError(diagnostics)
+    return n.Script(tuple(statements), span=(0, len(text)))
+
+
+def parse(text: str, source: str = "<query>") -> n.Statement:
+    """Parse exactly one statement (a trailing ``;`` is allowed)."""
+    script = parse_script(text, source)
+    if len(script.statements) != 1:
+        count = len(script.statements)
+        raise QueryError(
+            Diagnostic(f"expected exactly one statement, found {count}", 1, 1, source=source)
+        )
+    return script.statements[0]
+
+
+# --------------------------------------------------------------------------- syntax errors
+
+
+def _describe(expected: set[str]) -> list[str]:
+    words = sorted({TOKEN_WORDS.get(e, repr(e)) for e in expected})
+    keywords = [w for w in words if w in _KEYWORD_SET]
+    others = [w for w in words if w not in _KEYWORD_SET]
+    return others + keywords
+
+
+def _syntax_problem(text: str, pos: int, expected: set[str]) -> Problem:
+    found = found_token(text, pos)
+    token = token_at(text, pos)
+    hint = ""
+    if token and token[0] in "'\"" and (len(token) < 2 or token[-1] != token[0] or token == token[0]):
+        quote = token[0]
+        return Problem(
+            f"Unterminated string starting at {found}",
+            (pos, pos + 1),
+            f"close it with {quote}; write {quote}{quote} for a quote inside it",
+        )
+    words = _describe(expected)
+    if not words:
+        message = f"Unexpected {found}"
+    elif len(words) <= 6:
+        message = f"Expected {_join(words)} but found {found}"
+    else:
+        message = f"Expected one of {', '.join(words)} but found {found}"
+    upper = token.upper()
+    candidates = [e for e in expected if e in _KEYWORD_SET]
+    if upper in _RESERVED and "name" in expected:
+        hint = f"{upper} is a reserved word; write names that clash with keywords in quotes"
+    elif token[:1].isalpha() and candidates:
+        match = closest(token, candidates)
+        if match and match != upper:
+            hint = f"did you mean {match}?"
+    if not hint and "statement" not in message and pos < len(text) and text[pos] == "=" and (
+        "CMP_OP" not in expected
+    ):
+        hint = "'=' compares values; parameters are written name=value inside parentheses"
+    return Problem(message, (pos, pos + max(1, len(token))), hint)
+
+
+def _join(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
+
+
+def _resume_after(text: str, start: int, failed_at: int) -> int:
+    """Offset just after the first top-level ``;`` at or after ``failed_at`` (or the end)."""
+    i, quote = start, ""
+    while i < len(text):
+        ch = text[i]
+        if quote:
+            if ch == quote:
+                if text[i + 1 : i + 2] == quote:
+                    i += 1
+                else:
+                    quote = ""
+        elif ch in "'\"":
+            quote = ch
+        elif ch == "-" and text[i + 1 : i + 2] == "-" or ch == "#":
+            newline = text.find("\n", i)
+            i = len(text) if newline == -1 else newline
+            continue
+        elif ch == ";" and i >= failed_at:
+            return i + 1
+        i += 1
+    return len(text)
+
+
+# ---------------------------------------------------------------------------- the builder
+
+
+def _kids(node: PNode) -> list[PNode]:
+    """Nearest descendants that are named rules (skipping whitespace ``_``)."""
+    out: list[PNode] = []
+    for child in node.children:
+        if child.expr_name == "_":
+            continue
+        if child.expr_name:
+            out.append(child)
+        else:
+            out.extend(_kids(child))
+    return out
+
+
+def _end(node: PNode) -> int:
+    """End offset of the last real token under ``node`` (trailing whitespace excluded)."""
+    for child in reversed(node.children):
+        if child.expr_name == "_" or child.start == child.end:
+            continue
+        return _end(child)
+    return node.end
+
+
+def _span(node: PNode, last: PNode | None = None) -> tuple[int, int]:
+    return (node.start, _end(last if last is not None else node))
+
+
+class _Builder:
+    """Turns a parsimonious parse tree of one statement into :mod:`shift.ql.nodes`."""
+
+    def __init__(self, text: str):
+        self.text = text
+
+    def fail(self, message: str, node: PNode | tuple[int, int], hint: str = "") -> None:
+        span = node if isinstance(node, tuple) else _span(node)
+        raise _BuildError(Problem(message, span, hint))
+
+    # ---- statements
+
+    def statement(self, tree: PNode) -> n.Statement:
+        (statement,) = _kids(tree)
+        (inner,) = _kids(statement)
+        return getattr(self, "stmt_" + inner.expr_name)(inner)  # type: ignore[no-any-return]
+
+    def stmt_query(self, node: PNode) -> n.Select | n.TaskSelect | n.Rank | n.VecSelect | n.Union:
+        kids = _kids(node)
+        terms = [k for k in kids if k.expr_name == "query_term"]
+        parts = [self.query_term(t) for t in terms]
+        if len(parts) == 1:
+            return parts[0]
+        alls = [self._union_all(kids, i) for i in range(len(kids)) if kids[i].expr_name == "UNION"]
+        if len(set(alls)) > 1:
+            self.fail("a query mixes UNION and UNION ALL; use one of them throughout", node)
+        flat: list[n.Query] = []
+        for part, term in zip(parts, terms, strict=True):
+            if isinstance(part, n.VecSelect):
+                self.fail("SELECT vec cannot be combined with UNION", term)
+            if isinstance(part, n.Union):
+                if part.all != alls[0]:
+                    self.fail("a query mixes UNION and UNION ALL; use one of them", term)
+                flat.extend(part.parts)
+            else:
+                flat.append(part)
+        return n.Union(tuple(flat), all=alls[0], span=_span(node))
+
+    @staticmethod
+    def _union_all(kids: list[PNode], i: int) -> bool:
+        return i + 1 < len(kids) and kids[i + 1].expr_name == "ALL"
+
+    def query_term(self, node: PNode) -> n.Select | n.TaskSelect | n.Rank | n.VecSelect | n.Union:
+        kids = _kids(node)
+        if kids[0].expr_name == "LPAREN":
+            return self.stmt_query(kids[1])
+        return self.select(kids[0])
+
+    def stmt_explain(self, node: PNode) -> n.Explain:
+        kids = _kids(node)
+        (inner,) = _kids(kids[-1])
+        target = self.stmt_finetune(inner) if inner.expr_name == "finetune" else None
+        if target is None:
+            target = self.stmt_query(inner)
+        return n.Explain(target, json=kids[1].expr_name == "JSON", span=_span(node))
+
+    def stmt_declare(self, node: PNode) -> n.Declare:
+        kids = _kids(node)
+        name = self.name(kids[1])
+        query = self.stmt_query(kids[3])
+        if isinstance(query, n.VecSelect):
+            self.fail("DECLARE binds models; SELECT vec returns distances", kids[3])
+        if canonical_table(name.value):
+            self.fail(f"{name.value!r} is a catalog table; pick another variable name", kids[1])
+        return n.Declare(name.value, query, span=_span(node))
+
+    def stmt_print(self, node: PNode) -> n.Print:
+        target = _kids(node)[1]
+        name = None if target.expr_name == "STAR" else self.name(target).value
+        return n.Print(name, span=_span(node))
+
+    def stmt_use(self, node: PNode) -> n.Use:
+        target = _kids(node)[1]
+        if target.expr_name == "hostport":
+            url = "http://" + target.children[0].text
+        else:
+            url = self.string(target).strip()
+            if "://" not in url:
+                url = "http://" + url
+        return n.Use(url.rstrip("/"), span=_span(node))
+
+    def stmt_register(self, node: PNode) -> n.Register:
+        kids = _kids(node)
+        kind = n.RegisterKind(kids[1].expr_name.lower())
+        name = self.string(kids[2])
+        columns = [self.name(k) for k in _kids(kids[4]) if k.expr_name == "name"]
+        values = [self.literal(k) for k in _kids(kids[8]) if k.expr_name == "literal"]
+        if len(columns) != len(values):
+            self.fail(
+                f"REGISTER lists {len(columns)} column(s) but {len(values)} value(s)",
+                _span(kids[3], kids[9]),
+                "give one value per column, in the same order",
+            )
+        fields = tuple(
+            n.Param(c.value.lower(), v, span=(c.span[0], v.span[1]))  # type: ignore[index]
+            for c, v in zip(columns, values, strict=True)
+        )
+        return n.Register(kind, name, fields, span=_span(node))
+
+    def stmt_finetune(self, node: PNode) -> n.Finetune:
+        kids = _kids(node)
+        models = self.model_ref(kids[1])
+        datasets = self.dataset_ref(kids[3])
+        params: tuple[n.Param, ...] = ()
+        wait = False
+        for k in kids[4:]:
+            if k.expr_name == "params":
+                params = self.finetune_params(k)
+            elif k.expr_name == "WAIT":
+                wait = True
+        return n.Finetune(models, datasets, params, wait, span=_span(node))
+
+    def stmt_purge(self, node: PNode) -> n.Purge:
+        kids = _kids(node)
+        target = n.PurgeTarget(kids[1].expr_name.lower()) if len(kids) > 1 else None
+        return n.Purge(target or n.PurgeTarget.RESULTS, span=_span(node))
+
+    # ---- SELECT / RANK
+
+    def select(self, node: PNode) -> n.Select | n.TaskSelect | n.Rank | n.VecSelect:
+        kids = _kids(node)
+        is_rank = kids[0].expr_name == "RANK"
+        columns = self.columns(kids[1])
+        source = self.source(kids[3])
+        where = None
+        clauses: dict[str, tuple[PNode, Any]] = {}
+        for k in kids[4:]:
+            if k.expr_name == "where":
+                where = self.condition(_kids(k)[1])
+                continue
+            (clause,) = _kids(k)
+            kind = clause.expr_name.lower()
+            if kind in clauses:
+                words = " ".join(t.text.split()[0].upper() for t in _kids(clause)[:2])
+                self.fail(f"{words} is given twice", clause, "keep one of them")
+            clauses[kind] = (clause, getattr(self, "clause_" + kind)(clause))
+        span = _span(node)
+        value = {kind: v for kind, (_, v) in clauses.items()}
+        is_vec = [c.value for c in columns] == ["vec"]
+        if is_vec and not is_rank:
+            return self.vec_select(node, source, where, clauses)
+        task = "trained_on" in clauses or "tested_on" in clauses
+        if is_rank:
+            self.require(clauses, ("trained_on", "tested_on", "ranked_by"), node, "RANK")
+            self.forbid(clauses, ("order_by", "classified_by", "chunk", "budget"), "RANK",
+                        "RANK orders by its ranker's score")  # fmt: skip
+            if value["tested_on"][0]:
+                self.fail("RANK scores one task; BENCHMARK applies to SELECT queries",
+                          clauses["tested_on"][0])  # fmt: skip
+            return n.Rank(
+                columns, source, value["trained_on"], value["tested_on"][1], value["ranked_by"],
+                where, value.get("limit"), value.get("other_than"), "wait" in clauses,
+                span=span,
+            )  # fmt: skip
+        if task:
+            self.require(clauses, ("trained_on", "tested_on"), node, "a task-aware query")
+            self.forbid(clauses, ("ranked_by",), "SELECT", "BY \"ranker\" belongs to RANK")
+            return self.task_select(columns, source, where, clauses, value, span)
+        self.forbid(
+            clauses,
+            ("classified_by", "chunk", "budget", "wait", "ranked_by"),
+            "a catalog query",
+            "add TRAINED ON and TESTED ON to rank models on your data",
+        )
+        return n.Select(
+            columns, source, where, value.get("order_by", ()), value.get("limit"),
+            value.get("other_than"), span=span,
+        )  # fmt: skip
+
+    def task_select(
+        self,
+        columns: tuple[n.Name, ...],
+        source: n.Source,
+        where: n.Condition | None,
+        clauses: dict[str, tuple[PNode, Any]],
+        value: dict[str, Any],
+        span: tuple[int, int],
+    ) -> n.TaskSelect:
+        benchmark, test = value["tested_on"]
+        if "order_by" in value:
+            order_node = clauses["order_by"][0]
+            keys = value["order_by"]
+            if len(keys) != 1:
+                self.fail("a task-aware query orders by one metric (err or acc)", order_node)
+            order = keys[0]
+            if benchmark and order.aggregate is None:
+                order = n.OrderKey(order.column, order.descending, n.Aggregate.AVG,
+                                   span=order.span)  # fmt: skip
+        else:
+            order = n.OrderKey(n.Name("err"), False, n.Aggregate.AVG if benchmark else None)
+        classifiers = value.get("classified_by") or (self.method(CLASSIFIERS, "euclidean_nn"),)
+        return n.TaskSelect(
+            columns, source, order, value["trained_on"], test, classifiers, where, benchmark,
+            value.get("limit"), value.get("other_than"), value.get("chunk"), value.get("budget"),
+            "wait" in clauses, span=span,
+        )  # fmt: skip
+
+    def vec_select(
+        self,
+        node: PNode,
+        source: n.Source,
+        where: n.Condition | None,
+        clauses: dict[str, tuple[PNode, Any]],
+    ) -> n.VecSelect:
+        self.forbid(clauses, tuple(k for k in clauses if k != "wait"), "SELECT vec",
+                    "SELECT vec FROM readers WHERE probe = \"model\" [WAIT]")  # fmt: skip
+        probe, rest = _take_probe(where)
+        if probe is None:
+            self.fail(
+                "SELECT vec needs the probe model: add WHERE probe = \"model name\"",
+                _span(node),
+            )
+        return n.VecSelect(source, probe, rest, "wait" in clauses, span=_span(node))  # type: ignore[arg-type]
+
+    def require(
+        self, clauses: dict[str, Any], needed: tuple[str, ...], node: PNode, what: str
+    ) -> None:
+        for kind in needed:
+            if kind not in clauses:
+                word = _CLAUSE_WORDS[kind]
+                self.fail(f"{what} needs {word}", (node.start, _end(node)),
+                          f"add {word} ... to the statement")  # fmt: skip
+
+    def forbid(self, clauses: dict[str, Any], kinds: tuple[str, ...], what: str, hint: str) -> None:
+        for kind in kinds:
+            if kind in clauses:
+                self.fail(f"{_CLAUSE_WORDS[kind]} does not apply to {what}", clauses[kind][0], hint)
+
+    def columns(self, node: PNode) -> tuple[n.Name, ...]:
+        kids = _kids(node)
+        if kids[0].expr_name == "STAR":
+            return ()
+        out = []
+        for k in kids:
+            if k.expr_name == "name":
+                name = self.name(k)
+                if name.value.lower() == "vec":
+                    out.append(n.Name("vec", span=name.span))
+                else:
+                    out.append(self.column_name(name))
+        return tuple(out)
+
+    def column_name(self, name: n.Name) -> n.Name:
+        canonical = canonical_column(name.value)
+        return n.Name(canonical or name.value, span=name.span)
+
+    def source(self, node: PNode) -> n.Source:
+        (inner,) = _kids(node)
+        if inner.expr_name == "name_list_literal":
+            return self.name_list(inner)
+        name = self.name(inner)
+        table = canonical_table(name.value)
+        if table:
+            return n.Table(table, span=name.span)
+        return n.Variable(name.value, span=name.span)
+
+    def name_list(self, node: PNode) -> n.NameList:
+        names = tuple(self.string_value(k) for k in _kids(node) if k.expr_name == "string")
+        return n.NameList(names, span=_span(node))
+
+    # ---- clauses
+
+    def clause_order_by(self, node: PNode) -> tuple[n.OrderKey, ...]:
+        return tuple(self.order_item(k) for k in _kids(node) if k.expr_name == "order_item")
+
+    def order_item(self, node: PNode) -> n.OrderKey:
+        kids = _kids(node)
+        (key,) = _kids(kids[0])
+        descending = len(kids) > 1 and kids[1].expr_name == "DESC"
+        if key.expr_name == "aggregate":
+            fn, _, column, _ = _kids(key)
+            word = self.name(fn)
+            try:
+                aggregate = n.Aggregate(word.value.lower())
+            except ValueError:
+                choices = [a.value for a in n.Aggregate]
+                self.fail(
+                    f"unknown aggregate {word.value!r}; use one of {', '.join(choices)}",
+                    fn,
+                    _hint(word.value, choices),
+                )
+            return n.OrderKey(self.column_name(self.name(column)), descending, aggregate,
+                              span=_span(node))  # fmt: skip
+        return n.OrderKey(self.column_name(self.name(key)), descending, span=_span(node))
+
+    def clause_trained_on(self, node: PNode) -> tuple[n.DatasetItem, ...]:
+        return self.dataset_ref(_kids(node)[2])
+
+    def clause_tested_on(self, node: PNode) -> tuple[bool, tuple[n.DatasetItem, ...]]:
+        kids = _kids(node)
+        benchmark = kids[2].expr_name == "BENCHMARK"
+        return benchmark, self.dataset_ref(kids[-1])
+
+    def clause_classified_by(self, node: PNode) -> tuple[n.Method, ...]:
+        target = _kids(node)[2]
+        items = [k for k in _kids(target) if k.expr_name == "classifier"] or [target]
+        methods = [self.classifier(k) for k in items]
+        seen: set[n.Method] = set()
+        for method, k in zip(methods, items, strict=True):
+            if method in seen:
+                self.fail(f"classifier {method.name} is listed twice", k)
+            seen.add(method)
+        return tuple(methods)
+
+    def classifier(self, node: PNode) -> n.Method:
+        kids = _kids(node)
+        word = self.string(kids[0]) if kids[0].expr_name == "string" else self.name(kids[0]).value
+        params: list[n.Param] = []
+        if len(kids) > 1:
+            params = self.params(kids[1])
+        elif kids[0].expr_name == "string" and "(" in word:
+            word, params = self.method_text(word, kids[0])
+        return self.method(CLASSIFIERS, word, params, node, "classifier")
+
+    def clause_ranked_by(self, node: PNode) -> n.Method:
+        target = _kids(node)[1]
+        if target.expr_name == "string":
+            word, params = self.method_text(self.string(target), target)
+        else:
+            word, params = self.name(target).value, []
+        return self.method(RANKERS, word, params, target, "ranker")
+
+    def method_text(self, text: str, node: PNode) -> tuple[str, list[n.Param]]:
+        """Parse ``"name(key=value, ...)"`` written inside a string."""
+        match = _METHOD_TEXT.match(text)
+        if not match:
+            self.fail(f"cannot read {text!r} as name(param=value, ...)", node)
+        word, inner = match.group(1), match.group(2)  # type: ignore[union-attr]
+        params = []
+        for part in (inner or "").split(","):
+            if not part.strip():
+                continue
+            key, eq, raw = part.partition("=")
+            if not eq or not key.strip().isidentifier():
+                self.fail(f"cannot read {part.strip()!r} as param=value in {text!r}", node)
+            raw = raw.strip()
+            value: Any
+            if raw[:1] in "'\"" and raw[-1:] == raw[:1] and len(raw) > 1:
+                value = raw[1:-1]
+            else:
+                try:
+                    value = parse_number(raw)
+                except ValueError as error:
+                    self.fail(f"{error} in {text!r}", node)
+            params.append(n.Param(key.strip(), n.Value(value, span=_span(node)), span=_span(node)))
+        return word.strip(), params
+
+    def method(
+        self,
+        table: dict[str, MethodSpec],
+        word: str,
+        params: list[n.Param] | None = None,
+        node: PNode | None = None,
+        what: str = "",
+    ) -> n.Method:
+        """Resolve a method spelling, check its parameters and fill in defaults."""
+        span = _span(node) if node is not None else None
+        spec = find_method(table, word)
+        if spec is None:
+            # leave the spelling; validate() reports it with the closest match
+            return n.Method(word, tuple(params or ()), span=span)
+        given = {p.name: p for p in params or ()}
+        for p in params or ():
+            if spec.param(p.name) is None:
+                known = [q.name for q in spec.params]
+                listing = ", ".join(known) if known else "no parameters"
+                self.fail(
+                    f"{what} {spec.display} has no parameter {p.name!r} (it takes {listing})",
+                    p.span or (0, 0),
+                    _hint(p.name, known),
+                )
+        filled = []
+        for ps in spec.params:
+            p = given.get(ps.name)
+            value = p.value if p is not None else n.Value(ps.default)
+            if ps.kind is int and isinstance(value.value, float) and value.value.is_integer():
+                value = n.Value(int(value.value), span=value.span)
+            filled.append(n.Param(ps.name, value, span=p.span if p else None))
+        return n.Method(spec.name, tuple(filled), span=span)
+
+    def clause_limit(self, node: PNode) -> int:
+        return self.count(_kids(node)[1], "LIMIT", minimum=0)
+
+    def clause_other_than(self, node: PNode) -> n.Source:
+        target = _kids(node)[2]
+        if target.expr_name == "name_list_literal":
+            return self.name_list(target)
+        name = self.name(target)
+        if canonical_table(name.value):
+            self.fail(f"OTHER THAN takes a variable or a list of names, not the table {name.value}",
+                      target)  # fmt: skip
+        return n.Variable(name.value, span=name.span)
+
+    def clause_chunk(self, node: PNode) -> int | str:
+        target = _kids(node)[1]
+        return "auto" if target.expr_name == "AUTO" else self.count(target, "CHUNK", minimum=1)
+
+    def clause_budget(self, node: PNode) -> int | str:
+        target = _kids(node)[1]
+        return "auto" if target.expr_name == "AUTO" else self.count(target, "BUDGET", minimum=1)
+
+    def clause_wait(self, node: PNode) -> bool:
+        return True
+
+    def count(self, node: PNode, what: str, minimum: int) -> int:
+        value = self.number(node).value
+        if isinstance(value, float) or value < minimum:  # type: ignore[operator]
+            least = "a positive" if minimum == 1 else "a non-negative"
+            self.fail(f"{what} must be {least} whole number, got {_raw(node)}", node)
+        return int(value)  # type: ignore[arg-type]
+
+    # ---- datasets and models
+
+    def dataset_ref(self, node: PNode) -> tuple[n.DatasetItem, ...]:
+        (inner,) = _kids(node)
+        if inner.expr_name == "dataset_list":
+            items = [k for k in _kids(inner) if k.expr_name == "dataset_item"]
+        else:
+            items = [inner]
+        return tuple(self.dataset_item(k) for k in items)
+
+    def dataset_item(self, node: PNode) -> n.DatasetItem:
+        (inner,) = _kids(node)
+        if inner.expr_name == "mutation":
+            kids = _kids(inner)
+            return n.Mutation(
+                self.word(kids[1]),
+                self.labels(kids[3]),
+                self.word(kids[5]),
+                self.labels(kids[6]),
+                span=_span(inner),
+            )
+        return n.Dataset(self.word(inner), span=_span(inner))
+
+    def labels(self, node: PNode) -> tuple[n.Value, ...]:
+        return tuple(self.literal(k) for k in _kids(node) if k.expr_name == "literal")
+
+    def model_ref(self, node: PNode) -> n.Source:
+        (inner,) = _kids(node)
+        if inner.expr_name == "name_list_literal":
+            return self.name_list(inner)
+        if inner.expr_name == "string":
+            return n.NameList((self.string_value(inner),), span=_span(inner))
+        name = self.name(inner)
+        table = canonical_table(name.value)
+        if table:
+            return n.Table(table, span=name.span)
+        return n.Variable(name.value, span=name.span)
+
+    def finetune_params(self, node: PNode) -> tuple[n.Param, ...]:
+        params = self.params(node)
+        for p in params:
+            if p.name not in FINETUNE_PARAMS:
+                known = list(FINETUNE_PARAMS)
+                self.fail(
+                    f"FINETUNE has no option {p.name!r} (options: {', '.join(known)})",
+                    p.span or (0, 0),
+                    _hint(p.name, known),
+                )
+        return tuple(sorted(params, key=lambda p: list(FINETUNE_PARAMS).index(p.name)))
+
+    def params(self, node: PNode) -> list[n.Param]:
+        out: list[n.Param] = []
+        for k in _kids(node):
+            if k.expr_name != "param":
+                continue
+            key, _, value = _kids(k)
+            name = self.name(key).value.lower()
+            if any(p.name == name for p in out):
+                self.fail(f"parameter {name!r} is given twice", k)
+            out.append(n.Param(name, self.literal(value), span=_span(k)))
+        return out
+
+    # ---- conditions
+
+    def condition(self, node: PNode) -> n.Condition:
+        return self.cond(node)
+
+    def cond(self, node: PNode) -> n.Condition:
+        kind = node.expr_name
+        kids = _kids(node)
+        if kind in ("condition", "and_cond"):
+            parts = [self.cond(k) for k in kids if k.expr_name in ("and_cond", "not_cond")]
+            if len(parts) == 1:
+                return parts[0]
+            cls = n.Or if kind == "condition" else n.And
+            flat: list[n.Condition] = []
+            for part in parts:
+                flat.extend(part.operands if isinstance(part, cls) else (part,))
+            return cls(tuple(flat), span=_span(node))
+        if kind == "not_cond":
+            if kids[0].expr_name == "NOT":
+                return n.Not(self.cond(kids[1]), span=_span(node))
+            return self.cond(kids[0])
+        if kind == "primary":
+            if kids[0].expr_name == "LPAREN":
+                inner = self.condition(kids[1])
+                return inner
+            return self.cond(kids[0])
+        if kind == "predicate":
+            return self.predicate(kids[0])
+        raise _BuildError(Problem(f"unexpected {kind}", _span(node)))
+
+    def predicate(self, node: PNode) -> n.Condition:
+        kind = node.expr_name
+        kids = _kids(node)
+        span = _span(node)
+        if kind == "FINETUNED":
+            return n.Finetuned(span=span)
+        negated = any(k.expr_name == "NOT" for k in kids)
+        if kind == "comparison":
+            left, op_node, right = kids
+            op = _OPS[op_node.text.strip()]
+            lhs, rhs = self.operand(left), self.operand(right)
+            if isinstance(lhs, n.Value) and isinstance(rhs, n.Name):
+                lhs, rhs, op = rhs, lhs, _FLIPPED[op]
+            if isinstance(lhs, n.Value):
+                self.fail("a comparison needs a column name on one side", span,
+                          "write column op value, e.g. num_params < 10M")  # fmt: skip
+            if isinstance(rhs, n.Name):
+                if lhs.value.lower() == "probe":  # type: ignore[union-attr]
+                    rhs = n.Value(rhs.value, span=rhs.span)
+                else:
+                    self.fail(
+                        f"compare {lhs.value} with a value, not with the name {rhs.value}",  # type: ignore[union-attr]
+                        right,
+                        f"quote it if it is text: '{rhs.value}'",
+                    )
+            column = self.column_name(lhs)  # type: ignore[arg-type]
+            return n.Compare(column, op, self.column_value(column, rhs), span=span)  # type: ignore[arg-type]
+        column = self.operand(kids[0])
+        if isinstance(column, n.Value):
+            self.fail("expected a column name before " + kids[1].text.split()[0].upper(), kids[0])
+        column = self.column_name(column)  # type: ignore[arg-type]
+        if kind == "between":
+            literals = [self.column_value(column, self.literal(k)) for k in kids if
+                        k.expr_name == "literal"]  # fmt: skip
+            return n.Between(column, literals[0], literals[1], negated, span=span)
+        if kind == "like":
+            return n.Like(column, self.string_value(kids[-1]), negated, span=span)
+        if kind == "is_null":
+            return n.IsNull(column, negated, span=span)
+        if kind == "in_pred":
+            target = kids[-1]
+            if target.expr_name == "name":
+                return n.In(column, variable=self.name(target), negated=negated, span=span)
+            values = tuple(
+                self.column_value(column, self.literal(k) if k.expr_name == "literal" else
+                                  self.string_value(k))  # fmt: skip
+                for k in _kids(target)
+                if k.expr_name in ("literal", "string")
+            )
+            return n.In(column, values=values, negated=negated, span=span)
+        raise _BuildError(Problem(f"unexpected {kind}", span))
+
+    def operand(self, node: PNode) -> n.Value | n.Name:
+        (inner,) = _kids(node)
+        return self.literal(inner) if inner.expr_name == "literal" else self.name(inner)
+
+    def column_value(self, column: n.Name, value: n.Value) -> n.Value:
+        if isinstance(value.value, str):
+            return n.Value(canonical_value(column.value, value.value), span=value.span)
+        return value
+
+    # ---- tokens
+
+    def literal(self, node: PNode) -> n.Value:
+        (inner,) = _kids(node)
+        kind = inner.expr_name
+        if kind == "number":
+            return self.number(inner)
+        if kind == "string":
+            return self.string_value(inner)
+        return n.Value({"TRUE": True, "FALSE": False, "NULL": None}[kind], span=_span(inner))
+
+    def number(self, node: PNode) -> n.Value:
+        raw = _raw(node)
+        try:
+            value = parse_number(raw)
+        except ValueError as error:
+            self.fail(str(error), node, "numbers look like 42, -1.5, 2e-3, 10M, 1.5K or 3B")
+        return n.Value(value, span=_span(node))
+
+    def string(self, node: PNode) -> str:
+        raw = _raw(node)
+        quote = raw[0]
+        return raw[1:-1].replace(quote * 2, quote)
+
+    def string_value(self, node: PNode) -> n.Value:
+        return n.Value(self.string(node), span=_span(node))
+
+    def name(self, node: PNode) -> n.Name:
+        return n.Name(_raw(node), span=_span(node))
+
+    def word(self, node: PNode) -> str:
+        """A dataset or model name written as a string or a bare name."""
+        return self.string(node) if node.expr_name == "string" else self.name(node).value
+
+
+def _raw(node: PNode) -> str:
+    """The token text without trailing whitespace or comments."""
+    return node.full_text[node.start : _end(node)]  # type: ignore[no-any-return]
+
+
+def _hint(word: str, choices: list[str]) -> str:
+    match = closest(word, choices)
+    return f"did you mean {match!r}?" if match else ""
+
+
+def _take_probe(where: n.Condition | None) -> tuple[str | None, n.Condition | None]:
+    """Split ``probe = X [AND rest]`` into the probe name and the rest of the condition."""
+
+    def is_probe(c: n.Condition) -> bool:
+        return (
+            isinstance(c, n.Compare)
+            and c.column.value.lower() == "probe"
+            and c.op is n.CmpOp.EQ
+            and isinstance(c.value.value, str)
+        )
+
+    if where is None:
+        return None, None
+    if is_probe(where):
+        return where.value.value, None  # type: ignore[union-attr]
+    if isinstance(where, n.And):
+        probes = [c for c in where.operands if is_probe(c)]
+        if len(probes) == 1:
+            rest = tuple(c for c in where.operands if c is not probes[0])
+            remaining = rest[0] if len(rest) == 1 else n.And(rest, span=where.span)
+            return probes[0].value.value, remaining  # type: ignore[union-attr]
+    return None, where
+
+
+_OPS = {
+    "=": n.CmpOp.EQ, "==": n.CmpOp.EQ, "!=": n.CmpOp.NE, "<>": n.CmpOp.NE,
+    "<": n.CmpOp.LT, "<=": n.CmpOp.LE, ">": n.CmpOp.GT, ">=": n.CmpOp.GE,
+}  # fmt: skip
+_FLIPPED = {
+    n.CmpOp.EQ: n.CmpOp.EQ, n.CmpOp.NE: n.CmpOp.NE, n.CmpOp.LT: n.CmpOp.GT,
+    n.CmpOp.LE: n.CmpOp.GE, n.CmpOp.GT: n.CmpOp.LT, n.CmpOp.GE: n.CmpOp.LE,
+}  # fmt: skip
+_CLAUSE_WORDS = {
+    "order_by": "ORDER BY", "trained_on": "TRAINED ON", "tested_on": "TESTED ON",
+    "classified_by": "CLASSIFIED BY", "ranked_by": "BY \"ranker\"", "limit": "LIMIT",
+    "other_than": "OTHER THAN", "chunk": "CHUNK", "budget": "BUDGET", "wait": "WAIT",
+}  # fmt: skip

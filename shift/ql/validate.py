@@ -1,0 +1,377 @@
+"""Meaning checks on a query tree, shared by the parser and the JSON decoder.
+
+:func:`validate` returns every :class:`~shift.ql.diagnostics.Problem` it finds (located by
+the node's span when the tree came from text). A tree that passes is canonical: known
+columns, tables, classifiers and rankers under their canonical names with every parameter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
+from shift.ql import nodes as n
+from shift.ql.diagnostics import Problem
+from shift.ql.vocabulary import (
+    DATASET_COLUMNS,
+    METRICS,
+    MODEL_COLUMNS,
+    RESULT_COLUMNS,
+    TABLES,
+    VALUE_SPELLINGS,
+    closest,
+    columns_for,
+)
+from shift.proxies import CLASSIFIERS, FINETUNE_PARAMS, RANKERS, MethodSpec
+
+
+def validate(statement: n.Statement) -> list[Problem]:
+    """Check a statement's meaning; an empty list means it is valid and canonical."""
+    return list(_check(statement))
+
+
+def _hint(word: str, choices: tuple[str, ...] | list[str]) -> str:
+    match = closest(word, choices)
+    return f"did you mean {match!r}?" if match else ""
+
+
+def _table_of(source: n.Source) -> str | None:
+    return source.name if isinstance(source, n.Table) else None
+
+
+def _check(node: n.Statement) -> Iterator[Problem]:
+    if isinstance(node, n.Select):
+        yield from _check_source(node.source)
+        table = _table_of(node.source)
+        allowed = columns_for(table)
+        yield from _check_columns(node.columns, allowed, task=False)
+        yield from _check_condition(node.where, allowed)
+        for key in node.order_by:
+            yield from _check_order_key(key, allowed)
+        yield from _check_limit(node.limit, node)
+        yield from _check_other_than(node.other_than)
+    elif isinstance(node, n.TaskSelect):
+        yield from _check_model_pool(node.source)
+        yield from _check_columns(node.columns, MODEL_COLUMNS, task=True)
+        yield from _check_condition(node.where, MODEL_COLUMNS)
+        yield from _check_task_order(node)
+        yield from _check_datasets(node.train, "TRAINED ON")
+        yield from _check_datasets(node.test, "TESTED ON")
+        if node.benchmark and len(node.train) not in (1, len(node.test)):
+            yield Problem(
+                f"BENCHMARK pairs training and test sets, but TRAINED ON lists {len(node.train)} "
+                f"and TESTED ON lists {len(node.test)}",
+                node.span,
+                "give one training set per test set, or a single training set for all",
+            )
+        if not node.classifiers:
+            yield Problem("CLASSIFIED BY needs at least one classifier", node.span)
+        for method in node.classifiers:
+            yield from _check_method(method, CLASSIFIERS, "classifier")
+        yield from _check_limit(node.limit, node)
+        yield from _check_other_than(node.other_than)
+        for what, value in (("CHUNK", node.chunk), ("BUDGET", node.budget)):
+            if value is not None and value != "auto" and (
+                isinstance(value, bool) or not isinstance(value, int) or value < 1
+            ):
+                yield Problem(f"{what} must be a positive whole number or AUTO, got {value!r}",
+                              node.span)  # fmt: skip
+    elif isinstance(node, n.Rank):
+        yield from _check_model_pool(node.source)
+        yield from _check_columns(node.columns, MODEL_COLUMNS, task=True)
+        yield from _check_condition(node.where, MODEL_COLUMNS)
+        yield from _check_datasets(node.train, "TRAINED ON")
+        yield from _check_datasets(node.test, "TESTED ON")
+        yield from _check_method(node.ranker, RANKERS, "ranker")
+        yield from _check_limit(node.limit, node)
+        yield from _check_other_than(node.other_than)
+    elif isinstance(node, n.VecSelect):
+        if isinstance(node.source, n.Table) and TABLES[node.source.name] != "dataset":
+            yield Problem(
+                f"SELECT vec compares datasets; FROM {node.source.name} holds models",
+                node.source.span,
+                "write FROM readers, or a list of dataset names",
+            )
+        yield from _check_source(node.source)
+        if not node.probe.strip():
+            yield Problem("the probe model name is empty", node.span)
+        yield from _check_condition(node.where, DATASET_COLUMNS)
+    elif isinstance(node, n.Union):
+        if len(node.parts) < 2:
+            yield Problem("UNION needs at least two queries", node.span)
+        for part in node.parts:
+            if not isinstance(part, n.Select | n.TaskSelect | n.Rank):
+                yield Problem("UNION combines SELECT and RANK queries only", part.span)
+            else:
+                yield from _check(part)
+    elif isinstance(node, n.Explain):
+        yield from _check(node.statement)
+    elif isinstance(node, n.Declare):
+        if not node.name.isidentifier():
+            yield Problem(f"{node.name!r} is not a valid variable name", node.span)
+        if node.name.lower() in TABLES:
+            yield Problem(f"{node.name!r} is a catalog table; pick another name", node.span)
+        yield from _check(node.query)
+    elif isinstance(node, n.Print):
+        if node.name is not None and not node.name.isidentifier():
+            yield Problem(f"{node.name!r} is not a valid variable name", node.span)
+    elif isinstance(node, n.Use):
+        yield from _check_url(node)
+    elif isinstance(node, n.Register):
+        if not node.name.strip():
+            yield Problem(f"REGISTER {node.kind.value.upper()} needs a non-empty name", node.span)
+        seen: set[str] = set()
+        for field in node.fields:
+            if field.name in seen:
+                yield Problem(f"column {field.name!r} is given twice", field.span or node.span)
+            seen.add(field.name)
+    elif isinstance(node, n.Finetune):
+        yield from _check_model_pool(node.models)
+        yield from _check_datasets(node.datasets, "WITH")
+        for param in node.params:
+            spec = FINETUNE_PARAMS.get(param.name)
+            if spec is None:
+                yield Problem(
+                    f"FINETUNE has no option {param.name!r} "
+                    f"(options: {', '.join(FINETUNE_PARAMS)})",
+                    param.span or node.span,
+                    _hint(param.name, list(FINETUNE_PARAMS)),
+                )
+            elif message := spec.check(param.value.value):
+                yield Problem(message, param.span or node.span)
+    elif isinstance(node, n.Purge):
+        pass
+    else:  # pragma: no cover - the type union is closed
+        yield Problem(f"unsupported statement {type(node).__name__}", None)
+
+
+def _check_source(source: n.Source) -> Iterator[Problem]:
+    if isinstance(source, n.NameList):
+        yield from _check_names(source)
+    elif isinstance(source, n.Table) and source.name not in TABLES:
+        yield Problem(f"unknown table {source.name!r}", source.span, _hint(source.name,
+                                                                           list(TABLES)))  # fmt: skip
+    elif isinstance(source, n.Variable) and not source.name.isidentifier():
+        yield Problem(f"{source.name!r} is not a valid variable name", source.span)
+
+
+def _check_model_pool(source: n.Source) -> Iterator[Problem]:
+    if isinstance(source, n.Table) and TABLES.get(source.name) == "dataset":
+        yield Problem(
+            f"{source.name} holds datasets; the pool must be models",
+            source.span,
+            "use FROM models, image_models or text_models",
+        )
+    yield from _check_source(source)
+
+
+def _check_names(names: n.NameList) -> Iterator[Problem]:
+    if not names.names:
+        yield Problem("the list of names is empty", names.span)
+    for value in names.names:
+        if not isinstance(value.value, str) or not value.value.strip():
+            yield Problem(f"expected a non-empty quoted name, got {value.value!r}", value.span)
+
+
+def _check_columns(
+    columns: tuple[n.Name, ...], allowed: tuple[str, ...], task: bool
+) -> Iterator[Problem]:
+    allowed_all = allowed + RESULT_COLUMNS if task else allowed
+    for column in columns:
+        if column.value not in allowed_all:
+            yield _unknown_column(column, allowed_all, task)
+
+
+def _unknown_column(column: n.Name, allowed: tuple[str, ...], task: bool) -> Problem:
+    if column.value in RESULT_COLUMNS and not task:
+        return Problem(
+            f"column {column.value!r} is measured by a task-aware query",
+            column.span,
+            "add TRAINED ON and TESTED ON to measure it on your data",
+        )
+    return Problem(
+        f"unknown column {column.value!r}", column.span, _hint(column.value, allowed)
+    )
+
+
+def _check_condition(cond: n.Condition | None, allowed: tuple[str, ...]) -> Iterator[Problem]:
+    if cond is None:
+        return
+    if isinstance(cond, n.And | n.Or):
+        word = "AND" if isinstance(cond, n.And) else "OR"
+        if len(cond.operands) < 2:
+            yield Problem(f"{word} needs at least two operands", cond.span)
+        for operand in cond.operands:
+            if isinstance(operand, type(cond)):
+                yield Problem(f"nested {word} must be flattened", operand.span)
+            yield from _check_condition(operand, allowed)
+        return
+    if isinstance(cond, n.Not):
+        yield from _check_condition(cond.operand, allowed)
+        return
+    if isinstance(cond, n.Finetuned):
+        return
+    column = cond.column
+    if column.value not in allowed:
+        yield _unknown_column(column, allowed, task=False)
+        return
+    spellings = VALUE_SPELLINGS.get(column.value)
+    values: list[n.Value] = []
+    if isinstance(cond, n.Compare):
+        values = [cond.value]
+        if cond.value.value is None:
+            word = "IS NOT NULL" if cond.op is n.CmpOp.NE else "IS NULL"
+            yield Problem(f"nothing equals NULL; write {column.value} {word}", cond.span)
+        elif isinstance(cond.value.value, bool) and cond.op not in (n.CmpOp.EQ, n.CmpOp.NE):
+            yield Problem("TRUE and FALSE can only be compared with = or !=", cond.span)
+    elif isinstance(cond, n.Between):
+        values = [cond.low, cond.high]
+        low, high = cond.low.value, cond.high.value
+        if any(v is None or isinstance(v, bool) for v in (low, high)):
+            yield Problem("BETWEEN bounds must be numbers or strings", cond.span)
+        elif type(low) is not type(high) and not all(isinstance(v, int | float) for v in (low,
+                                                                                         high)):
+            yield Problem("BETWEEN bounds must both be numbers or both be strings", cond.span)
+        elif low > high:  # type: ignore[operator]
+            yield Problem(
+                f"BETWEEN bounds are reversed ({low!r} > {high!r}), so nothing would match",
+                cond.span,
+                f"write BETWEEN {high!r} AND {low!r}",
+            )
+    elif isinstance(cond, n.In):
+        if (cond.values is None) == (cond.variable is None):
+            yield Problem("IN needs either a list of values or a variable", cond.span)
+        values = list(cond.values or ())
+        if cond.values is not None and not cond.values:
+            yield Problem("IN needs at least one value", cond.span)
+        if any(v.value is None for v in values):
+            yield Problem("NULL never matches IN; use IS NULL", cond.span)
+    elif isinstance(cond, n.Like):
+        if not isinstance(cond.pattern.value, str):
+            yield Problem("LIKE needs a quoted pattern, e.g. 'efficientnet%'", cond.span)
+    if spellings:
+        for value in values:
+            if isinstance(value.value, str) and value.value not in spellings.values():
+                choices = sorted(set(spellings.values()))
+                yield Problem(
+                    f"{column.value} is one of {', '.join(repr(c) for c in choices)}, "
+                    f"not {value.value!r}",
+                    value.span or cond.span,
+                    _hint(value.value, choices),
+                )
+
+
+def _check_order_key(key: n.OrderKey, allowed: tuple[str, ...]) -> Iterator[Problem]:
+    if key.aggregate is not None:
+        yield Problem(
+            f"{key.aggregate.value}({key.column.value}) combines benchmark scores",
+            key.span,
+            "aggregates apply to a task-aware query with TESTED ON BENCHMARK",
+        )
+    if key.column.value not in allowed:
+        yield _unknown_column(key.column, allowed, task=False)
+
+
+def _check_task_order(node: n.TaskSelect) -> Iterator[Problem]:
+    key = node.order
+    if key.column.value not in METRICS:
+        yield Problem(
+            f"a task-aware query orders by err or acc, not {key.column.value!r}",
+            key.column.span or key.span,
+            "ORDER BY err ASC ranks the models with the lowest proxy error first",
+        )
+    if node.benchmark and key.aggregate is None:
+        yield Problem("a BENCHMARK query needs an aggregate: ORDER BY avg(err) ...", key.span)
+    if key.aggregate is not None and not node.benchmark:
+        yield Problem(
+            f"{key.aggregate.value}({key.column.value}) needs TESTED ON BENCHMARK [...]",
+            key.span,
+            f"write ORDER BY {key.column.value} ..., or add BENCHMARK after TESTED ON",
+        )
+
+
+def _check_datasets(items: tuple[n.DatasetItem, ...], what: str) -> Iterator[Problem]:
+    if not items:
+        yield Problem(f"{what} needs at least one dataset", None)
+    for item in items:
+        names = [item.name] if isinstance(item, n.Dataset) else [item.base, item.target]
+        for name in names:
+            if not name.strip():
+                yield Problem(f"{what}: a dataset name is empty", item.span)
+        if isinstance(item, n.Mutation):
+            if len(item.from_labels) != len(item.to_labels):
+                yield Problem(
+                    f"CHANGE maps {len(item.from_labels)} label(s) to {len(item.to_labels)}",
+                    item.span,
+                    "give the same number of labels on both sides",
+                )
+            if not item.from_labels:
+                yield Problem("CHANGE needs at least one label", item.span)
+            if len(set(_label_keys(item.from_labels))) != len(item.from_labels):
+                yield Problem("CHANGE lists a label twice on the left", item.span)
+            for label in (*item.from_labels, *item.to_labels):
+                if label.value is None or isinstance(label.value, bool | float):
+                    yield Problem(
+                        f"labels are whole numbers or strings, got {label.value!r}",
+                        label.span or item.span,
+                    )
+
+
+def _label_keys(labels: tuple[n.Value, ...]) -> list[tuple[str, object]]:
+    return [(type(v.value).__name__, v.value) for v in labels]
+
+
+def _check_method(
+    method: n.Method, table: dict[str, MethodSpec], what: str
+) -> Iterator[Problem]:
+    spec = table.get(method.name)
+    if spec is None:
+        choices = [s.display for s in table.values()]
+        yield Problem(
+            f"unknown {what} {method.name!r} (known: {', '.join(choices)})",
+            method.span,
+            _hint(method.name, choices + list(table)),
+        )
+        return
+    names = [p.name for p in method.params]
+    if names != [p.name for p in spec.params]:
+        yield Problem(
+            f"{what} {spec.display} takes the parameters {[p.name for p in spec.params]}, "
+            f"got {names}",
+            method.span,
+        )
+        return
+    for param in method.params:
+        ps = spec.param(param.name)
+        if ps is not None and (message := ps.check(param.value.value)):
+            yield Problem(f"{what} {spec.display}: {message}", param.span or method.span)
+
+
+def _check_limit(limit: int | None, node: n.Node) -> Iterator[Problem]:
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+        yield Problem(f"LIMIT must be a non-negative whole number, got {limit!r}", node.span)
+
+
+def _check_other_than(source: n.Source | None) -> Iterator[Problem]:
+    if source is None:
+        return
+    if isinstance(source, n.Table):
+        yield Problem("OTHER THAN takes a variable or a list of names", source.span)
+    else:
+        yield from _check_source(source)
+
+
+def _check_url(node: n.Use) -> Iterator[Problem]:
+    parts = urlsplit(node.url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    if parts.scheme not in ("http", "https") or not parts.hostname or port == -1:
+        yield Problem(
+            f"{node.url!r} is not a broker address",
+            node.span,
+            'write USE host:port or USE "http://host:port"',
+        )
+    elif port is not None and not 0 < port < 65536:
+        yield Problem(f"port {port} is out of range (1-65535)", node.span)

@@ -1,0 +1,116 @@
+"""The names SHiFT-QL knows: tables, columns with their aliases, and value spellings.
+
+Aliases are matched case-insensitively and ignoring underscores, so ``NumParams``,
+``numparams`` and ``num_params`` all mean ``num_params``.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+#: Catalog tables and the kind of rows they hold.
+TABLES: dict[str, str] = {
+    "models": "model",
+    "image_models": "model",
+    "text_models": "model",
+    "readers": "dataset",
+}
+TABLE_ALIASES: dict[str, str] = {"datasets": "readers", "imagemodels": "image_models",
+                                 "textmodels": "text_models"}  # fmt: skip
+
+#: Columns of a model row (DESIGN section 4).
+MODEL_COLUMNS: tuple[str, ...] = (
+    "name", "source", "modality", "num_params", "feature_dim", "input_size", "max_tokens",
+    "up_acc", "gflops", "batch_size", "license", "finetuned", "tags", "date_added",
+    "base_model",
+)  # fmt: skip
+
+#: Columns of a dataset row.
+DATASET_COLUMNS: tuple[str, ...] = (
+    "name", "reader", "size", "num_classes", "modality", "date_added",
+)  # fmt: skip
+
+#: Columns a task-aware query adds to each model: its proxy error and accuracy.
+RESULT_COLUMNS: tuple[str, ...] = ("err", "acc", "train_rows", "test_rows", "classifier")
+
+#: Metrics a task-aware query can order by.
+METRICS: tuple[str, ...] = ("err", "acc")
+
+COLUMN_ALIASES: dict[str, str] = {
+    "numparams": "num_params",
+    "params": "num_params",
+    "parameters": "num_params",
+    "upstreamaccuracy": "up_acc",
+    "upacc": "up_acc",
+    "input": "modality",
+    "featuredim": "feature_dim",
+    "featuresize": "feature_dim",
+    "inputsize": "input_size",
+    "maxtokens": "max_tokens",
+    "batchsize": "batch_size",
+    "dateadded": "date_added",
+    "basemodel": "base_model",
+    "numclasses": "num_classes",
+    "classes": "num_classes",
+    "error": "err",
+    "accuracy": "acc",
+    "trainrows": "train_rows",
+    "testrows": "test_rows",
+}
+
+#: Canonical spellings of column values (``Input == 'Vision'`` means modality 'vision').
+VALUE_SPELLINGS: dict[str, dict[str, str]] = {
+    "modality": {"vision": "vision", "image": "vision", "text": "text"},
+}
+
+
+def _key(word: str) -> str:
+    return word.replace("_", "").lower()
+
+
+_ALL_COLUMNS = (*MODEL_COLUMNS, *DATASET_COLUMNS, *RESULT_COLUMNS)
+_COLUMN_KEYS: dict[str, str] = {_key(c): c for c in _ALL_COLUMNS} | COLUMN_ALIASES
+
+
+def canonical_column(word: str) -> str | None:
+    """Return the canonical column for a spelling or alias, or ``None`` if unknown."""
+    return _COLUMN_KEYS.get(_key(word))
+
+
+def canonical_table(word: str) -> str | None:
+    """Return the canonical table for a spelling, or ``None`` if it is not a table."""
+    key = _key(word)
+    for table in TABLES:
+        if _key(table) == key:
+            return table
+    return TABLE_ALIASES.get(key)
+
+
+def columns_for(table: str | None) -> tuple[str, ...]:
+    """Columns a WHERE or ORDER BY over ``table`` may use (a variable: model columns)."""
+    if table is not None and TABLES.get(table) == "dataset":
+        return DATASET_COLUMNS
+    return MODEL_COLUMNS
+
+
+def canonical_value(column: str, value: str) -> str:
+    """Return the canonical spelling of a string compared with ``column``."""
+    spellings = VALUE_SPELLINGS.get(column)
+    if spellings is None:
+        return value
+    return spellings.get(value.lower(), value)
+
+
+def closest(word: str, choices: Iterable[str]) -> str | None:
+    """The choice closest to ``word`` (case-insensitive), or ``None`` when none is close."""
+    choices = list(choices)
+    lowered = {c.lower(): c for c in choices}
+    match = difflib.get_close_matches(word.lower(), list(lowered), n=1, cutoff=0.6)
+    return lowered[match[0]] if match else None
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """A ``did you mean 'x'?`` hint, or an empty string."""
+    match = closest(word, choices)
+    return f"did you mean {match!r}?" if match else ""
