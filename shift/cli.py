@@ -41,7 +41,14 @@ def register_command(name: str, help: str, module: str) -> None:
     COMMANDS[name] = Command(name, help, module)
 
 
-register_command("parse", "Parse SHiFT-QL and print the query tree as JSON.", "shift.commands.parse")
+register_command(
+    "parse", "Parse SHiFT-QL and print the query tree as JSON.", "shift.commands.parse"
+)
+register_command("up", "Run a broker and local workers in the foreground.", "broker.up")
+register_command("broker", "Run the broker alone (REST API and ZeroMQ ROUTER).", "broker.command")
+register_command(
+    "worker", "Run one worker for one device, connected to a broker.", "workers.command"
+)
 
 
 class _Parser(argparse.ArgumentParser):

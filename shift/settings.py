@@ -47,6 +47,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("liveness", 3, "Heartbeats a worker may miss before it is declared dead."),
     Setting("max_attempts", 3, "Workers a task may kill before it fails for good."),
     Setting("url", "http://127.0.0.1:8001", "Broker URL that clients (query, repl) talk to."),
+    Setting("prefetch", 2, "Tasks the broker may keep in flight on one worker."),
+    Setting("reconnect_max_ms", 5000, "Longest pause between a worker's reconnect attempts."),
+    Setting("shutdown_grace_ms", 10000, "How long a stopping worker waits for its running task."),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}

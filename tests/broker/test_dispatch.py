@@ -106,7 +106,7 @@ def test_result_teaches_affinity():
 
 def test_dead_worker_requeues_with_attempt_and_fails_after_max():
     d = Dispatcher(max_attempts=3)
-    task = d.submit(spec(1), 0.0)[0].task_id
+    d.submit(spec(1), 0.0)
     for n, worker in enumerate(["a", "b", "c"], start=1):
         d.worker_ready(ready(worker), 0.0)
         (item,) = d.assign(0.0).dispatches[0].items

@@ -1,0 +1,95 @@
+"""Running a broker: store, ROUTER and REST together, with one lifecycle.
+
+:func:`serve` opens the store under the state directory, starts the broker and the HTTP
+site, reports where it listens, waits for the stop event, then closes everything in
+reverse order (HTTP first so no request sees a closed store; final writes shielded).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from broker.api import create_app
+from broker.service import Broker, BrokerConfig
+from broker.store import Store
+from shift.protocol import Timing
+
+log = logging.getLogger(__name__)
+
+DB_NAME = "shift.sqlite"
+"""Name of the SQLite file inside the state directory."""
+
+
+def zmq_endpoint(settings: dict[str, Any]) -> str:
+    """The ROUTER endpoint from ``zmq_host`` and ``zmq_port``."""
+    return f"tcp://{settings['zmq_host']}:{settings['zmq_port']}"
+
+
+async def serve(
+    settings: dict[str, Any],
+    stop: asyncio.Event,
+    on_listening: Callable[[dict[str, str]], None] | None = None,
+) -> None:
+    """Run a broker until ``stop`` is set.
+
+    Args:
+        settings: Resolved settings (``load_settings``).
+        stop: Set it to shut down.
+        on_listening: Called with ``{"http": url, "zmq": endpoint}`` once both listen.
+    """
+    store = Store(Path(settings["state_dir"]) / DB_NAME)
+    await store.open()
+    config = BrokerConfig(
+        endpoint=zmq_endpoint(settings),
+        timing=Timing.from_settings(settings),
+        max_attempts=int(settings["max_attempts"]),
+    )
+    broker = Broker(config, store)
+    runner: web.AppRunner | None = None
+    try:
+        await broker.start()
+        runner = web.AppRunner(create_app(broker, token=settings["token"]), access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, settings["http_host"], int(settings["http_port"]))
+        await site.start()
+        host, port = runner.addresses[0][:2]
+        where = {"http": f"http://{host}:{port}", "zmq": broker.bound_endpoint}
+        log.info("REST API on %s", where["http"])
+        if on_listening is not None:
+            on_listening(where)
+        await stop.wait()
+        log.info("broker stopping")
+    finally:
+        if runner is not None:
+            await runner.cleanup()
+        await broker.close()
+
+
+def print_listening(where: dict[str, str]) -> None:
+    """Print one JSON line saying where the broker listens (scripts and tests read it)."""
+    print(json.dumps({"event": "listening", **where}), flush=True)
+
+
+def install_stop_signals(stop: Callable[[], None]) -> None:
+    """Call ``stop`` on SIGINT and SIGTERM (the running loop's handlers)."""
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop)
+
+
+def configure_logging(level: str) -> None:
+    """Log to stderr at ``level``."""
+    logging.basicConfig(
+        level=level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )

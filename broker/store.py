@@ -1,0 +1,284 @@
+"""The task store: tasks, attempts and results in one SQLite file (WAL, one writer).
+
+All writes go through one writer coroutine that batches every change queued since its last
+commit into one transaction (one ``executemany`` of an upsert, in order). Callers get a
+future that resolves once their change is durable, so the broker tells nobody about a
+result before it is on disk. Reads (REST) use a second connection and see committed state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from shift.codec import pack, unpack
+from shift.dispatch import Change
+from shift.errors import ProtocolError, SchedulerError
+from shift.tasks import TaskSpec, TaskState
+
+log = logging.getLogger(__name__)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS tasks (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    model TEXT,
+    state TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    worker TEXT,
+    result BLOB,
+    error TEXT,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tasks_state ON tasks(state, seq);
+"""
+
+UPSERT = """
+INSERT INTO tasks (id, kind, payload, model, state, attempt, worker, result, error,
+                   created_at, updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT(id) DO UPDATE SET
+    state = excluded.state, attempt = excluded.attempt, worker = excluded.worker,
+    result = excluded.result, error = excluded.error, updated_at = excluded.updated_at
+"""
+
+COLUMNS = "id, kind, payload, model, state, attempt, worker, result, error, created_at, updated_at"
+
+
+@dataclass(frozen=True)
+class TaskRow:
+    """A task as stored.
+
+    Attributes:
+        task_id: The content hash.
+        spec: What to run.
+        state: Where it stands.
+        attempt: Attempt number.
+        worker: Worker that runs or ran it last.
+        result: The result value, for succeeded tasks.
+        error: The reason, for failed and cancelled tasks.
+        created_at: Wall-clock seconds of the first submission.
+        updated_at: Wall-clock seconds of the last change.
+    """
+
+    task_id: str
+    spec: TaskSpec
+    state: TaskState
+    attempt: int
+    worker: str | None
+    result: Any
+    error: str | None
+    created_at: float
+    updated_at: float
+
+    def to_json(self) -> dict[str, Any]:
+        """Return the REST form."""
+        return {
+            "id": self.task_id,
+            **self.spec.to_json(),
+            "state": self.state.value,
+            "attempt": self.attempt,
+            "worker": self.worker,
+            "result": self.result,
+            "error": self.error,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }
+
+
+def _row(values: tuple[Any, ...]) -> TaskRow:
+    task_id, kind, payload, model, state, attempt, worker, result, error, created, updated = values
+    spec = TaskSpec(kind, unpack(payload), model)
+    if spec.task_id != task_id:
+        raise SchedulerError(f"stored task {task_id} does not match its spec's hash")
+    return TaskRow(
+        task_id,
+        spec,
+        TaskState(state),
+        attempt,
+        worker,
+        None if result is None else unpack(result),
+        error,
+        created,
+        updated,
+    )
+
+
+class Store:
+    """The SQLite task store.
+
+    Args:
+        path: The database file (created if missing).
+        wall: Wall clock for ``created_at``/``updated_at`` (seconds since the epoch).
+    """
+
+    def __init__(self, path: str | Path, wall: Callable[[], float] = time.time) -> None:
+        self.path = Path(path)
+        self._wall = wall
+        self._db: aiosqlite.Connection | None = None
+        self._reader: aiosqlite.Connection | None = None
+        self._pending: list[tuple[Any, ...]] = []
+        self._committed: asyncio.Future[None] | None = None
+        self._inflight: asyncio.Future[None] | None = None
+        self._wake = asyncio.Event()
+        self._writer: asyncio.Task[None] | None = None
+        self._closing = False
+        self.commits = 0
+
+    async def open(self) -> None:
+        """Open both connections, enable WAL and create the schema."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = await aiosqlite.connect(self.path)
+        await self._db.execute("PRAGMA journal_mode=WAL")
+        await self._db.execute("PRAGMA synchronous=NORMAL")
+        await self._db.executescript(SCHEMA)
+        await self._db.commit()
+        self._reader = await aiosqlite.connect(self.path)
+        await self._reader.execute("PRAGMA query_only=ON")
+        self._writer = asyncio.create_task(self._write_loop(), name="store-writer")
+
+    async def load(self) -> list[TaskRow]:
+        """Every stored task in submission order (used once at startup)."""
+        async with self._read().execute(f"SELECT {COLUMNS} FROM tasks ORDER BY seq") as cursor:
+            rows = await cursor.fetchall()
+        loaded = []
+        for values in rows:
+            try:
+                loaded.append(_row(tuple(values)))
+            except (ProtocolError, SchedulerError, ValueError) as error:
+                log.error("skipping unreadable stored task %s: %s", values[0], error)
+        return loaded
+
+    def write(self, changes: Iterable[Change]) -> asyncio.Future[None]:
+        """Queue changes for the next commit.
+
+        Returns:
+            A future that resolves when the changes are committed (shared by the batch).
+        """
+        now = self._wall()
+        for c in changes:
+            spec = c.spec
+            self._pending.append(
+                (
+                    c.task_id,
+                    spec.kind if spec else "",
+                    pack(spec.payload) if spec else b"",
+                    spec.model if spec else None,
+                    c.state.value,
+                    c.attempt,
+                    c.worker,
+                    pack(c.value) if c.state is TaskState.SUCCEEDED else None,
+                    c.error,
+                    now,
+                    now,
+                )
+            )
+        if self._committed is None:
+            self._committed = asyncio.get_running_loop().create_future()
+        self._wake.set()
+        return self._committed
+
+    def barrier(self) -> asyncio.Future[None]:
+        """A future that resolves once everything written so far is committed."""
+        if self._committed is not None:
+            return self._committed
+        if self._inflight is not None and not self._inflight.done():
+            return self._inflight
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+    async def get(self, task_id: str) -> TaskRow | None:
+        """The committed state of one task, or ``None``."""
+        sql = f"SELECT {COLUMNS} FROM tasks WHERE id = ?"
+        async with self._read().execute(sql, (task_id,)) as cursor:
+            values = await cursor.fetchone()
+        return None if values is None else _row(tuple(values))
+
+    async def list(
+        self,
+        *,
+        state: TaskState | None = None,
+        kind: str | None = None,
+        after: int = 0,
+        limit: int = 100,
+    ) -> tuple[list[TaskRow], int | None]:
+        """A page of committed tasks in submission order.
+
+        Args:
+            state: Only tasks in this state.
+            kind: Only tasks of this kind.
+            after: Cursor from the previous page (0 for the first).
+            limit: Page size.
+
+        Returns:
+            The tasks and the cursor of the next page (``None`` on the last page).
+        """
+        where: list[str] = ["seq > ?"]
+        args: list[Any] = [after]
+        if state is not None:
+            where.append("state = ?")
+            args.append(state.value)
+        if kind is not None:
+            where.append("kind = ?")
+            args.append(kind)
+        sql = f"SELECT seq, {COLUMNS} FROM tasks WHERE {' AND '.join(where)} ORDER BY seq LIMIT ?"
+        async with self._read().execute(sql, (*args, limit + 1)) as cursor:
+            rows = list(await cursor.fetchall())
+        more = len(rows) > limit
+        rows = rows[:limit]
+        cursor_next = rows[-1][0] if more and rows else None
+        return [_row(tuple(r[1:])) for r in rows], cursor_next
+
+    async def close(self) -> None:
+        """Commit what is pending and close (idempotent)."""
+        if self._closing:
+            return
+        self._closing = True
+        self._wake.set()
+        if self._writer is not None:
+            await asyncio.shield(self._writer)
+        for db in (self._reader, self._db):
+            if db is not None:
+                await db.close()
+        self._db = self._reader = None
+
+    def _read(self) -> aiosqlite.Connection:
+        if self._reader is None:
+            raise SchedulerError("the task store is not open")
+        return self._reader
+
+    async def _write_loop(self) -> None:
+        db = self._db
+        if db is None:
+            raise SchedulerError("the task store is not open")
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            batch, self._pending = self._pending, []
+            done, self._committed = self._committed, None
+            self._inflight = done
+            if batch:
+                try:
+                    await db.executemany(UPSERT, batch)
+                    await db.commit()
+                    self.commits += 1
+                except Exception as error:  # disk full, locked, ...: tell every waiter
+                    log.exception("task store commit failed")
+                    if done is not None and not done.done():
+                        done.set_exception(SchedulerError(f"task store commit failed: {error}"))
+                    done = None
+            if done is not None and not done.done():
+                done.set_result(None)
+            if self._closing and not self._pending:
+                return
