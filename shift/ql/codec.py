@@ -158,7 +158,7 @@ def _decode(data: Any, hint: Any, path: str, depth: int) -> Any:
         if data is None or isinstance(data, str | bool | int):
             return n.Value(data)
         if isinstance(data, float) and data == data and abs(data) != float("inf"):
-            return n.Value(int(data) if data.is_integer() and abs(data) <= 1e18 else data)
+            return n.Value(int(data) if data.is_integer() and abs(data) <= 2**53 else data)
         raise _fail(path, f"expected a literal (number, string, bool, null), got {_describe(data)}")
     if hint is n.Name:
         if isinstance(data, str) and data:

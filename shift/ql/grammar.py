@@ -23,7 +23,7 @@ KEYWORDS: tuple[str, ...] = (
 
 #: Keywords that only appear where no name can stand, so they stay usable as names.
 SOFT_KEYWORDS: frozenset[str] = frozenset(
-    {"ALL", "AUTO", "DATASET", "FEATURES", "JSON", "MODEL", "RESULTS", "VALUES"}
+    {"ALL", "AUTO", "DATASET", "FEATURES", "FINETUNED", "JSON", "MODEL", "RESULTS", "VALUES"}
 )
 #: Keywords that can never be names.
 RESERVED: tuple[str, ...] = tuple(kw for kw in KEYWORDS if kw not in SOFT_KEYWORDS)
@@ -88,7 +88,7 @@ condition   = and_cond (OR and_cond)*
 and_cond    = not_cond (AND not_cond)*
 not_cond    = (NOT not_cond) / primary
 primary     = (LPAREN condition RPAREN) / predicate
-predicate   = FINETUNED / between / in_pred / like / is_null / comparison
+predicate   = between / in_pred / like / is_null / comparison / FINETUNED
 between     = operand NOT? BETWEEN literal AND literal
 in_pred     = operand NOT? IN (in_values / name_list_literal / name)
 in_values   = LPAREN literal (COMMA literal)* RPAREN

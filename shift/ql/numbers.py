@@ -7,8 +7,11 @@ from decimal import Decimal, InvalidOperation
 
 _NUMBER = re.compile(r"([+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)([kKmMbB]?)")
 _SUFFIX = {"": 1, "k": 10**3, "m": 10**6, "b": 10**9}
-#: Integral values up to this magnitude are kept as exact integers.
+#: Integer literals up to this magnitude are kept as exact integers.
 _MAX_EXACT = 10**18
+#: Integral values written with a point or exponent become integers up to this magnitude,
+#: where every integer is also an exact float (so ``render`` of a float reads back equal).
+_FLOAT_EXACT = 2**53
 
 
 def parse_number(text: str) -> int | float:
@@ -26,7 +29,10 @@ def parse_number(text: str) -> int | float:
         raise ValueError(f"{text!r} is not a number") from None
     if not value.is_finite():
         raise ValueError(f"{text!r} is out of range")
-    if value == value.to_integral_value() and abs(value) <= _MAX_EXACT:
+    exact = abs(value) <= _FLOAT_EXACT or (
+        not any(c in match.group(1) for c in ".eE") and abs(value) <= _MAX_EXACT
+    )
+    if value == value.to_integral_value() and exact:
         return int(value)
     result = float(value)
     if result in (float("inf"), float("-inf")):
