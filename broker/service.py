@@ -386,13 +386,20 @@ class Broker:
             self._send_raw(identity, message)
 
     def _send_raw(self, identity: bytes, message: Message) -> None:
-        if self._out is None or self._closed:
+        if self._sock is None or self._closed:
             return
+        # Send through the asyncio socket (never blocks: ROUTER drops on a full pipe) so
+        # pyzmq re-arms its edge-triggered wake-up for the pending receive.
         try:
-            self._out.send_multipart(to_frames(message, identity), zmq.NOBLOCK)
-            self.counters.frames_out += 1
-        except (zmq.ZMQError, ProtocolError) as error:
+            sent = self._sock.send_multipart(to_frames(message, identity), flags=zmq.DONTWAIT)
+        except ProtocolError as error:
+            log.warning("could not encode %s: %s", type(message).__name__, error)
+            return
+        error = sent.exception() if sent.done() else None
+        if error is not None:
             log.warning("could not send %s to %r: %s", type(message).__name__, identity, error)
+        else:
+            self.counters.frames_out += 1
 
 
 def _done() -> asyncio.Future[None]:

@@ -152,7 +152,6 @@ class Worker:
         self.models: list[str] = []
         self._ctx = zmq.asyncio.Context()
         self._sock: zmq.asyncio.Socket | None = None
-        self._out: zmq.Socket[bytes] | None = None
         self._pending: collections.deque[TaskItem] = collections.deque()
         self._have_work = asyncio.Event()
         self._running: tuple[TaskItem, TaskContext] | None = None
@@ -198,7 +197,7 @@ class Worker:
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.RCVHWM, 0)
         sock.connect(self.config.broker)
-        self._sock, self._out = sock, zmq.Socket.shadow(sock.underlying)
+        self._sock = sock
         self.sessions += 1
         self._broker.seen(BROKER, self._clock())
         self._announce()
@@ -217,7 +216,7 @@ class Worker:
                     await task
         if not self._stopping.is_set():
             sock.close(linger=0)
-            self._sock = self._out = None
+            self._sock = None
 
     def _announce(self) -> None:
         """Send READY; tasks queued for the previous registration are the broker's again."""
@@ -347,12 +346,12 @@ class Worker:
         self._send(Disconnect("worker shutting down"))
         if self._sock is not None:
             self._sock.close(linger=int(1000 * min(1.0, self.config.shutdown_grace_s)))
-            self._sock = self._out = None
+            self._sock = None
 
     # ---- sending -------------------------------------------------------------------------
 
     def _flush(self) -> None:
-        while self._results and self._out is not None:
+        while self._results and self._sock is not None:
             batch = self._results[:MAX_BATCH]
             if not self._send(Result(tuple(batch))):
                 return
@@ -360,13 +359,15 @@ class Worker:
 
     def _send(self, message: Message) -> bool:
         """Send without blocking; False when the message could not be queued."""
-        if self._out is None:
+        if self._sock is None:
             return False
+        # Through the asyncio socket, so pyzmq re-arms the wake-up of the pending receive.
         try:
-            self._out.send_multipart(to_frames(message), zmq.NOBLOCK)
-        except zmq.Again:
+            sent = self._sock.send_multipart(to_frames(message), flags=zmq.DONTWAIT)
+        except ProtocolError as error:
+            log.warning("could not encode %s: %s", type(message).__name__, error)
             return False
-        except (zmq.ZMQError, ProtocolError) as error:
+        error = sent.exception() if sent.done() else None
+        if error is not None and not isinstance(error, zmq.Again):
             log.warning("could not send %s: %s", type(message).__name__, error)
-            return False
-        return True
+        return sent.done() and error is None
