@@ -13,8 +13,7 @@ import json
 import types
 import typing
 from enum import StrEnum
-from functools import cache
-from typing import Any
+from typing import Any, cast
 
 from shift.errors import Diagnostic, QueryError
 from shift.ql import nodes as n
@@ -58,12 +57,12 @@ def from_json(data: Any) -> n.Statement | n.Script:
         QueryError: naming the JSON path of the first structural problem, or every
             meaning problem that :func:`shift.ql.validate.validate` finds.
     """
-    node = _decode(data, n.Statement | n.Script, "$", 0)  # type: ignore[arg-type]
+    node = _decode(data, n.Statement | n.Script, "$", 0)
     statements = node.statements if isinstance(node, n.Script) else (node,)
     problems = [p for s in statements for p in validate(s)]
     if problems:
         raise QueryError([Diagnostic(p.message, 0, 0, "", p.hint, "<json>") for p in problems])
-    return node  # type: ignore[no-any-return]
+    return cast(n.Statement | n.Script, node)
 
 
 def loads(text: str | bytes) -> n.Statement | n.Script:
@@ -71,8 +70,9 @@ def loads(text: str | bytes) -> n.Statement | n.Script:
     try:
         data = json.loads(text)
     except (ValueError, RecursionError) as error:
-        raise QueryError(Diagnostic(f"the query tree is not valid JSON: {error}", 0, 0,
-                                    source="<json>")) from None  # fmt: skip
+        raise QueryError(
+            Diagnostic(f"the query tree is not valid JSON: {error}", 0, 0, source="<json>")
+        ) from None
     return from_json(data)
 
 
@@ -80,9 +80,13 @@ def _fail(path: str, message: str) -> QueryError:
     return QueryError(Diagnostic(f"{path}: {message}", 0, 0, source="<json>"))
 
 
-@cache
-def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls, vars(n))
+_HINTS: dict[str, dict[str, Any]] = {}
+
+
+def _hints(cls: type[n.Node]) -> dict[str, Any]:
+    if cls.TAG not in _HINTS:
+        _HINTS[cls.TAG] = typing.get_type_hints(cls, vars(n))
+    return _HINTS[cls.TAG]
 
 
 def _type_name(hint: Any) -> str:
@@ -105,7 +109,7 @@ def _decode(data: Any, hint: Any, path: str, depth: int) -> Any:
         if isinstance(data, dict) and node_options:
             tag = data.get("type")
             for option in node_options:
-                if option.TAG == tag:
+                if tag == option.TAG:
                     return _decode(data, option, path, depth)
             tags = sorted(o.TAG for o in node_options)
             raise _fail(path, f"expected a node of type {', '.join(tags)}, got type {tag!r}")
@@ -178,8 +182,9 @@ def _decode_node(data: Any, cls: type[n.Node], path: str, depth: int) -> n.Node:
     fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "span"}  # type: ignore[arg-type]
     unknown = sorted(set(data) - set(fields) - {"type"})
     if unknown:
-        raise _fail(path, f"unknown key(s) {unknown} in a {cls.TAG!r} node; "
-                          f"keys are {sorted(fields)}")  # fmt: skip
+        raise _fail(
+            path, f"unknown key(s) {unknown} in a {cls.TAG!r} node; keys are {sorted(fields)}"
+        )
     kwargs = {}
     for name, field in fields.items():
         if name not in data:

@@ -65,5 +65,6 @@ def diagnose(text: str, problem: Problem, source: str = "<query>") -> Diagnostic
         return Diagnostic(problem.message, 0, 0, "", problem.hint, source)
     start, end = problem.span
     line, column = line_col(text, start)
-    return Diagnostic(problem.message, line, column, snippet(text, start, end), problem.hint,
-                      source)  # fmt: skip
+    return Diagnostic(
+        problem.message, line, column, snippet(text, start, end), problem.hint, source
+    )

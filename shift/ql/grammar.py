@@ -30,7 +30,8 @@ RESERVED: tuple[str, ...] = tuple(kw for kw in KEYWORDS if kw not in SOFT_KEYWOR
 
 _KEYWORD_RULES = "\n".join(f'{kw} = ~r"{kw}\\b"i _' for kw in KEYWORDS)
 
-GRAMMAR_TEXT = r"""
+GRAMMAR_TEXT = (
+    r"""
 statement_text = _ statement _
 
 statement   = explain / declare / print / use / register / finetune / purge / query
@@ -114,7 +115,9 @@ RBRACKET    = "]" _
 EQ          = "=" _
 
 _           = (~r"\s+" / ~r"--[^\n]*" / ~r"#[^\n]*")*
-""".replace("{alternation}", "|".join(RESERVED)) + _KEYWORD_RULES
+""".replace("{alternation}", "|".join(RESERVED))
+    + _KEYWORD_RULES
+)
 
 #: How each token rule is named in an error message ("Expected ... but found ...").
 TOKEN_WORDS: dict[str, str] = {

@@ -17,10 +17,6 @@ Span: TypeAlias = tuple[int, int] | None
 Scalar: TypeAlias = int | float | str | bool | None
 
 
-def _span() -> Span:
-    return field(default=None, compare=False, repr=False, kw_only=True)  # type: ignore[return-value]
-
-
 class Node:
     """Base of every tree node. ``TAG`` names the node in the JSON form."""
 
@@ -72,7 +68,7 @@ class Value(Node):
 
     TAG = "value"
     value: Scalar
-    span: Span = _span()
+    span: Span = field(default=None, compare=False, repr=False, kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -81,7 +77,7 @@ class Name(Node):
 
     TAG = "name"
     value: str
-    span: Span = _span()
+    span: Span = field(default=None, compare=False, repr=False, kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -91,7 +87,7 @@ class Param(Node):
     TAG = "param"
     name: str
     value: Value
-    span: Span = _span()
+    span: Span = field(default=None, compare=False, repr=False, kw_only=True)
 
 
 # ----------------------------------------------------------------------------- conditions
@@ -105,7 +101,7 @@ class Compare(Node):
     column: Name
     op: CmpOp
     value: Value
-    span: Span = _span()
+    span: Span = field(default=None, compare=False, repr=False, kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -117,7 +113,7 @@ class Between(Node):
     low: Value
     high: Value
     negated: bool = False
-    span: Span = _span()
+    span: Span = field(default=None, compare=False, repr=False, kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -132,7 +128,7 @@ class In(Node):
     values: tuple[Value, ...] | None = None
     variable: Name | None = None
     negated: bool = False
-    span: Span = _span()
+    span: Span = field(default=None, compare=False, repr=False, kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -143,7 +139,7 @@ class Like(Node):
     column: Name
     pattern: Value
     negated: bool = False
-    span: Span = _span()
+    span: Span = field(default=None, compare=False, repr=False, kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -153,7 +149,7 @@ class IsNull(Node):
     TAG = "is_null"
     column: Name
     negated: bool = False
-    span: Span = _span()
+    span: Span = field(default=None, compare=False, repr=False, kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -161,7 +157,7 @@ class Finetuned(Node):
     """``FINETUNED``: the model is a result of fine-tuning (``NOT FINETUNED`` is a Not)."""
 
     TAG = "finetuned"
-    span: Span = _span()
+    span: Span = field(default=None, compare=False, repr=False, kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -170,7 +166,7 @@ class Not(Node):
 
     TAG = "not"
     operand: Condition
-    span: Span = _span()
+    span: Span = field(default=None, compare=False, repr=False, kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -179,7 +175,7 @@ class And(Node):
 
     TAG = "and"
     operands: tuple[Condition, ...]
-    span: Span = _span()
+    span: Span = field(default=None, compare=False, repr=False, kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -188,7 +184,7 @@ class Or(Node):
 
     TAG = "or"
     operands: tuple[Condition, ...]
-    span: Span = _span()
+    span: Span = field(default=None, compare=False, repr=False, kw_only=True)
 
 
 Condition: TypeAlias = Compare | Between | In | Like | IsNull | Finetuned | Not | And | Or
@@ -202,7 +198,7 @@ class Table(Node):
 
     TAG = "table"
     name: str
-    span: Span = _span()
+    span: Span = field(default=None, compare=False, repr=False, kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -211,7 +207,7 @@ class Variable(Node):
 
     TAG = "variable"
     name: str
-    span: Span = _span()
+    span: Span = field(default=None, compare=False, repr=False, kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -220,7 +216,7 @@ class NameList(Node):
 
     TAG = "names"
     names: tuple[Value, ...]
-    span: Span = _span()
+    span: Span = field(default=None, compare=False, repr=False, kw_only=True)
 
 
 Source: TypeAlias = Table | Variable | NameList
@@ -232,7 +228,7 @@ class Dataset(Node):
 
     TAG = "dataset"
     name: str
-    span: Span = _span()
+    span: Span = field(default=None, compare=False, repr=False, kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -249,7 +245,7 @@ class Mutation(Node):
     from_labels: tuple[Value, ...]
     target: str
     to_labels: tuple[Value, ...]
-    span: Span = _span()
+    span: Span = field(default=None, compare=False, repr=False, kw_only=True)
 
 
 DatasetItem: TypeAlias = Dataset | Mutation
@@ -263,7 +259,7 @@ class OrderKey(Node):
     column: Name
     descending: bool = False
     aggregate: Aggregate | None = None
-    span: Span = _span()
+    span: Span = field(default=None, compare=False, repr=False, kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -273,7 +269,7 @@ class Method(Node):
     TAG = "method"
     name: str
     params: tuple[Param, ...] = ()
-    span: Span = _span()
+    span: Span = field(default=None, compare=False, repr=False, kw_only=True)
 
 
 # ----------------------------------------------------------------------------- statements
@@ -293,7 +289,7 @@ class Select(Node):
     order_by: tuple[OrderKey, ...] = ()
     limit: int | None = None
     other_than: Source | None = None
-    span: Span = _span()
+    span: Span = field(default=None, compare=False, repr=False, kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -319,7 +315,7 @@ class TaskSelect(Node):
     chunk: int | Literal["auto"] | None = None
     budget: int | Literal["auto"] | None = None
     wait: bool = False
-    span: Span = _span()
+    span: Span = field(default=None, compare=False, repr=False, kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -336,7 +332,7 @@ class Rank(Node):
     limit: int | None = None
     other_than: Source | None = None
     wait: bool = False
-    span: Span = _span()
+    span: Span = field(default=None, compare=False, repr=False, kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -348,7 +344,7 @@ class VecSelect(Node):
     probe: str
     where: Condition | None = None
     wait: bool = False
-    span: Span = _span()
+    span: Span = field(default=None, compare=False, repr=False, kw_only=True)
 
 
 Query: TypeAlias = Select | TaskSelect | Rank
@@ -361,7 +357,7 @@ class Union(Node):
     TAG = "union"
     parts: tuple[Query, ...]
     all: bool = False
-    span: Span = _span()
+    span: Span = field(default=None, compare=False, repr=False, kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -373,7 +369,7 @@ class Finetune(Node):
     datasets: tuple[DatasetItem, ...]
     params: tuple[Param, ...] = ()
     wait: bool = False
-    span: Span = _span()
+    span: Span = field(default=None, compare=False, repr=False, kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -383,7 +379,7 @@ class Explain(Node):
     TAG = "explain"
     statement: Select | TaskSelect | Rank | VecSelect | Union | Finetune
     json: bool = False
-    span: Span = _span()
+    span: Span = field(default=None, compare=False, repr=False, kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -393,7 +389,7 @@ class Declare(Node):
     TAG = "declare"
     name: str
     query: Select | TaskSelect | Rank | Union
-    span: Span = _span()
+    span: Span = field(default=None, compare=False, repr=False, kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -402,7 +398,7 @@ class Print(Node):
 
     TAG = "print"
     name: str | None = None
-    span: Span = _span()
+    span: Span = field(default=None, compare=False, repr=False, kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -411,7 +407,7 @@ class Use(Node):
 
     TAG = "use"
     url: str
-    span: Span = _span()
+    span: Span = field(default=None, compare=False, repr=False, kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -422,7 +418,7 @@ class Register(Node):
     kind: RegisterKind
     name: str
     fields: tuple[Param, ...]
-    span: Span = _span()
+    span: Span = field(default=None, compare=False, repr=False, kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -431,12 +427,22 @@ class Purge(Node):
 
     TAG = "purge"
     target: PurgeTarget = PurgeTarget.RESULTS
-    span: Span = _span()
+    span: Span = field(default=None, compare=False, repr=False, kw_only=True)
 
 
 Statement: TypeAlias = (
-    Select | TaskSelect | Rank | VecSelect | Union | Finetune | Explain | Declare | Print | Use
-    | Register | Purge
+    Select
+    | TaskSelect
+    | Rank
+    | VecSelect
+    | Union
+    | Finetune
+    | Explain
+    | Declare
+    | Print
+    | Use
+    | Register
+    | Purge
 )
 
 
@@ -446,7 +452,7 @@ class Script(Node):
 
     TAG = "script"
     statements: tuple[Statement, ...]
-    span: Span = _span()
+    span: Span = field(default=None, compare=False, repr=False, kw_only=True)
 
 
 NODE_TYPES: dict[str, type[Node]] = {

@@ -11,18 +11,18 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from typing import Any
+from typing import Any, NoReturn, cast
 
 from parsimonious.nodes import Node as PNode
 
 from shift.errors import Diagnostic, QueryError
+from shift.proxies import CLASSIFIERS, FINETUNE_PARAMS, RANKERS, MethodSpec, find_method
 from shift.ql import nodes as n
 from shift.ql.diagnostics import Problem, diagnose, found_token, token_at
 from shift.ql.grammar import KEYWORDS, RESERVED, TOKEN_WORDS, grammar
 from shift.ql.numbers import parse_number
 from shift.ql.validate import validate
 from shift.ql.vocabulary import canonical_column, canonical_table, canonical_value, closest
-from shift.proxies import CLASSIFIERS, FINETUNE_PARAMS, RANKERS, MethodSpec, find_method
 
 _SKIP = re.compile(r"(?:\s+|--[^\n]*|#[^\n]*|;)*")
 _METHOD_TEXT = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_ \-]*?)\s*(?:\((.*)\))?\s*$", re.S)
@@ -44,6 +44,11 @@ class _Failures:
     parsimonious assigns ``expr`` then ``pos`` on this object each time a named
     expression fails at or beyond the furthest position seen so far.
     """
+
+    text: str
+    pos: int
+    expr: Any
+    expected: set[str]
 
     def __init__(self, text: str):
         self.__dict__.update(text=text, pos=-1, expr=None, expected=set())
@@ -76,7 +81,8 @@ def parse_script(text: str, source: str = "<query>") -> n.Script:
     while pos < len(text):
         failures = _Failures(text)
         try:
-            tree = rule.match_core(text, pos, defaultdict(dict), failures)
+            packrat: Any = defaultdict(dict)
+            tree = rule.match_core(text, pos, packrat, cast(Any, failures))
         except RecursionError:
             tree = None
             failures.__dict__.update(pos=pos, expected=set())
@@ -129,7 +135,11 @@ def _syntax_problem(text: str, pos: int, expected: set[str]) -> Problem:
     found = found_token(text, pos)
     token = token_at(text, pos)
     hint = ""
-    if token and token[0] in "'\"" and (len(token) < 2 or token[-1] != token[0] or token == token[0]):
+    if (
+        token
+        and token[0] in "'\""
+        and (len(token) < 2 or token[-1] != token[0] or token == token[0])
+    ):
         quote = token[0]
         return Problem(
             f"Unterminated string starting at {found}",
@@ -151,8 +161,12 @@ def _syntax_problem(text: str, pos: int, expected: set[str]) -> Problem:
         match = closest(token, candidates)
         if match and match != upper:
             hint = f"did you mean {match}?"
-    if not hint and "statement" not in message and pos < len(text) and text[pos] == "=" and (
-        "CMP_OP" not in expected
+    if (
+        not hint
+        and "statement" not in message
+        and pos < len(text)
+        and text[pos] == "="
+        and ("CMP_OP" not in expected)
     ):
         hint = "'=' compares values; parameters are written name=value inside parentheses"
     return Problem(message, (pos, pos + max(1, len(token))), hint)
@@ -175,7 +189,7 @@ def _resume_after(text: str, start: int, failed_at: int) -> int:
                     quote = ""
         elif ch in "'\"":
             quote = ch
-        elif ch == "-" and text[i + 1 : i + 2] == "-" or ch == "#":
+        elif (ch == "-" and text[i + 1 : i + 2] == "-") or ch == "#":
             newline = text.find("\n", i)
             i = len(text) if newline == -1 else newline
             continue
@@ -220,7 +234,7 @@ class _Builder:
     def __init__(self, text: str):
         self.text = text
 
-    def fail(self, message: str, node: PNode | tuple[int, int], hint: str = "") -> None:
+    def fail(self, message: str, node: PNode | tuple[int, int], hint: str = "") -> NoReturn:
         span = node if isinstance(node, tuple) else _span(node)
         raise _BuildError(Problem(message, span, hint))
 
@@ -229,7 +243,8 @@ class _Builder:
     def statement(self, tree: PNode) -> n.Statement:
         (statement,) = _kids(tree)
         (inner,) = _kids(statement)
-        return getattr(self, "stmt_" + inner.expr_name)(inner)  # type: ignore[no-any-return]
+        build = getattr(self, "stmt_" + inner.expr_name)
+        return cast(n.Statement, build(inner))
 
     def stmt_query(self, node: PNode) -> n.Select | n.TaskSelect | n.Rank | n.VecSelect | n.Union:
         kids = _kids(node)
@@ -265,8 +280,10 @@ class _Builder:
     def stmt_explain(self, node: PNode) -> n.Explain:
         kids = _kids(node)
         (inner,) = _kids(kids[-1])
-        target = self.stmt_finetune(inner) if inner.expr_name == "finetune" else None
-        if target is None:
+        target: n.Select | n.TaskSelect | n.Rank | n.VecSelect | n.Union | n.Finetune
+        if inner.expr_name == "finetune":
+            target = self.stmt_finetune(inner)
+        else:
             target = self.stmt_query(inner)
         return n.Explain(target, json=kids[1].expr_name == "JSON", span=_span(node))
 
@@ -358,19 +375,32 @@ class _Builder:
         task = "trained_on" in clauses or "tested_on" in clauses
         if is_rank:
             self.require(clauses, ("trained_on", "tested_on", "ranked_by"), node, "RANK")
-            self.forbid(clauses, ("order_by", "classified_by", "chunk", "budget"), "RANK",
-                        "RANK orders by its ranker's score")  # fmt: skip
+            self.forbid(
+                clauses,
+                ("order_by", "classified_by", "chunk", "budget"),
+                "RANK",
+                "RANK orders by its ranker's score",
+            )
             if value["tested_on"][0]:
-                self.fail("RANK scores one task; BENCHMARK applies to SELECT queries",
-                          clauses["tested_on"][0])  # fmt: skip
+                self.fail(
+                    "RANK scores one task; BENCHMARK applies to SELECT queries",
+                    clauses["tested_on"][0],
+                )
             return n.Rank(
-                columns, source, value["trained_on"], value["tested_on"][1], value["ranked_by"],
-                where, value.get("limit"), value.get("other_than"), "wait" in clauses,
+                columns,
+                source,
+                value["trained_on"],
+                value["tested_on"][1],
+                value["ranked_by"],
+                where,
+                value.get("limit"),
+                value.get("other_than"),
+                "wait" in clauses,
                 span=span,
-            )  # fmt: skip
+            )
         if task:
             self.require(clauses, ("trained_on", "tested_on"), node, "a task-aware query")
-            self.forbid(clauses, ("ranked_by",), "SELECT", "BY \"ranker\" belongs to RANK")
+            self.forbid(clauses, ("ranked_by",), "SELECT", 'BY "ranker" belongs to RANK')
             return self.task_select(columns, source, where, clauses, value, span)
         self.forbid(
             clauses,
@@ -379,9 +409,14 @@ class _Builder:
             "add TRAINED ON and TESTED ON to rank models on your data",
         )
         return n.Select(
-            columns, source, where, value.get("order_by", ()), value.get("limit"),
-            value.get("other_than"), span=span,
-        )  # fmt: skip
+            columns,
+            source,
+            where,
+            value.get("order_by", ()),
+            value.get("limit"),
+            value.get("other_than"),
+            span=span,
+        )
 
     def task_select(
         self,
@@ -400,16 +435,26 @@ class _Builder:
                 self.fail("a task-aware query orders by one metric (err or acc)", order_node)
             order = keys[0]
             if benchmark and order.aggregate is None:
-                order = n.OrderKey(order.column, order.descending, n.Aggregate.AVG,
-                                   span=order.span)  # fmt: skip
+                order = n.OrderKey(order.column, order.descending, n.Aggregate.AVG, span=order.span)
         else:
             order = n.OrderKey(n.Name("err"), False, n.Aggregate.AVG if benchmark else None)
         classifiers = value.get("classified_by") or (self.method(CLASSIFIERS, "euclidean_nn"),)
         return n.TaskSelect(
-            columns, source, order, value["trained_on"], test, classifiers, where, benchmark,
-            value.get("limit"), value.get("other_than"), value.get("chunk"), value.get("budget"),
-            "wait" in clauses, span=span,
-        )  # fmt: skip
+            columns,
+            source,
+            order,
+            value["trained_on"],
+            test,
+            classifiers,
+            where,
+            benchmark,
+            value.get("limit"),
+            value.get("other_than"),
+            value.get("chunk"),
+            value.get("budget"),
+            "wait" in clauses,
+            span=span,
+        )
 
     def vec_select(
         self,
@@ -418,15 +463,19 @@ class _Builder:
         where: n.Condition | None,
         clauses: dict[str, tuple[PNode, Any]],
     ) -> n.VecSelect:
-        self.forbid(clauses, tuple(k for k in clauses if k != "wait"), "SELECT vec",
-                    "SELECT vec FROM readers WHERE probe = \"model\" [WAIT]")  # fmt: skip
+        self.forbid(
+            clauses,
+            tuple(k for k in clauses if k != "wait"),
+            "SELECT vec",
+            'SELECT vec FROM readers WHERE probe = "model" [WAIT]',
+        )
         probe, rest = _take_probe(where)
         if probe is None:
             self.fail(
-                "SELECT vec needs the probe model: add WHERE probe = \"model name\"",
+                'SELECT vec needs the probe model: add WHERE probe = "model name"',
                 _span(node),
             )
-        return n.VecSelect(source, probe, rest, "wait" in clauses, span=_span(node))  # type: ignore[arg-type]
+        return n.VecSelect(source, probe, rest, "wait" in clauses, span=_span(node))
 
     def require(
         self, clauses: dict[str, Any], needed: tuple[str, ...], node: PNode, what: str
@@ -434,8 +483,11 @@ class _Builder:
         for kind in needed:
             if kind not in clauses:
                 word = _CLAUSE_WORDS[kind]
-                self.fail(f"{what} needs {word}", (node.start, _end(node)),
-                          f"add {word} ... to the statement")  # fmt: skip
+                self.fail(
+                    f"{what} needs {word}",
+                    (node.start, _end(node)),
+                    f"add {word} ... to the statement",
+                )
 
     def forbid(self, clauses: dict[str, Any], kinds: tuple[str, ...], what: str, hint: str) -> None:
         for kind in kinds:
@@ -495,8 +547,9 @@ class _Builder:
                     fn,
                     _hint(word.value, choices),
                 )
-            return n.OrderKey(self.column_name(self.name(column)), descending, aggregate,
-                              span=_span(node))  # fmt: skip
+            return n.OrderKey(
+                self.column_name(self.name(column)), descending, aggregate, span=_span(node)
+            )
         return n.OrderKey(self.column_name(self.name(key)), descending, span=_span(node))
 
     def clause_trained_on(self, node: PNode) -> tuple[n.DatasetItem, ...]:
@@ -541,7 +594,7 @@ class _Builder:
         match = _METHOD_TEXT.match(text)
         if not match:
             self.fail(f"cannot read {text!r} as name(param=value, ...)", node)
-        word, inner = match.group(1), match.group(2)  # type: ignore[union-attr]
+        word, inner = match.group(1), match.group(2)
         params = []
         for part in (inner or "").split(","):
             if not part.strip():
@@ -587,11 +640,11 @@ class _Builder:
                 )
         filled = []
         for ps in spec.params:
-            p = given.get(ps.name)
-            value = p.value if p is not None else n.Value(ps.default)
+            param = given.get(ps.name)
+            value = param.value if param is not None else n.Value(ps.default)
             if ps.kind is int and isinstance(value.value, float) and value.value.is_integer():
                 value = n.Value(int(value.value), span=value.span)
-            filled.append(n.Param(ps.name, value, span=p.span if p else None))
+            filled.append(n.Param(ps.name, value, span=param.span if param else None))
         return n.Method(spec.name, tuple(filled), span=span)
 
     def clause_limit(self, node: PNode) -> int:
@@ -603,8 +656,10 @@ class _Builder:
             return self.name_list(target)
         name = self.name(target)
         if canonical_table(name.value):
-            self.fail(f"OTHER THAN takes a variable or a list of names, not the table {name.value}",
-                      target)  # fmt: skip
+            self.fail(
+                f"OTHER THAN takes a variable or a list of names, not the table {name.value}",
+                target,
+            )
         return n.Variable(name.value, span=name.span)
 
     def clause_chunk(self, node: PNode) -> int | str:
@@ -731,26 +786,29 @@ class _Builder:
             if isinstance(lhs, n.Value) and isinstance(rhs, n.Name):
                 lhs, rhs, op = rhs, lhs, _FLIPPED[op]
             if isinstance(lhs, n.Value):
-                self.fail("a comparison needs a column name on one side", span,
-                          "write column op value, e.g. num_params < 10M")  # fmt: skip
+                self.fail(
+                    "a comparison needs a column name on one side",
+                    span,
+                    "write column op value, e.g. num_params < 10M",
+                )
             if isinstance(rhs, n.Name):
-                if lhs.value.lower() == "probe":  # type: ignore[union-attr]
-                    rhs = n.Value(rhs.value, span=rhs.span)
-                else:
+                if lhs.value.lower() != "probe":
                     self.fail(
-                        f"compare {lhs.value} with a value, not with the name {rhs.value}",  # type: ignore[union-attr]
+                        f"compare {lhs.value} with a value, not with the name {rhs.value}",
                         right,
                         f"quote it if it is text: '{rhs.value}'",
                     )
-            column = self.column_name(lhs)  # type: ignore[arg-type]
-            return n.Compare(column, op, self.column_value(column, rhs), span=span)  # type: ignore[arg-type]
-        column = self.operand(kids[0])
-        if isinstance(column, n.Value):
+                rhs = n.Value(rhs.value, span=rhs.span)
+            column = self.column_name(lhs)
+            return n.Compare(column, op, self.column_value(column, rhs), span=span)
+        operand = self.operand(kids[0])
+        if isinstance(operand, n.Value):
             self.fail("expected a column name before " + kids[1].text.split()[0].upper(), kids[0])
-        column = self.column_name(column)  # type: ignore[arg-type]
+        column = self.column_name(operand)
         if kind == "between":
-            literals = [self.column_value(column, self.literal(k)) for k in kids if
-                        k.expr_name == "literal"]  # fmt: skip
+            literals = [
+                self.column_value(column, self.literal(k)) for k in kids if k.expr_name == "literal"
+            ]
             return n.Between(column, literals[0], literals[1], negated, span=span)
         if kind == "like":
             return n.Like(column, self.string_value(kids[-1]), negated, span=span)
@@ -761,8 +819,9 @@ class _Builder:
             if target.expr_name == "name":
                 return n.In(column, variable=self.name(target), negated=negated, span=span)
             values = tuple(
-                self.column_value(column, self.literal(k) if k.expr_name == "literal" else
-                                  self.string_value(k))  # fmt: skip
+                self.column_value(
+                    column, self.literal(k) if k.expr_name == "literal" else self.string_value(k)
+                )
                 for k in _kids(target)
                 if k.expr_name in ("literal", "string")
             )
@@ -815,7 +874,7 @@ class _Builder:
 
 def _raw(node: PNode) -> str:
     """The token text without trailing whitespace or comments."""
-    return node.full_text[node.start : _end(node)]  # type: ignore[no-any-return]
+    return str(node.full_text[node.start : _end(node)])
 
 
 def _hint(word: str, choices: list[str]) -> str:
@@ -837,13 +896,13 @@ def _take_probe(where: n.Condition | None) -> tuple[str | None, n.Condition | No
     if where is None:
         return None, None
     if is_probe(where):
-        return where.value.value, None  # type: ignore[union-attr]
+        return str(cast(n.Compare, where).value.value), None
     if isinstance(where, n.And):
         probes = [c for c in where.operands if is_probe(c)]
         if len(probes) == 1:
             rest = tuple(c for c in where.operands if c is not probes[0])
             remaining = rest[0] if len(rest) == 1 else n.And(rest, span=where.span)
-            return probes[0].value.value, remaining  # type: ignore[union-attr]
+            return str(cast(n.Compare, probes[0]).value.value), remaining
     return None, where
 
 

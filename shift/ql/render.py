@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from functools import singledispatch
 
+from shift.proxies import CLASSIFIERS, RANKERS
 from shift.ql import nodes as n
 from shift.ql.numbers import format_number
-from shift.proxies import CLASSIFIERS, RANKERS
 
 
 def quote(text: str) -> str:
@@ -123,7 +123,9 @@ def _(node: n.TaskSelect) -> str:
         parts.append("WHERE " + render_condition(node.where))
     parts.append("ORDER BY " + _order_key(node.order))
     parts.append("TRAINED ON " + _datasets(node.train))
-    parts.append(("TESTED ON BENCHMARK " if node.benchmark else "TESTED ON ") + _datasets(node.test))
+    parts.append(
+        ("TESTED ON BENCHMARK " if node.benchmark else "TESTED ON ") + _datasets(node.test)
+    )
     parts.append("CLASSIFIED BY [" + ", ".join(_classifier(m) for m in node.classifiers) + "]")
     parts += _tail(node.limit, node.other_than)
     for word, value in (("CHUNK", node.chunk), ("BUDGET", node.budget)):
@@ -153,8 +155,9 @@ def _(node: n.VecSelect) -> str:
     where = f"probe = {quote(node.probe)}"
     if node.where is not None:
         rest = node.where
-        where += " AND " + (f"({render_condition(rest)})" if isinstance(rest, n.Or) else
-                            render_condition(rest))  # fmt: skip
+        where += " AND " + (
+            f"({render_condition(rest)})" if isinstance(rest, n.Or) else render_condition(rest)
+        )
     text = f"SELECT vec FROM {_source(node.source)} WHERE {where}"
     return text + (" WAIT" if node.wait else "")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
+from shift.proxies import CLASSIFIERS, FINETUNE_PARAMS, RANKERS, MethodSpec
 from shift.ql import nodes as n
 from shift.ql.diagnostics import Problem
 from shift.ql.vocabulary import (
@@ -22,7 +23,6 @@ from shift.ql.vocabulary import (
     closest,
     columns_for,
 )
-from shift.proxies import CLASSIFIERS, FINETUNE_PARAMS, RANKERS, MethodSpec
 
 
 def validate(statement: n.Statement) -> list[Problem]:
@@ -71,11 +71,14 @@ def _check(node: n.Statement) -> Iterator[Problem]:
         yield from _check_limit(node.limit, node)
         yield from _check_other_than(node.other_than)
         for what, value in (("CHUNK", node.chunk), ("BUDGET", node.budget)):
-            if value is not None and value != "auto" and (
-                isinstance(value, bool) or not isinstance(value, int) or value < 1
+            if (
+                value is not None
+                and value != "auto"
+                and (isinstance(value, bool) or not isinstance(value, int) or value < 1)
             ):
-                yield Problem(f"{what} must be a positive whole number or AUTO, got {value!r}",
-                              node.span)  # fmt: skip
+                yield Problem(
+                    f"{what} must be a positive whole number or AUTO, got {value!r}", node.span
+                )
     elif isinstance(node, n.Rank):
         yield from _check_model_pool(node.source)
         yield from _check_columns(node.columns, MODEL_COLUMNS, task=True)
@@ -149,8 +152,9 @@ def _check_source(source: n.Source) -> Iterator[Problem]:
     if isinstance(source, n.NameList):
         yield from _check_names(source)
     elif isinstance(source, n.Table) and source.name not in TABLES:
-        yield Problem(f"unknown table {source.name!r}", source.span, _hint(source.name,
-                                                                           list(TABLES)))  # fmt: skip
+        yield Problem(
+            f"unknown table {source.name!r}", source.span, _hint(source.name, list(TABLES))
+        )
     elif isinstance(source, n.Variable) and not source.name.isidentifier():
         yield Problem(f"{source.name!r} is not a valid variable name", source.span)
 
@@ -189,9 +193,7 @@ def _unknown_column(column: n.Name, allowed: tuple[str, ...], task: bool) -> Pro
             column.span,
             "add TRAINED ON and TESTED ON to measure it on your data",
         )
-    return Problem(
-        f"unknown column {column.value!r}", column.span, _hint(column.value, allowed)
-    )
+    return Problem(f"unknown column {column.value!r}", column.span, _hint(column.value, allowed))
 
 
 def _check_condition(cond: n.Condition | None, allowed: tuple[str, ...]) -> Iterator[Problem]:
@@ -229,8 +231,9 @@ def _check_condition(cond: n.Condition | None, allowed: tuple[str, ...]) -> Iter
         low, high = cond.low.value, cond.high.value
         if any(v is None or isinstance(v, bool) for v in (low, high)):
             yield Problem("BETWEEN bounds must be numbers or strings", cond.span)
-        elif type(low) is not type(high) and not all(isinstance(v, int | float) for v in (low,
-                                                                                         high)):
+        elif type(low) is not type(high) and not all(
+            isinstance(v, int | float) for v in (low, high)
+        ):
             yield Problem("BETWEEN bounds must both be numbers or both be strings", cond.span)
         elif low > high:  # type: ignore[operator]
             yield Problem(
@@ -246,9 +249,8 @@ def _check_condition(cond: n.Condition | None, allowed: tuple[str, ...]) -> Iter
             yield Problem("IN needs at least one value", cond.span)
         if any(v.value is None for v in values):
             yield Problem("NULL never matches IN; use IS NULL", cond.span)
-    elif isinstance(cond, n.Like):
-        if not isinstance(cond.pattern.value, str):
-            yield Problem("LIKE needs a quoted pattern, e.g. 'efficientnet%'", cond.span)
+    elif isinstance(cond, n.Like) and not isinstance(cond.pattern.value, str):
+        yield Problem("LIKE needs a quoted pattern, e.g. 'efficientnet%'", cond.span)
     if spellings:
         for value in values:
             if isinstance(value.value, str) and value.value not in spellings.values():
@@ -321,9 +323,7 @@ def _label_keys(labels: tuple[n.Value, ...]) -> list[tuple[str, object]]:
     return [(type(v.value).__name__, v.value) for v in labels]
 
 
-def _check_method(
-    method: n.Method, table: dict[str, MethodSpec], what: str
-) -> Iterator[Problem]:
+def _check_method(method: n.Method, table: dict[str, MethodSpec], what: str) -> Iterator[Problem]:
     spec = table.get(method.name)
     if spec is None:
         choices = [s.display for s in table.values()]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import string
 
@@ -9,11 +10,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from shift.errors import QueryError
+from shift.proxies import FINETUNE_PARAMS
 from shift.ql import dumps, from_json, parse, parse_script, render
 from shift.ql import nodes as n
 from shift.ql.grammar import KEYWORDS
 from shift.ql.vocabulary import DATASET_COLUMNS, MODEL_COLUMNS, RESULT_COLUMNS, canonical_table
-from shift.proxies import FINETUNE_PARAMS
 
 PROPERTY_SETTINGS = settings(
     max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow]
@@ -109,8 +110,12 @@ datasets = st.one_of(
             base, tuple(p[0] for p in pairs), target, tuple(p[1] for p in pairs)
         ),
         names,
-        st.lists(st.tuples(labels, labels), min_size=1, max_size=3, unique_by=lambda p: (
-            type(p[0].value).__name__, p[0].value)),
+        st.lists(
+            st.tuples(labels, labels),
+            min_size=1,
+            max_size=3,
+            unique_by=lambda p: (type(p[0].value).__name__, p[0].value),
+        ),
         names,
     ),
 )
@@ -369,7 +374,7 @@ def test_mutated_json_trees_are_rejected_cleanly(tree: n.Statement, data: st.Dat
 def test_ten_kilobyte_script_parses() -> None:
     statement = (
         "SELECT * FROM image_models WHERE num_params < 30M AND (source = 'timm' OR "
-        "up_acc >= 0.7) ORDER BY err ASC TRAINED ON \"pets-train\" TESTED ON \"pets-val\" "
+        'up_acc >= 0.7) ORDER BY err ASC TRAINED ON "pets-train" TESTED ON "pets-val" '
         "CLASSIFIED BY ['Cosine NN', Linear(learning_rate=0.01, num_epochs=400)] "
         "CHUNK AUTO BUDGET AUTO LIMIT 3 WAIT;\n"
     )
@@ -383,7 +388,5 @@ def test_printable_ascii_statement_prefixes_never_crash() -> None:
     text = render(parse("SELECT name FROM models WHERE num_params BETWEEN 1 AND 5M LIMIT 2"))
     for cut in range(len(text) + 1):
         for extra in ("", ")", "'", "(", string.punctuation):
-            try:
+            with contextlib.suppress(QueryError):
                 parse_script(text[:cut] + extra)
-            except QueryError:
-                pass
