@@ -391,13 +391,15 @@ class Broker:
         # Send through the asyncio socket (never blocks: ROUTER drops on a full pipe) so
         # pyzmq re-arms its edge-triggered wake-up for the pending receive.
         try:
-            sent = self._sock.send_multipart(to_frames(message, identity), flags=zmq.DONTWAIT)
+            sent: asyncio.Future[Any] = self._sock.send_multipart(  # type: ignore[assignment]
+                to_frames(message, identity), flags=zmq.DONTWAIT
+            )
         except ProtocolError as error:
             log.warning("could not encode %s: %s", type(message).__name__, error)
             return
-        error = sent.exception() if sent.done() else None
-        if error is not None:
-            log.warning("could not send %s to %r: %s", type(message).__name__, identity, error)
+        failure = sent.exception() if sent.done() else None
+        if failure is not None:
+            log.warning("could not send %s to %r: %s", type(message).__name__, identity, failure)
         else:
             self.counters.frames_out += 1
 

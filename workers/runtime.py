@@ -363,11 +363,13 @@ class Worker:
             return False
         # Through the asyncio socket, so pyzmq re-arms the wake-up of the pending receive.
         try:
-            sent = self._sock.send_multipart(to_frames(message), flags=zmq.DONTWAIT)
+            sent: asyncio.Future[Any] = self._sock.send_multipart(  # type: ignore[assignment]
+                to_frames(message), flags=zmq.DONTWAIT
+            )
         except ProtocolError as error:
             log.warning("could not encode %s: %s", type(message).__name__, error)
             return False
-        error = sent.exception() if sent.done() else None
-        if error is not None and not isinstance(error, zmq.Again):
-            log.warning("could not send %s: %s", type(message).__name__, error)
-        return sent.done() and error is None
+        failure = sent.exception() if sent.done() else None
+        if failure is not None and not isinstance(failure, zmq.Again):
+            log.warning("could not send %s: %s", type(message).__name__, failure)
+        return sent.done() and failure is None

@@ -122,7 +122,8 @@ async def _read_db_succeeded(broker) -> list[dict]:
         await store.close()
 
 
-def _malformed(rng: random.Random) -> list[bytes]:
+def _malformed(rng: random.Random) -> tuple[list[bytes], bool]:
+    """A frame list and whether the broker must count it as bad."""
     good_body = msgpack.packb({"v": 1, "id": "t"})
     choices = [
         lambda: [rng.randbytes(rng.randint(0, 40))],
@@ -138,7 +139,8 @@ def _malformed(rng: random.Random) -> list[bytes]:
         lambda: [b"", HEADER, b"CANCEL", good_body],  # valid, but workers do not send it
         lambda: [b"", HEADER, b"RESULT", msgpack.packb({"v": 1, "results": [{"id": "nope"}]})],
     ]
-    return rng.choice(choices)()
+    index = rng.randrange(len(choices))
+    return choices[index](), index != len(choices) - 1
 
 
 async def test_1000_malformed_frames_leave_the_broker_serving(processes, http):
@@ -148,23 +150,29 @@ async def test_1000_malformed_frames_leave_the_broker_serving(processes, http):
     await wait_until(lambda: _n_workers(api, 1), "the worker to register")
     rng = random.Random(1234)
     context = zmq.Context()
+    expected_bad = 0
     try:
         for i in range(1000):
             sock = context.socket(zmq.DEALER)
-            sock.setsockopt(zmq.LINGER, 1000)
-            if i % 2:
-                sock.setsockopt(zmq.IDENTITY, f"bad-{i}".encode() if i % 3 else b"\xff\xfe")
+            bad_identity = i % 7 == 3
+            if i % 2 or bad_identity:
+                sock.setsockopt(
+                    zmq.IDENTITY, b"\xff\xfe%d" % i if bad_identity else f"bad-{i}".encode()
+                )
             sock.connect(broker.zmq)
             for _ in range(1 if i % 50 else 20):
-                sock.send_multipart(_malformed(rng))
-            sock.close() if i % 10 else None
+                frames, bad = _malformed(rng)
+                expected_bad += bad or bad_identity
+                sock.send_multipart(frames)
+            sock.close(linger=5000)
     finally:
-        context.destroy(linger=1000)
+        context.term()
+    assert expected_bad >= 1000
 
     async def frames_seen():
         text = await (await http.get(broker.http + "/metrics")).text()
         bad = next(line for line in text.splitlines() if line.startswith("shift_bad_frames_total"))
-        return int(bad.split()[1]) >= 1000
+        return int(bad.split()[1]) >= expected_bad
 
     await wait_until(frames_seen, "the broker to count the bad frames")
     result = await api.post("/v1/tasks", {"kind": "echo", "payload": {"value": "still here"}})
