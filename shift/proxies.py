@@ -21,6 +21,7 @@ class ParamSpec:
     minimum: float | None = None
     maximum: float | None = None
     help: str = ""
+    aliases: tuple[str, ...] = ()
 
     def check(self, value: object) -> str:
         """Return an error message for ``value``, or an empty string when it is valid."""
@@ -70,8 +71,10 @@ CLASSIFIERS: dict[str, MethodSpec] = {
             "Linear",
             ("linear", "logistic", "linear probe", "linearprobe"),
             (
-                ParamSpec("learning_rate", float, 0.01, 1e-8, 10.0, "SGD learning rate"),
-                ParamSpec("num_epochs", int, 100, 1, 100_000, "full passes over the data"),
+                ParamSpec("learning_rate", float, 0.01, 1e-8, 10.0, "SGD learning rate", ("lr",)),
+                ParamSpec(
+                    "num_epochs", int, 100, 1, 100_000, "full passes over the data", ("epochs",)
+                ),
             ),
             help="A linear (softmax) classifier trained on frozen features.",
         ),
@@ -96,9 +99,9 @@ RANKERS: dict[str, MethodSpec] = {
 FINETUNE_PARAMS: dict[str, ParamSpec] = {
     p.name: p
     for p in (
-        ParamSpec("learning_rate", float, None, 1e-8, 10.0, "optimizer learning rate"),
-        ParamSpec("epochs", int, None, 1, 10_000, "passes over the training data"),
-        ParamSpec("batch_size", int, None, 1, 65_536, "rows per step"),
+        ParamSpec("learning_rate", float, None, 1e-8, 10.0, "optimizer learning rate", ("lr",)),
+        ParamSpec("epochs", int, None, 1, 10_000, "passes over the training data", ("num_epochs",)),
+        ParamSpec("batch_size", int, None, 1, 65_536, "rows per step", ("bs",)),
         ParamSpec("val_fraction", float, None, 0.0, 0.9, "share of train rows held out"),
         ParamSpec("weight_decay", float, None, 0.0, 1.0, "decoupled weight decay"),
         ParamSpec("seed", int, None, 0, 2**31 - 1, "random seed"),

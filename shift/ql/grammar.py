@@ -99,8 +99,8 @@ comparison  = operand CMP_OP operand
 operand     = literal / name
 
 literal     = number / string / TRUE / FALSE / NULL
-number      = ~r"[+-]?(?:\d|\.\d)(?:[A-Za-z0-9_.]|(?<=[eE])[+-])*" _
-string      = (~r"'(?:[^']|'')*'" / ~r'"(?:[^"]|"")*"') _
+number      = ~r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?[kKmMbB]?(?![A-Za-z0-9_.])" _
+string      = (~r"'(?:[^']|'')*+'" / ~r'"(?:[^"]|"")*+"') _
 name        = !(KEYWORD) ~r"[A-Za-z_][A-Za-z0-9_]*" _
 hostport    = ~r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.\-]+):\d+(?![A-Za-z0-9_.])" _
 KEYWORD     = ~r"(?:{alternation})\b"i

@@ -7,8 +7,6 @@ from decimal import Decimal, InvalidOperation
 
 _NUMBER = re.compile(r"([+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)([kKmMbB]?)")
 _SUFFIX = {"": 1, "k": 10**3, "m": 10**6, "b": 10**9}
-#: Integer literals up to this magnitude are kept as exact integers.
-_MAX_EXACT = 10**18
 #: Integral values written with a point or exponent become integers up to this magnitude,
 #: where every integer is also an exact float (so ``render`` of a float reads back equal).
 _FLOAT_EXACT = 2**53
@@ -16,6 +14,9 @@ _FLOAT_EXACT = 2**53
 
 def parse_number(text: str) -> int | float:
     """Read a number; integral values become ``int`` (``1e3`` -> 1000, ``2.5K`` -> 2500).
+
+    Integer literals stay exact whatever their size; a value written with a point or an
+    exponent becomes an ``int`` only while floats still represent every integer (2**53).
 
     Raises:
         ValueError: with a message naming the text when it is not a valid number.
@@ -29,9 +30,7 @@ def parse_number(text: str) -> int | float:
         raise ValueError(f"{text!r} is not a number") from None
     if not value.is_finite():
         raise ValueError(f"{text!r} is out of range")
-    exact = abs(value) <= _FLOAT_EXACT or (
-        not any(c in match.group(1) for c in ".eE") and abs(value) <= _MAX_EXACT
-    )
+    exact = abs(value) <= _FLOAT_EXACT or not any(c in match.group(1) for c in ".eE")
     if value == value.to_integral_value() and exact:
         return int(value)
     result = float(value)

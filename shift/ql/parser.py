@@ -16,13 +16,26 @@ from typing import Any, NoReturn, cast
 from parsimonious.nodes import Node as PNode
 
 from shift.errors import Diagnostic, QueryError
-from shift.proxies import CLASSIFIERS, FINETUNE_PARAMS, RANKERS, MethodSpec, find_method
+from shift.proxies import (
+    CLASSIFIERS,
+    FINETUNE_PARAMS,
+    RANKERS,
+    MethodSpec,
+    ParamSpec,
+    find_method,
+)
 from shift.ql import nodes as n
 from shift.ql.diagnostics import Problem, diagnose, found_token, token_at
 from shift.ql.grammar import KEYWORDS, RESERVED, TOKEN_WORDS, grammar
 from shift.ql.numbers import parse_number
 from shift.ql.validate import validate
-from shift.ql.vocabulary import canonical_column, canonical_table, canonical_value, closest
+from shift.ql.vocabulary import (
+    canonical_column,
+    canonical_register_column,
+    canonical_table,
+    canonical_value,
+    closest,
+)
 
 _SKIP = re.compile(r"(?:\s+|--[^\n]*|#[^\n]*|;)*")
 _METHOD_TEXT = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_ \-]*?)\s*(?:\((.*)\))?\s*$", re.S)
@@ -100,7 +113,7 @@ def parse_script(text: str, source: str = "<query>") -> n.Script:
             pos = _SKIP.match(text, end).end()  # type: ignore[union-attr]
             continue
         at = max(failures.pos, end)
-        expected = set(failures.expected)
+        expected = set(failures.expected) if failures.pos == at else set()
         if tree is not None and at == end:
             expected.add(";")
         diagnostics.append(diagnose(text, _syntax_problem(text, at, expected), source))
@@ -134,18 +147,24 @@ def _describe(expected: set[str]) -> list[str]:
 def _syntax_problem(text: str, pos: int, expected: set[str]) -> Problem:
     found = found_token(text, pos)
     token = token_at(text, pos)
-    hint = ""
-    if (
-        token
-        and token[0] in "'\""
-        and (len(token) < 2 or token[-1] != token[0] or token == token[0])
-    ):
+    span = (pos, pos + max(1, len(token)))
+    if token and token[0] in "'\"" and (len(token) < 2 or token[-1] != token[0]):
         quote = token[0]
         return Problem(
             f"Unterminated string starting at {found}",
             (pos, pos + 1),
             f"close it with {quote}; write {quote}{quote} for a quote inside it",
         )
+    if _NUMBERISH.match(token):
+        try:
+            parse_number(token)
+        except ValueError:
+            return Problem(
+                f"{token!r} is not a number",
+                span,
+                "numbers look like 42, -1.5, 2e-3, 10M, 1.5K or 3B; "
+                "leave a space between a number and the next word",
+            )
     words = _describe(expected)
     if not words:
         message = f"Unexpected {found}"
@@ -153,23 +172,39 @@ def _syntax_problem(text: str, pos: int, expected: set[str]) -> Problem:
         message = f"Expected {_join(words)} but found {found}"
     else:
         message = f"Expected one of {', '.join(words)} but found {found}"
+    return Problem(message, span, _syntax_hint(text, pos, token, expected))
+
+
+def _syntax_hint(text: str, pos: int, token: str, expected: set[str]) -> str:
     upper = token.upper()
+    before = text[:pos].rstrip()
+    if upper in _KEYWORD_SET and before.endswith(","):
+        return "remove the ',' before " + upper
+    if upper in _RESERVED and "name" in expected and expected <= _NAME_SLOTS:
+        if "string" in expected:
+            return f'{upper} is a reserved word; write the name in quotes: "{token}"'
+        return f"{upper} is a reserved word and cannot be used as a name; choose another"
+    if upper in _CLAUSE_PLACES and upper not in expected:
+        return _CLAUSE_PLACES[upper]
+    if upper in _KEYWORD_SET:
+        return ""
     candidates = [e for e in expected if e in _KEYWORD_SET]
-    if upper in _RESERVED and "name" in expected:
-        hint = f"{upper} is a reserved word; write names that clash with keywords in quotes"
-    elif token[:1].isalpha() and candidates:
+    if token[:1].isalpha() and candidates:
         match = closest(token, candidates)
         if match and match != upper:
-            hint = f"did you mean {match}?"
-    if (
-        not hint
-        and "statement" not in message
-        and pos < len(text)
-        and text[pos] == "="
-        and ("CMP_OP" not in expected)
-    ):
-        hint = "'=' compares values; parameters are written name=value inside parentheses"
-    return Problem(message, (pos, pos + max(1, len(token))), hint)
+            return f"did you mean {match}?"
+    if token == "=" and "BETWEEN" in expected:
+        return "write != or <> for 'not equal'"
+    return ""
+
+
+#: Where a misplaced clause keyword belongs, said when it is found out of place.
+_CLAUSE_PLACES = {
+    "WHERE": "WHERE comes right after FROM <source>, before the other clauses",
+    "FROM": "FROM comes right after the column list",
+}
+_NAME_SLOTS = frozenset({"name", "string", "STAR", "LBRACKET", "LPAREN"})
+_NUMBERISH = re.compile(r"[+-]?\.?\d")
 
 
 def _join(words: list[str]) -> str:
@@ -252,9 +287,14 @@ class _Builder:
         parts = [self.query_term(t) for t in terms]
         if len(parts) == 1:
             return parts[0]
-        alls = [self._union_all(kids, i) for i in range(len(kids)) if kids[i].expr_name == "UNION"]
-        if len(set(alls)) > 1:
-            self.fail("a query mixes UNION and UNION ALL; use one of them throughout", node)
+        unions = [i for i in range(len(kids)) if kids[i].expr_name == "UNION"]
+        alls = [self._union_all(kids, i) for i in unions]
+        for i, all_ in zip(unions, alls, strict=True):
+            if all_ != alls[0]:
+                self.fail(
+                    "a query mixes UNION and UNION ALL; use one of them throughout",
+                    _span(kids[i], kids[i + 1] if all_ else kids[i]),
+                )
         flat: list[n.Query] = []
         for part, term in zip(parts, terms, strict=True):
             if isinstance(part, n.VecSelect):
@@ -308,6 +348,8 @@ class _Builder:
             url = "http://" + target.children[0].text
         else:
             url = self.string(target).strip()
+            if not url:
+                self.fail("the broker address is empty", target, 'write USE "http://host:port"')
             if "://" not in url:
                 url = "http://" + url
         return n.Use(url.rstrip("/"), span=_span(node))
@@ -325,7 +367,11 @@ class _Builder:
                 "give one value per column, in the same order",
             )
         fields = tuple(
-            n.Param(c.value.lower(), v, span=(c.span[0], v.span[1]))  # type: ignore[index]
+            n.Param(
+                canonical_register_column(kind.value, c.value),
+                v,
+                span=c.span,
+            )
             for c, v in zip(columns, values, strict=True)
         )
         return n.Register(kind, name, fields, span=_span(node))
@@ -364,8 +410,7 @@ class _Builder:
             (clause,) = _kids(k)
             kind = clause.expr_name.lower()
             if kind in clauses:
-                words = " ".join(t.text.split()[0].upper() for t in _kids(clause)[:2])
-                self.fail(f"{words} is given twice", clause, "keep one of them")
+                self.fail(f"{_CLAUSE_WORDS[kind]} is given twice", clause, "keep one of them")
             clauses[kind] = (clause, getattr(self, "clause_" + kind)(clause))
         span = _span(node)
         value = {kind: v for kind, (_, v) in clauses.items()}
@@ -469,6 +514,9 @@ class _Builder:
             "SELECT vec",
             'SELECT vec FROM readers WHERE probe = "model" [WAIT]',
         )
+        probes = _probe_compares(where)
+        if len(probes) > 1:
+            self.fail("the probe model is given twice", probes[1].span or _span(node))
         probe, rest = _take_probe(where)
         if probe is None:
             self.fail(
@@ -483,11 +531,9 @@ class _Builder:
         for kind in needed:
             if kind not in clauses:
                 word = _CLAUSE_WORDS[kind]
-                self.fail(
-                    f"{what} needs {word}",
-                    (node.start, _end(node)),
-                    f"add {word} ... to the statement",
-                )
+                present = [clauses[k][0] for k in needed if k in clauses]
+                anchor = _span(present[0]) if present else (node.start, _end(node))
+                self.fail(f"{what} needs {word}", anchor, f"add {word} ... to the statement")
 
     def forbid(self, clauses: dict[str, Any], kinds: tuple[str, ...], what: str, hint: str) -> None:
         for kind in kinds:
@@ -567,7 +613,8 @@ class _Builder:
         seen: set[n.Method] = set()
         for method, k in zip(methods, items, strict=True):
             if method in seen:
-                self.fail(f"classifier {method.name} is listed twice", k)
+                spec = CLASSIFIERS.get(method.name)
+                self.fail(f"classifier {spec.display if spec else method.name} is listed twice", k)
             seen.add(method)
         return tuple(methods)
 
@@ -628,8 +675,9 @@ class _Builder:
         if spec is None:
             # leave the spelling; validate() reports it with the closest match
             return n.Method(word, tuple(params or ()), span=span)
-        given = {p.name: p for p in params or ()}
-        for p in params or ():
+        params = [_unalias(spec.params, p) for p in params or ()]
+        given = {p.name: p for p in params}
+        for p in params:
             if spec.param(p.name) is None:
                 known = [q.name for q in spec.params]
                 listing = ", ".join(known) if known else "no parameters"
@@ -675,10 +723,14 @@ class _Builder:
 
     def count(self, node: PNode, what: str, minimum: int) -> int:
         value = self.number(node).value
-        if isinstance(value, float) or value < minimum:  # type: ignore[operator]
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            self.fail(f"{what} must be a number", node)
+        if value >= _MAX_COUNT:
+            self.fail(f"{what} {_raw(node)} is too large (at most {_MAX_COUNT - 1})", node)
+        if isinstance(value, float) or value < minimum:
             least = "a positive" if minimum == 1 else "a non-negative"
             self.fail(f"{what} must be {least} whole number, got {_raw(node)}", node)
-        return int(value)  # type: ignore[arg-type]
+        return value
 
     # ---- datasets and models
 
@@ -719,7 +771,7 @@ class _Builder:
         return n.Variable(name.value, span=name.span)
 
     def finetune_params(self, node: PNode) -> tuple[n.Param, ...]:
-        params = self.params(node)
+        params = [_unalias(tuple(FINETUNE_PARAMS.values()), p) for p in self.params(node)]
         for p in params:
             if p.name not in FINETUNE_PARAMS:
                 known = list(FINETUNE_PARAMS)
@@ -877,6 +929,14 @@ def _raw(node: PNode) -> str:
     return str(node.full_text[node.start : _end(node)])
 
 
+def _unalias(specs: tuple[ParamSpec, ...], param: n.Param) -> n.Param:
+    """The parameter under its canonical name (``lr`` -> ``learning_rate``)."""
+    for spec in specs:
+        if param.name == spec.name or param.name in spec.aliases:
+            return n.Param(spec.name, param.value, span=param.span)
+    return param
+
+
 def _hint(word: str, choices: list[str]) -> str:
     match = closest(word, choices)
     return f"did you mean {match!r}?" if match else ""
@@ -904,6 +964,19 @@ def _take_probe(where: n.Condition | None) -> tuple[str | None, n.Condition | No
             remaining = rest[0] if len(rest) == 1 else n.And(rest, span=where.span)
             return str(cast(n.Compare, probes[0]).value.value), remaining
     return None, where
+
+
+_MAX_COUNT = 2**63
+
+
+def _probe_compares(where: n.Condition | None) -> list[n.Compare]:
+    """Every top-level ``probe = ...`` comparison in a WHERE condition."""
+    operands = where.operands if isinstance(where, n.And) else (where,)
+    return [
+        c
+        for c in operands
+        if isinstance(c, n.Compare) and c.column.value.lower() == "probe" and c.op is n.CmpOp.EQ
+    ]
 
 
 _OPS = {

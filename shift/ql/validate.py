@@ -7,6 +7,7 @@ columns, tables, classifiers and rankers under their canonical names with every 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
@@ -15,12 +16,16 @@ from shift.ql import nodes as n
 from shift.ql.diagnostics import Problem
 from shift.ql.vocabulary import (
     DATASET_COLUMNS,
+    MEASURED_COLUMNS,
     METRICS,
     MODEL_COLUMNS,
+    RANK_COLUMNS,
+    REGISTER_COLUMNS,
     RESULT_COLUMNS,
     TABLES,
     VALUE_SPELLINGS,
     closest,
+    column_hint,
     columns_for,
 )
 
@@ -61,7 +66,7 @@ def _check(node: n.Statement) -> Iterator[Problem]:
             yield Problem(
                 f"BENCHMARK pairs training and test sets, but TRAINED ON lists {len(node.train)} "
                 f"and TESTED ON lists {len(node.test)}",
-                node.span,
+                _list_span(node.test) or node.span,
                 "give one training set per test set, or a single training set for all",
             )
         if not node.classifiers:
@@ -81,7 +86,13 @@ def _check(node: n.Statement) -> Iterator[Problem]:
                 )
     elif isinstance(node, n.Rank):
         yield from _check_model_pool(node.source)
-        yield from _check_columns(node.columns, MODEL_COLUMNS, task=True)
+        for column in node.columns:
+            if column.value not in MODEL_COLUMNS + RANK_COLUMNS:
+                yield Problem(
+                    f"RANK returns model columns and score, not {column.value!r}",
+                    column.span,
+                    column_hint(column.value, MODEL_COLUMNS + RANK_COLUMNS),
+                )
         yield from _check_condition(node.where, MODEL_COLUMNS)
         yield from _check_datasets(node.train, "TRAINED ON")
         yield from _check_datasets(node.test, "TESTED ON")
@@ -89,7 +100,7 @@ def _check(node: n.Statement) -> Iterator[Problem]:
         yield from _check_limit(node.limit, node)
         yield from _check_other_than(node.other_than)
     elif isinstance(node, n.VecSelect):
-        if isinstance(node.source, n.Table) and TABLES[node.source.name] != "dataset":
+        if isinstance(node.source, n.Table) and TABLES.get(node.source.name) == "model":
             yield Problem(
                 f"SELECT vec compares datasets; FROM {node.source.name} holds models",
                 node.source.span,
@@ -123,11 +134,29 @@ def _check(node: n.Statement) -> Iterator[Problem]:
     elif isinstance(node, n.Register):
         if not node.name.strip():
             yield Problem(f"REGISTER {node.kind.value.upper()} needs a non-empty name", node.span)
+        if not node.fields:
+            yield Problem(
+                f"REGISTER {node.kind.value.upper()} needs at least one column", node.span
+            )
         seen: set[str] = set()
+        allowed = REGISTER_COLUMNS[node.kind.value]
         for field in node.fields:
             if field.name in seen:
                 yield Problem(f"column {field.name!r} is given twice", field.span or node.span)
             seen.add(field.name)
+            if field.name in MEASURED_COLUMNS[node.kind.value]:
+                yield Problem(
+                    f"{field.name} is measured when the {node.kind.value} is registered",
+                    field.span or node.span,
+                    f"leave {field.name} out",
+                )
+            elif field.name not in allowed:
+                yield Problem(
+                    f"REGISTER {node.kind.value.upper()} has no column {field.name!r} "
+                    f"(columns: {', '.join(allowed)})",
+                    field.span or node.span,
+                    _hint(field.name, list(allowed)),
+                )
     elif isinstance(node, n.Finetune):
         yield from _check_model_pool(node.models)
         yield from _check_datasets(node.datasets, "WITH")
@@ -146,6 +175,11 @@ def _check(node: n.Statement) -> Iterator[Problem]:
         pass
     else:  # pragma: no cover - the type union is closed
         yield Problem(f"unsupported statement {type(node).__name__}", None)
+
+
+def _list_span(items: tuple[n.Node, ...]) -> tuple[int, int] | None:
+    spans = [i.span for i in items if i.span is not None]
+    return (spans[0][0], spans[-1][1]) if spans else None
 
 
 def _check_source(source: n.Source) -> Iterator[Problem]:
@@ -193,7 +227,9 @@ def _unknown_column(column: n.Name, allowed: tuple[str, ...], task: bool) -> Pro
             column.span,
             "add TRAINED ON and TESTED ON to measure it on your data",
         )
-    return Problem(f"unknown column {column.value!r}", column.span, _hint(column.value, allowed))
+    return Problem(
+        f"unknown column {column.value!r}", column.span, column_hint(column.value, allowed)
+    )
 
 
 def _check_condition(cond: n.Condition | None, allowed: tuple[str, ...]) -> Iterator[Problem]:
@@ -363,6 +399,10 @@ def _check_other_than(source: n.Source | None) -> Iterator[Problem]:
 
 def _check_url(node: n.Use) -> Iterator[Problem]:
     parts = urlsplit(node.url)
+    digits = re.search(r":(\d+)$", parts.netloc)
+    if digits and not 0 < int(digits.group(1)) < 65536:
+        yield Problem(f"port {digits.group(1)} is out of range (1-65535)", node.span)
+        return
     try:
         port = parts.port
     except ValueError:

@@ -34,6 +34,28 @@ DATASET_COLUMNS: tuple[str, ...] = (
 #: Columns a task-aware query adds to each model: its proxy error and accuracy.
 RESULT_COLUMNS: tuple[str, ...] = ("err", "acc", "train_rows", "test_rows", "classifier")
 
+#: Columns a RANK query adds to each model: the ranker's score.
+RANK_COLUMNS: tuple[str, ...] = ("score",)
+
+#: Columns ``REGISTER MODEL`` and ``REGISTER DATASET`` accept (the rest is measured).
+REGISTER_COLUMNS: dict[str, tuple[str, ...]] = {
+    "model": (
+        "source", "modality", "hub_id", "path", "checkpoint", "architecture", "tokenizer",
+        "feature_layer", "pooling", "input_size", "max_tokens", "up_acc", "gflops",
+        "batch_size", "license", "tags",
+    ),
+    "dataset": (
+        "reader", "path", "modality", "text_column", "image_column", "label_column",
+        "x_key", "y_key", "split", "seed", "max_rows", "delimiter", "bundle",
+    ),
+}  # fmt: skip
+
+#: Columns shift measures itself when it registers a model or dataset.
+MEASURED_COLUMNS: dict[str, tuple[str, ...]] = {
+    "model": ("num_params", "feature_dim"),
+    "dataset": ("size", "num_classes"),
+}
+
 #: Metrics a task-aware query can order by.
 METRICS: tuple[str, ...] = ("err", "acc")
 
@@ -76,6 +98,27 @@ _COLUMN_KEYS: dict[str, str] = {_key(c): c for c in _ALL_COLUMNS} | COLUMN_ALIAS
 def canonical_column(word: str) -> str | None:
     """Return the canonical column for a spelling or alias, or ``None`` if unknown."""
     return _COLUMN_KEYS.get(_key(word))
+
+
+def canonical_register_column(kind: str, word: str) -> str:
+    """The canonical spelling of a REGISTER column (aliases resolved; unknown kept)."""
+    key = _key(word)
+    for column in (*REGISTER_COLUMNS[kind], *MEASURED_COLUMNS[kind]):
+        if _key(column) == key:
+            return column
+    alias = COLUMN_ALIASES.get(key)
+    return alias if alias else word.lower()
+
+
+def column_hint(word: str, columns: Iterable[str]) -> str:
+    """A ``did you mean`` hint for a misspelled column, aliases included, or ``""``."""
+    allowed = set(columns)
+    keys = {_key(c): c for c in allowed}
+    keys.update({a: c for a, c in COLUMN_ALIASES.items() if c in allowed})
+    match = closest(_key(word), keys)
+    if match is None:
+        return ""
+    return f"did you mean {keys[match]!r}?"
 
 
 def canonical_table(word: str) -> str | None:

@@ -14,7 +14,13 @@ from shift.proxies import FINETUNE_PARAMS
 from shift.ql import dumps, from_json, parse, parse_script, render
 from shift.ql import nodes as n
 from shift.ql.grammar import KEYWORDS
-from shift.ql.vocabulary import DATASET_COLUMNS, MODEL_COLUMNS, RESULT_COLUMNS, canonical_table
+from shift.ql.vocabulary import (
+    DATASET_COLUMNS,
+    MODEL_COLUMNS,
+    REGISTER_COLUMNS,
+    RESULT_COLUMNS,
+    canonical_table,
+)
 
 PROPERTY_SETTINGS = settings(
     max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow]
@@ -245,18 +251,19 @@ statements = st.one_of(
     st.builds(n.Declare, identifiers, st.one_of(queries, unions)),
     st.builds(n.Print, st.one_of(st.none(), identifiers)),
     st.builds(lambda h, p: n.Use(f"http://{h}:{p}"), hosts, st.integers(1, 65535)),
-    st.builds(
-        lambda kind, name, fields: n.Register(
-            kind, name, tuple(n.Param(k.lower(), v) for k, v in fields.items())
-        ),
-        st.sampled_from(list(n.RegisterKind)),
-        names,
-        st.dictionaries(
-            identifiers.map(str.lower),
-            st.one_of(values, st.none().map(n.Value), st.booleans().map(n.Value)),
-            min_size=1,
-            max_size=4,
-        ),
+    st.sampled_from(list(n.RegisterKind)).flatmap(
+        lambda kind: st.builds(
+            lambda name, fields: n.Register(
+                kind, name, tuple(n.Param(k, v) for k, v in fields.items())
+            ),
+            names,
+            st.dictionaries(
+                st.sampled_from(REGISTER_COLUMNS[kind.value]),
+                st.one_of(values, st.none().map(n.Value), st.booleans().map(n.Value)),
+                min_size=1,
+                max_size=4,
+            ),
+        )
     ),
     st.builds(n.Purge, st.sampled_from(list(n.PurgeTarget))),
 )
