@@ -1,0 +1,148 @@
+"""The ``embed`` task kind: one model over one block of a dataset, into the feature store.
+
+TASK body: ``{"model": ModelSpec JSON, "dataset": DatasetSpec JSON, "block": int,
+"store": path (optional; default <state_dir>/features)}``. RESULT: ``{"model_key",
+"dataset_key", "block", "start", "stop", "rows", "num_rows", "num_blocks", "num_classes",
+"feature_dim", "num_params", "cached", "load_s", "read_s", "embed_s", "write_s"}``.
+A block already on disk is not recomputed (``cached`` is then true).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from shift.errors import CatalogError, WorkerError
+from shift.specs import DatasetSpec, ModelSpec
+from workers.features import BLOCK_ROWS, FeatureStore, block_count, block_range
+from workers.kinds import TaskContext, task_kind
+from workers.readers import Dataset, open_dataset
+
+
+def feature_store(payload: dict[str, Any]) -> FeatureStore:
+    """The store a payload names, or ``<state_dir>/features``."""
+    root = payload.get("store")
+    if root is None:
+        from shift.settings import load_settings
+
+        root = str(Path(load_settings()["state_dir"]) / "features")
+    if not isinstance(root, str):
+        raise WorkerError(f"'store' must be a path, got {root!r}")
+    return FeatureStore(root)
+
+
+def specs(payload: dict[str, Any], *names: str) -> list[Any]:
+    """Parse the spec fields of a payload (``model`` as a ModelSpec, others as datasets).
+
+    Raises:
+        WorkerError: a field is missing or invalid.
+    """
+    out: list[Any] = []
+    for name in names:
+        if name not in payload:
+            raise WorkerError(f"task payload lacks {name!r}")
+        try:
+            parse = ModelSpec.from_json if name == "model" else DatasetSpec.from_json
+            out.append(parse(payload[name]))
+        except CatalogError as error:
+            raise WorkerError(f"payload {name!r}: {error}") from None
+    return out
+
+
+def read(spec: DatasetSpec) -> Dataset:
+    """Open a dataset, as a worker error when it cannot be read."""
+    try:
+        return open_dataset(spec)
+    except CatalogError as error:
+        raise WorkerError(f"dataset {spec.name!r}: {error}") from None
+
+
+def embed_block(
+    model: ModelSpec,
+    dataset: DatasetSpec,
+    block: int,
+    store: FeatureStore,
+    device: str = "cpu",
+    ctx: TaskContext | None = None,
+) -> dict[str, Any]:
+    """Compute (unless stored) and store the features of one block; return the figures."""
+    from workers.models import MODEL_CACHE
+
+    t0 = time.perf_counter()
+    data = read(dataset)
+    start, stop = block_range(block, len(data), store.block_rows)
+    figures: dict[str, Any] = {
+        "model_key": model.key,
+        "dataset_key": dataset.key,
+        "block": block,
+        "start": start,
+        "stop": stop,
+        "rows": stop - start,
+        "num_rows": len(data),
+        "num_blocks": block_count(len(data), store.block_rows),
+        "num_classes": data.num_classes,
+    }
+    if store.has_block(model.key, dataset.key, block):
+        meta = store.meta(model.key, dataset.key)
+        return {
+            **figures,
+            "feature_dim": meta["feature_dim"],
+            "num_params": meta.get("num_params"),
+            "cached": True,
+            "load_s": 0.0,
+            "read_s": time.perf_counter() - t0,
+            "embed_s": 0.0,
+            "write_s": 0.0,
+        }
+    t1 = time.perf_counter()
+    extractor = MODEL_CACHE.get(model, device)
+    t2 = time.perf_counter()
+    rows = data.rows(start, stop)
+    t3 = time.perf_counter()
+    features = []
+    step = extractor.batch_size
+    for lo in range(0, len(rows), step):
+        if ctx is not None:
+            ctx.check_cancelled()
+            ctx.progress(lo, len(rows), "embedding")
+        features.append(extractor.embed(rows[lo : lo + step]))
+    import numpy as np
+
+    array = np.concatenate(features) if features else np.zeros((0, extractor.feature_dim))
+    t4 = time.perf_counter()
+    meta = {
+        "num_rows": len(data),
+        "classes": list(data.classes),
+        "feature_dim": extractor.feature_dim,
+        "num_params": extractor.num_params,
+        "block_rows": store.block_rows,
+        "model": model.name,
+        "dataset": dataset.name,
+    }
+    store.write_block(model.key, dataset.key, block, array, data.labels[start:stop], meta)
+    t5 = time.perf_counter()
+    return {
+        **figures,
+        "feature_dim": extractor.feature_dim,
+        "num_params": extractor.num_params,
+        "cached": False,
+        "load_s": t2 - t1,
+        "read_s": (t1 - t0) + (t3 - t2),
+        "embed_s": t4 - t3,
+        "write_s": t5 - t4,
+    }
+
+
+@task_kind("embed")
+def embed(payload: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
+    """Write one block of a model's features on a dataset to the feature store."""
+    model, dataset = specs(payload, "model", "dataset")
+    block = payload.get("block")
+    if isinstance(block, bool) or not isinstance(block, int):
+        raise WorkerError(f"'block' must be an integer, got {block!r}")
+    device = str(payload.get("device", "cpu"))
+    return embed_block(model, dataset, block, feature_store(payload), device, ctx)
+
+
+__all__ = ["BLOCK_ROWS", "embed", "embed_block", "feature_store", "read", "specs"]

@@ -1,0 +1,195 @@
+"""Feature extractors, the model-family registry and the per-process LRU of loaded models.
+
+A family is a function ``load(spec, device) -> FeatureExtractor`` registered with
+:func:`register_family`. Whatever the family, an extractor runs in eval mode under
+``torch.inference_mode``, in batches of the spec's ``batch_size``, and reports its
+``feature_dim`` and ``num_params`` as measured on the loaded model.
+"""
+
+from __future__ import annotations
+
+import difflib
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from shift.errors import WorkerError
+from shift.specs import Modality, ModelSpec
+
+Preprocess = Callable[[list[Any]], Any]
+"""Turns a list of rows (PIL images or strings) into the model's batch input."""
+
+Forward = Callable[[Any], Any]
+"""Turns a batch input into a ``(rows, features)`` tensor."""
+
+
+class FeatureExtractor:
+    """A loaded model that turns rows into float32 feature vectors.
+
+    Args:
+        spec: The model spec it was loaded from.
+        module: The ``torch.nn.Module`` (put in eval mode here; parameters are counted).
+        preprocess: Rows to batch input (the family's own preprocessing).
+        forward: Batch input to features.
+        device: Torch device string.
+    """
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        module: Any,
+        preprocess: Preprocess,
+        forward: Forward,
+        device: str,
+        info: dict[str, Any] | None = None,
+    ) -> None:
+        self.spec = spec
+        self.module = module.eval()
+        self.device = device
+        self.batch_size = spec.batch_size
+        self.info = dict(info or {})
+        self._preprocess = preprocess
+        self._forward = forward
+        self.num_params = int(sum(p.numel() for p in module.parameters()))
+        probe = _PROBES[spec.modality]()
+        self.feature_dim = int(self.embed([probe]).shape[1])
+
+    def embed(self, rows: list[Any]) -> np.ndarray:
+        """Features of ``rows`` as a ``(len(rows), feature_dim)`` float32 array."""
+        import torch
+
+        out: list[np.ndarray] = []
+        with torch.inference_mode():
+            for start in range(0, len(rows), self.batch_size):
+                batch = self._preprocess(rows[start : start + self.batch_size])
+                features = self._forward(_to(batch, self.device))
+                out.append(features.float().cpu().numpy().reshape(features.shape[0], -1))
+        if not out:
+            return np.zeros((0, getattr(self, "feature_dim", 0)), dtype=np.float32)
+        return np.ascontiguousarray(np.concatenate(out), dtype=np.float32)
+
+    def describe(self) -> dict[str, Any]:
+        """Measured facts for the catalog: feature_dim, num_params, batch_size, extras."""
+        return {
+            "feature_dim": self.feature_dim,
+            "num_params": self.num_params,
+            "batch_size": self.batch_size,
+            **self.info,
+        }
+
+
+def _gray_image() -> Any:
+    from PIL import Image
+
+    return Image.new("RGB", (64, 64), (128, 128, 128))
+
+
+_PROBES: dict[Modality, Callable[[], Any]] = {
+    Modality.VISION: _gray_image,
+    Modality.TEXT: lambda: "a probe sentence",
+}
+
+
+def _to(batch: Any, device: str) -> Any:
+    if hasattr(batch, "to"):
+        return batch.to(device)
+    if isinstance(batch, dict):
+        return {k: v.to(device) if hasattr(v, "to") else v for k, v in batch.items()}
+    return batch
+
+
+FamilyLoader = Callable[[ModelSpec, str], FeatureExtractor]
+
+
+@dataclass(frozen=True)
+class Family:
+    """A registered model family.
+
+    Attributes:
+        name: The name model specs use in their ``family`` field.
+        load: ``load(spec, device) -> FeatureExtractor``.
+        help: One line for the docs.
+    """
+
+    name: str
+    load: FamilyLoader
+    help: str
+
+
+FAMILIES: dict[str, Family] = {}
+"""Every registered model family by name."""
+
+
+def register_family(name: str) -> Callable[[FamilyLoader], FamilyLoader]:
+    """Register a loader as the model family ``name``.
+
+    Raises:
+        WorkerError: ``name`` is already registered.
+    """
+
+    def register(function: FamilyLoader) -> FamilyLoader:
+        if name in FAMILIES:
+            raise WorkerError(f"model family {name!r} is registered twice")
+        doc = (function.__doc__ or "").strip().splitlines()
+        FAMILIES[name] = Family(name, function, doc[0] if doc else "")
+        return function
+
+    return register
+
+
+def get_family(name: str) -> Family:
+    """Look up a model family.
+
+    Raises:
+        WorkerError: unknown family; the message lists the known ones and the closest.
+    """
+    family = FAMILIES.get(name)
+    if family is None:
+        close = difflib.get_close_matches(name, list(FAMILIES), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise WorkerError(
+            f"unknown model family {name!r}; known: {', '.join(sorted(FAMILIES))}{hint}"
+        )
+    return family
+
+
+class ModelCache:
+    """A small LRU of loaded models, keyed by (model key, device).
+
+    Args:
+        capacity: How many models stay loaded.
+    """
+
+    def __init__(self, capacity: int = 2) -> None:
+        self.capacity = capacity
+        self._models: OrderedDict[tuple[str, str], FeatureExtractor] = OrderedDict()
+        self._lock = threading.Lock()
+        self.loads = 0
+
+    def get(self, spec: ModelSpec, device: str = "cpu") -> FeatureExtractor:
+        """The loaded model for ``spec``, loading it (and evicting the oldest) if needed.
+
+        Raises:
+            WorkerError: the family is unknown or the model cannot be loaded.
+        """
+        key = (spec.key, device)
+        with self._lock:
+            if key in self._models:
+                self._models.move_to_end(key)
+                return self._models[key]
+        model = get_family(spec.family).load(spec, device)
+        with self._lock:
+            self.loads += 1
+            self._models[key] = model
+            while len(self._models) > self.capacity:
+                self._models.popitem(last=False)
+        return model
+
+    def loaded(self) -> list[str]:
+        """Names of the loaded models, least recently used first."""
+        with self._lock:
+            return [m.spec.name for m in self._models.values()]

@@ -1,0 +1,109 @@
+"""The ``onnx_bert`` family: a BERT exported to ONNX, converted back into a ``BertModel``.
+
+The ONNX file's named initializers are the BERT state dict; the attention and feed-forward
+weights are unnamed ``MatMul`` inputs, which are named here by following each ``MatMul`` to
+the ``Add`` of its named bias (and transposed: ONNX stores ``x @ W``, torch ``Linear`` stores
+``W.T``). Loader parameters: ``onnx`` (file reference), ``tokenizer`` (folder of the same
+vocabulary), ``num_heads`` (default 12; not recoverable from weight shapes), ``pooling``
+(default mean), ``max_tokens``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shift.errors import CatalogError, WorkerError
+from shift.specs import ModelSpec, resolve_file
+from workers.models.base import FeatureExtractor, register_family
+from workers.models.huggingface import model_source, text_forward, tokenize
+
+PREFIXES = ("model.0.auto_model.", "bert.", "")
+"""Prefixes stripped from initializer names (sentence-transformers exports use the first)."""
+
+
+def onnx_state_dict(path: str) -> dict[str, Any]:
+    """The BERT state dict (numpy arrays, transformers names) held by an ONNX graph.
+
+    Raises:
+        WorkerError: a weight cannot be named.
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(path).graph
+    arrays = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
+    consumers: dict[str, list[Any]] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    state: dict[str, Any] = {}
+    for name, array in arrays.items():
+        if name.endswith((".weight", ".bias")):
+            state[_strip(name)] = array
+    for node in graph.node:
+        if node.op_type != "MatMul" or node.input[1] not in arrays:
+            continue
+        weight = node.input[1]
+        if weight.endswith(".weight"):
+            continue
+        adds = [n for n in consumers.get(node.output[0], []) if n.op_type == "Add"]
+        biases = [i for n in adds for i in n.input if i.endswith(".bias") and i in arrays]
+        if len(biases) != 1:
+            raise WorkerError(f"cannot name ONNX weight {weight!r}: no unique bias follows it")
+        state[_strip(biases[0]).removesuffix(".bias") + ".weight"] = arrays[weight].T.copy()
+    return state
+
+
+def _strip(name: str) -> str:
+    for prefix in PREFIXES:
+        if name.startswith(prefix):
+            return name[len(prefix) :]
+    return name
+
+
+def bert_config(state: dict[str, Any], num_heads: int) -> Any:
+    """A ``BertConfig`` matching the shapes of ``state``."""
+    import transformers
+
+    vocab, hidden = state["embeddings.word_embeddings.weight"].shape
+    layers = 1 + max(int(k.split(".")[2]) for k in state if k.startswith("encoder.layer."))
+    return transformers.BertConfig(
+        vocab_size=int(vocab),
+        hidden_size=int(hidden),
+        num_hidden_layers=layers,
+        num_attention_heads=num_heads,
+        intermediate_size=int(state["encoder.layer.0.intermediate.dense.weight"].shape[0]),
+        max_position_embeddings=int(state["embeddings.position_embeddings.weight"].shape[0]),
+        type_vocab_size=int(state["embeddings.token_type_embeddings.weight"].shape[0]),
+    )
+
+
+@register_family("onnx_bert")
+def load_onnx_bert(spec: ModelSpec, device: str) -> FeatureExtractor:
+    """BERT encoders shipped as ONNX only, converted exactly into a transformers BertModel."""
+    import torch
+    import transformers
+
+    loader = spec.loader
+    try:
+        path = resolve_file(loader.get("onnx"))
+    except CatalogError as error:
+        raise WorkerError(str(error)) from None
+    state = onnx_state_dict(str(path))
+    config = bert_config(state, int(loader.get("num_heads", 12)))
+    model = transformers.BertModel(config, add_pooling_layer=False)
+    missing, unexpected = model.load_state_dict(
+        {k: torch.from_numpy(v.copy()) for k, v in state.items()}, strict=False
+    )
+    missing = [k for k in missing if not k.endswith("position_ids")]
+    if missing or unexpected:
+        raise WorkerError(
+            f"ONNX file {path.name} does not match a BertModel: missing {missing[:3]}, "
+            f"unexpected {unexpected[:3]}"
+        )
+    tokenizer = transformers.AutoTokenizer.from_pretrained(model_source(loader.get("tokenizer")))
+    max_tokens = int(loader.get("max_tokens", 128))
+    model = model.to(device)
+    forward = text_forward(model, str(loader.get("pooling", "mean")))
+    info = {"max_tokens": max_tokens, "model_type": "bert", "layers": config.num_hidden_layers}
+    return FeatureExtractor(spec, model, tokenize(tokenizer, max_tokens), forward, device, info)

@@ -1,0 +1,199 @@
+"""Proxy classifiers on frozen features: Euclidean and Cosine 1-NN, and a linear probe.
+
+The 1-NN proxies are exact (float64 distances, ties broken towards the lowest train index)
+and computed blockwise with torch, so memory stays bounded by the block sizes. Besides the
+error they return every test row's nearest train row and its distance, so that a later call
+with more training rows only computes distances to the new rows (:func:`nearest_neighbours`
+with ``prior``). Labels are ids into one shared class list; mapping arbitrary label values
+to ids is the caller's job (see ``workers.classify``).
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from shift.errors import WorkerError
+from shift.proxies import CLASSIFIERS
+
+TEST_BLOCK_ROWS = 1024
+TRAIN_BLOCK_ROWS = 4096
+
+
+@dataclass(frozen=True)
+class ProxyResult:
+    """The outcome of one proxy fit and evaluation.
+
+    Attributes:
+        err: Share of test rows misclassified.
+        acc: ``1 - err``.
+        train_rows: Training rows used.
+        test_rows: Test rows scored.
+        nn_index: Nearest train row of each test row (1-NN proxies only).
+        nn_distance: Its distance (1-NN proxies only).
+    """
+
+    err: float
+    acc: float
+    train_rows: int
+    test_rows: int
+    nn_index: np.ndarray | None = None
+    nn_distance: np.ndarray | None = None
+
+
+def _distances(test: Any, train: Any, metric: str) -> Any:
+    if metric == "euclidean":
+        d2 = (test * test).sum(1, keepdim=True) - 2 * test @ train.T + (train * train).sum(1)
+        return d2.clamp_min_(0).sqrt_()
+    return 1 - test @ train.T
+
+
+def nearest_neighbours(
+    train: np.ndarray,
+    test: np.ndarray,
+    metric: str,
+    prior: tuple[np.ndarray, np.ndarray] | None = None,
+    offset: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Index and distance of each test row's nearest train row.
+
+    Args:
+        train: New train features (rows ``offset ...`` of the training set).
+        test: Test features.
+        metric: ``euclidean`` or ``cosine``.
+        prior: ``(index, distance)`` over train rows before ``offset``; kept where no new
+            row is strictly closer.
+        offset: Train index of ``train``'s first row.
+
+    Returns:
+        ``(index, distance)``: int64 and float64 arrays of length ``len(test)``.
+    """
+    import torch
+
+    if metric not in ("euclidean", "cosine"):
+        raise WorkerError(f"1-NN metric must be euclidean or cosine, got {metric!r}")
+    tr = torch.from_numpy(np.asarray(train, dtype=np.float64))
+    te = torch.from_numpy(np.asarray(test, dtype=np.float64))
+    if metric == "cosine":
+        tr = torch.nn.functional.normalize(tr, dim=1)
+        te = torch.nn.functional.normalize(te, dim=1)
+    if prior is None:
+        index = torch.full((len(te),), -1, dtype=torch.int64)
+        best = torch.full((len(te),), float("inf"), dtype=torch.float64)
+    else:
+        index = torch.from_numpy(np.array(prior[0], dtype=np.int64))
+        best = torch.from_numpy(np.array(prior[1], dtype=np.float64))
+    with torch.inference_mode():
+        for t0 in range(0, len(te), TEST_BLOCK_ROWS):
+            block = te[t0 : t0 + TEST_BLOCK_ROWS]
+            for r0 in range(0, len(tr), TRAIN_BLOCK_ROWS):
+                dist, arg = _distances(block, tr[r0 : r0 + TRAIN_BLOCK_ROWS], metric).min(dim=1)
+                window = slice(t0, t0 + len(block))
+                closer = dist < best[window]
+                best[window] = torch.where(closer, dist, best[window])
+                index[window] = torch.where(closer, arg + r0 + offset, index[window])
+    return index.numpy(), best.numpy()
+
+
+def _nn(metric: str) -> Callable[..., ProxyResult]:
+    def fit(
+        train_x: np.ndarray,
+        train_y: np.ndarray,
+        test_x: np.ndarray,
+        test_y: np.ndarray,
+        prior: tuple[np.ndarray, np.ndarray] | None = None,
+        prior_rows: int = 0,
+        **params: Any,
+    ) -> ProxyResult:
+        new_x = train_x[prior_rows:] if prior is not None else train_x
+        offset = prior_rows if prior is not None else 0
+        index, distance = nearest_neighbours(new_x, test_x, metric, prior, offset)
+        predicted = np.asarray(train_y)[index]
+        err = float(np.mean(predicted != test_y)) if len(test_y) else 0.0
+        return ProxyResult(err, 1 - err, len(train_x), len(test_x), index, distance)
+
+    return fit
+
+
+def linear_probe(
+    train_x: np.ndarray,
+    train_y: np.ndarray,
+    test_x: np.ndarray,
+    test_y: np.ndarray,
+    learning_rate: float = 0.01,
+    num_epochs: int = 100,
+    num_classes: int | None = None,
+    batch_rows: int | None = None,
+    seed: int = 0,
+    **_: Any,
+) -> ProxyResult:
+    """A softmax classifier on standardised features, trained with SGD in torch.
+
+    Full-batch by default (``batch_rows`` for minibatches, shuffled with ``seed``); weights
+    start at zero, so the result is deterministic.
+    """
+    import torch
+
+    k = int(num_classes or int(max(train_y.max(initial=0), test_y.max(initial=0))) + 1)
+    x = torch.from_numpy(np.asarray(train_x, dtype=np.float32))
+    mean, std = x.mean(0), x.std(0, unbiased=False).clamp_min(1e-6)
+    x = (x - mean) / std
+    y = torch.from_numpy(np.asarray(train_y, dtype=np.int64))
+    layer = torch.nn.Linear(x.shape[1], k)
+    torch.nn.init.zeros_(layer.weight)
+    torch.nn.init.zeros_(layer.bias)
+    optimizer = torch.optim.SGD(layer.parameters(), lr=float(learning_rate))
+    generator = torch.Generator().manual_seed(int(seed))
+    rows = batch_rows or len(x)
+    for _epoch in range(int(num_epochs)):
+        order = torch.randperm(len(x), generator=generator) if rows < len(x) else None
+        for start in range(0, len(x), rows):
+            pick = order[start : start + rows] if order is not None else slice(None)
+            optimizer.zero_grad()
+            loss = torch.nn.functional.cross_entropy(layer(x[pick]), y[pick])
+            loss.backward()
+            optimizer.step()
+    with torch.no_grad():
+        t = (torch.from_numpy(np.asarray(test_x, dtype=np.float32)) - mean) / std
+        predicted = layer(t).argmax(1).numpy()
+    err = float(np.mean(predicted != test_y)) if len(test_y) else 0.0
+    return ProxyResult(err, 1 - err, len(train_x), len(test_x))
+
+
+PROXIES: dict[str, Callable[..., ProxyResult]] = {
+    "euclidean_nn": _nn("euclidean"),
+    "cosine_nn": _nn("cosine"),
+    "linear": linear_probe,
+}
+"""Proxy implementations by the canonical names of ``shift.proxies.CLASSIFIERS``."""
+
+if set(PROXIES) != set(CLASSIFIERS):  # pragma: no cover - a developer error, caught on import
+    raise WorkerError(f"proxies {sorted(PROXIES)} differ from classifiers {sorted(CLASSIFIERS)}")
+
+
+def get_proxy(
+    name: str, params: dict[str, Any]
+) -> tuple[Callable[..., ProxyResult], dict[str, Any]]:
+    """The proxy called ``name`` and its parameters, defaults filled in and checked.
+
+    Raises:
+        WorkerError: unknown classifier or invalid parameter.
+    """
+    spec = CLASSIFIERS.get(name)
+    if spec is None:
+        close = difflib.get_close_matches(name, list(CLASSIFIERS), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise WorkerError(f"unknown classifier {name!r}; known: {', '.join(CLASSIFIERS)}{hint}")
+    unknown = sorted(set(params) - {p.name for p in spec.params})
+    if unknown:
+        raise WorkerError(f"classifier {name!r} takes no parameter(s) {', '.join(unknown)}")
+    filled = {p.name: params.get(p.name, p.default) for p in spec.params}
+    for p in spec.params:
+        problem = p.check(filled[p.name])
+        if problem:
+            raise WorkerError(f"classifier {name!r}: {problem}")
+    return PROXIES[name], filled
