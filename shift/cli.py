@@ -44,6 +44,9 @@ def register_command(name: str, help: str, module: str) -> None:
 register_command(
     "parse", "Parse SHiFT-QL and print the query tree as JSON.", "shift.commands.parse"
 )
+register_command(
+    "query", "Run SHiFT-QL statements against a broker and print results.", "repl.query_command"
+)
 register_command("up", "Run a broker and local workers in the foreground.", "broker.up")
 register_command("broker", "Run the broker alone (REST API and ZeroMQ ROUTER).", "broker.command")
 register_command(

@@ -1,0 +1,134 @@
+"""A small synchronous HTTP client for the broker's REST API (used by ``shift query``).
+
+Only the standard library: the client must start fast and work where the broker does not
+run. Every failure is a :class:`ClientError` that says what to do next.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from shift.errors import Diagnostic, QueryError, ShiftError
+
+#: Query states after which nothing changes.
+FINAL_STATES = frozenset({"succeeded", "failed", "cancelled"})
+
+
+class ClientError(ShiftError):
+    """The broker could not be reached or answered with an error."""
+
+    code = "client_error"
+
+    def __init__(self, message: str, status: int | None = None, body: Any = None):
+        super().__init__(message)
+        self.status = status
+        self.body = body
+
+
+@dataclass
+class BrokerClient:
+    """Talks to one broker.
+
+    Attributes:
+        url: Base URL, e.g. ``http://127.0.0.1:8001``.
+        token: Bearer token, when the broker requires one.
+        timeout_s: Timeout of one HTTP request.
+    """
+
+    url: str
+    token: str = ""
+    timeout_s: float = 30.0
+
+    def request(self, method: str, path: str, body: Any = None) -> Any:
+        """Send one request and return the decoded JSON answer.
+
+        Raises:
+            ClientError: unreachable broker, or a non-2xx answer (its message inside).
+            QueryError: the broker rejected a query text or tree (with its diagnostics).
+        """
+        data = None if body is None else json.dumps(body).encode()
+        headers = {"Accept": "application/json"}
+        if data is not None:
+            headers["Content-Type"] = "application/json"
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        request = urllib.request.Request(
+            self.url.rstrip("/") + path, data=data, headers=headers, method=method
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
+                raw = response.read()
+        except urllib.error.HTTPError as error:
+            raise _answer_error(error.code, error.read()) from None
+        except (urllib.error.URLError, OSError) as error:
+            reason = getattr(error, "reason", error)
+            raise ClientError(
+                f"cannot reach the broker at {self.url}: {reason}; "
+                "start one with `shift up` or pass --url"
+            ) from None
+        return json.loads(raw) if raw else None
+
+    def submit(self, tree: dict[str, Any], session: str = "default") -> list[dict[str, Any]]:
+        """Send a parsed script (canonical JSON) and return the created queries."""
+        answer = self.request("POST", "/v1/queries", {"tree": tree, "session": session})
+        queries = answer.get("queries") if isinstance(answer, dict) else None
+        if not isinstance(queries, list):
+            raise ClientError(f"unexpected answer from the broker: {answer!r}")
+        return queries
+
+    def query(self, query_id: str) -> dict[str, Any]:
+        """The current state of one query."""
+        answer = self.request("GET", f"/v1/queries/{query_id}")
+        if not isinstance(answer, dict):
+            raise ClientError(f"unexpected answer from the broker: {answer!r}")
+        return answer
+
+    def cancel(self, query_id: str) -> None:
+        """Ask the broker to cancel a query."""
+        self.request("POST", f"/v1/queries/{query_id}/cancel", {})
+
+    def follow(self, query_id: str, poll_s: float = 0.2) -> Iterator[dict[str, Any]]:
+        """Yield the query's state whenever it changes, until it is final."""
+        last: Any = None
+        delay = 0.02
+        while True:
+            state = self.query(query_id)
+            marker = (state.get("status"), json.dumps(state.get("progress"), sort_keys=True))
+            if marker != last:
+                last = marker
+                yield state
+            if state.get("status") in FINAL_STATES:
+                return
+            time.sleep(delay)
+            delay = min(poll_s, delay * 2)
+
+
+def _answer_error(status: int, raw: bytes) -> ShiftError:
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        body = None
+    error = body.get("error", body) if isinstance(body, dict) else None
+    if isinstance(error, dict) and error.get("diagnostics"):
+        return QueryError(
+            [
+                Diagnostic(
+                    d.get("message", ""),
+                    int(d.get("line", 0)),
+                    int(d.get("column", 0)),
+                    d.get("snippet", ""),
+                    d.get("hint", ""),
+                    d.get("source", "<query>"),
+                )
+                for d in error["diagnostics"]
+            ]
+        )
+    message = error.get("message") if isinstance(error, dict) else None
+    text = message or raw.decode(errors="replace")[:300]
+    return ClientError(f"broker answered {status}: {text}", status, body)
