@@ -12,7 +12,14 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 @pytest.fixture(scope="session")
 def models():
-    """A model cache shared by the whole test session (each zoo model loads once)."""
-    from workers.models import ModelCache
+    """The process's model cache, widened so each zoo model loads once per test session."""
+    from workers.models import MODEL_CACHE
 
-    return ModelCache(capacity=8)
+    MODEL_CACHE.capacity = 8
+    return MODEL_CACHE
+
+
+@pytest.fixture(scope="session")
+def store_dir(tmp_path_factory):
+    """A feature store shared by the task tests of one session."""
+    return str(tmp_path_factory.mktemp("features"))
