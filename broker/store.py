@@ -264,6 +264,10 @@ class Store:
             raise SchedulerError("the task store is not open")
         while True:
             await self._wake.wait()
+            # One more turn of the event loop lets the changes that follow from the same
+            # event (a submission's dispatch, the next results of a drained batch) join
+            # this commit instead of waiting for the next one.
+            await asyncio.sleep(0)
             self._wake.clear()
             batch, self._pending = self._pending, []
             done, self._committed = self._committed, None
