@@ -9,7 +9,9 @@ result before it is on disk. Reads (REST) use a second connection and see commit
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import sqlite3
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -51,6 +53,14 @@ ON CONFLICT(id) DO UPDATE SET
     state = excluded.state, attempt = excluded.attempt, worker = excluded.worker,
     result = excluded.result, error = excluded.error, updated_at = excluded.updated_at
 """
+
+WAL_AUTOCHECKPOINT_PAGES = 4000
+"""WAL size (pages) at which a commit checkpoints inline: a backstop that also lets SQLite
+restart the WAL from its start. Above SQLite's default of 1000 so that the background
+checkpointer, not a commit, does nearly all of the copying and syncing."""
+
+CHECKPOINT_INTERVAL_S = 0.1
+"""How often the background checkpointer copies committed WAL pages into the database."""
 
 COLUMNS = "id, kind, payload, model, state, attempt, worker, result, error, created_at, updated_at"
 
@@ -127,11 +137,14 @@ class Store:
         self._wall = wall
         self._db: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
+        self._checkpointer: aiosqlite.Connection | None = None
         self._pending: list[tuple[Any, ...]] = []
+        self._statements: list[tuple[str, tuple[Any, ...]]] = []
         self._committed: asyncio.Future[None] | None = None
         self._inflight: asyncio.Future[None] | None = None
         self._wake = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
+        self._checkpoints: asyncio.Task[None] | None = None
         self._closing = False
         self.commits = 0
 
@@ -141,11 +154,15 @@ class Store:
         self._db = await aiosqlite.connect(self.path)
         await self._db.execute("PRAGMA journal_mode=WAL")
         await self._db.execute("PRAGMA synchronous=NORMAL")
+        await self._db.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
         await self._db.executescript(SCHEMA)
         await self._db.commit()
         self._reader = await aiosqlite.connect(self.path)
         await self._reader.execute("PRAGMA query_only=ON")
+        self._checkpointer = await aiosqlite.connect(self.path)
+        await self._checkpointer.execute("PRAGMA synchronous=NORMAL")
         self._writer = asyncio.create_task(self._write_loop(), name="store-writer")
+        self._checkpoints = asyncio.create_task(self._checkpoint_loop(), name="store-checkpoint")
 
     async def load(self) -> list[TaskRow]:
         """Every stored task in submission order (used once at startup)."""
@@ -187,6 +204,20 @@ class Store:
             self._committed = asyncio.get_running_loop().create_future()
         self._wake.set()
         return self._committed
+
+    def execute(self, sql: str, params: Iterable[Any] = ()) -> asyncio.Future[None]:
+        """Queue one more statement (catalog, queries) for the next commit.
+
+        Statements run in the writer's transaction, in order, before that commit's task
+        changes. Returns a future that resolves when the statement is committed.
+        """
+        self._statements.append((sql, tuple(params)))
+        return self.write(())
+
+    async def fetch(self, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
+        """Rows of a read-only query over committed state."""
+        async with self._read().execute(sql, tuple(params)) as cursor:
+            return [tuple(row) for row in await cursor.fetchall()]
 
     def barrier(self) -> asyncio.Future[None]:
         """A future that resolves once everything written so far is committed."""
@@ -246,17 +277,44 @@ class Store:
             return
         self._closing = True
         self._wake.set()
+        if self._checkpoints is not None:
+            self._checkpoints.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._checkpoints
         if self._writer is not None:
             await asyncio.shield(self._writer)
-        for db in (self._reader, self._db):
+        for db in (self._checkpointer, self._reader, self._db):
             if db is not None:
                 await db.close()
-        self._db = self._reader = None
+        self._db = self._reader = self._checkpointer = None
 
     def _read(self) -> aiosqlite.Connection:
         if self._reader is None:
             raise SchedulerError("the task store is not open")
         return self._reader
+
+    async def _checkpoint_loop(self) -> None:
+        """Copy committed WAL pages into the database file off the commit path.
+
+        A checkpoint syncs the WAL and the database file (several ms); done inline it
+        would stall whichever commit crossed the threshold, and every round trip waiting
+        on that commit. A PASSIVE checkpoint on its own connection (own thread) runs
+        beside the writer's commits and never blocks them. It changes nothing about
+        durability: a commit is durable once it is in the WAL, checkpointed or not.
+        """
+        db = self._checkpointer
+        if db is None:
+            raise SchedulerError("the task store is not open")
+        seen = self.commits
+        while True:
+            await asyncio.sleep(CHECKPOINT_INTERVAL_S)
+            if self.commits == seen:
+                continue
+            seen = self.commits
+            try:
+                await db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except sqlite3.Error as error:  # busy or I/O: the writer's backstop still runs
+                log.warning("background checkpoint failed: %s", error)
 
     async def _write_loop(self) -> None:
         db = self._db
@@ -270,10 +328,13 @@ class Store:
             await asyncio.sleep(0)
             self._wake.clear()
             batch, self._pending = self._pending, []
+            statements, self._statements = self._statements, []
             done, self._committed = self._committed, None
             self._inflight = done
-            if batch:
+            if batch or statements:
                 try:
+                    for sql, params in statements:
+                        await db.execute(sql, params)
                     await db.executemany(UPSERT, batch)
                     await db.commit()
                     self.commits += 1
@@ -284,5 +345,5 @@ class Store:
                     done = None
             if done is not None and not done.done():
                 done.set_result(None)
-            if self._closing and not self._pending:
+            if self._closing and not self._pending and not self._statements:
                 return
