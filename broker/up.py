@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import glob
 import logging
+import os
 import sys
 from typing import Any
 
@@ -71,6 +72,22 @@ def worker_command(
     ]  # fmt: skip
 
 
+def worker_environment(settings: dict[str, Any], device: str, cpu_workers: int) -> dict[str, str]:
+    """The environment of a local worker.
+
+    Local workers share the broker's state directory (so features land in
+    ``<state_dir>/features``) and data roots. CPU workers split the cores between them
+    (``OMP_NUM_THREADS``), so two workers on two cores do not each start two compute
+    threads and fight over the cores; a value the user set is kept.
+    """
+    env = dict(os.environ)
+    env["SHIFT_STATE_DIR"] = str(settings["state_dir"])
+    env["SHIFT_DATA_ROOTS"] = str(settings["data_roots"])
+    if device == "cpu" and cpu_workers > 0 and "OMP_NUM_THREADS" not in os.environ:
+        env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // cpu_workers))
+    return env
+
+
 async def _stop_workers(processes: list[asyncio.subprocess.Process], grace_s: float) -> None:
     for process in processes:
         if process.returncode is None:
@@ -122,11 +139,13 @@ def run(args: argparse.Namespace) -> int:
             return
         endpoint = listening.result()["zmq"]
         processes = []
+        cpu_workers = per_device * sum(1 for d in devices if d == "cpu")
         for device in devices:
+            env = worker_environment(settings, device, cpu_workers)
             for i in range(per_device):
                 worker_id = f"local-{device.replace(':', '')}-{i}"
                 command = worker_command(endpoint, device, worker_id, settings, args.log_level)
-                processes.append(await asyncio.create_subprocess_exec(*command))
+                processes.append(await asyncio.create_subprocess_exec(*command, env=env))
         await stopping.wait()
         await _stop_workers(processes, int(settings["shutdown_grace_ms"]) / 1000)
         broker_stop.set()
