@@ -19,10 +19,11 @@ from typing import Any
 
 from aiohttp import web
 
+from broker import search_api
 from broker.openapi import openapi_document
 from broker.service import Broker
 from shift import __version__
-from shift.errors import SchedulerError, ShiftError
+from shift.errors import CatalogError, QueryError, SchedulerError, ShiftError
 from shift.tasks import TaskSpec, TaskState
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,11 @@ class ApiError(ShiftError):
         self.code = code
 
 
-STATUS_OF_ERROR: dict[type[ShiftError], int] = {SchedulerError: 400}
+STATUS_OF_ERROR: dict[type[ShiftError], int] = {
+    SchedulerError: 400,
+    QueryError: 400,
+    CatalogError: 400,
+}
 """HTTP status for shift errors raised by handlers (anything else is 500)."""
 
 CODE_OF_STATUS = {
@@ -85,7 +90,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return _error_response(error.status, code, error.reason or code)
     except ShiftError as error:
         status = next((s for t, s in STATUS_OF_ERROR.items() if isinstance(error, t)), 500)
-        return _error_response(status, error.code, str(error))
+        body = error_body(status, error.code, str(error))
+        if isinstance(error, QueryError):
+            body["error"]["diagnostics"] = [d.to_dict() for d in error.diagnostics]
+        return web.json_response(body, status=status)
     except Exception:
         log.exception("unhandled error answering %s %s", request.method, request.path)
         return _error_response(500, "internal_error", "internal error; see the broker log")
@@ -240,22 +248,28 @@ ROUTES: tuple[tuple[str, str, Handler], ...] = (
     ("POST", "/v1/tasks/{task_id}/cancel", cancel_task),
     ("GET", "/v1/openapi.json", openapi),
     ("GET", "/metrics", metrics),
+    *search_api.ROUTES,
 )
 """Every route: method, path, handler (the OpenAPI test checks they are all documented)."""
 
 
-def create_app(broker: Broker, *, token: str = "") -> web.Application:
+def create_app(
+    broker: Broker, *, token: str = "", search: search_api.Search | None = None
+) -> web.Application:
     """Build the REST app over a started broker.
 
     Args:
         broker: The broker service (owns the store).
         token: Bearer token required on every request; empty for none.
+        search: Catalog and query service for the search routes (they answer 404 without).
     """
     app = web.Application(
         middlewares=[error_middleware, auth_middleware], client_max_size=16 * 1024 * 1024
     )
     app[BROKER_KEY] = broker
     app[TOKEN_KEY] = token
+    if search is not None:
+        app[search_api.SEARCH_KEY] = search
     for method, path, handler in ROUTES:
         app.router.add_route(method, path, handler)
     return app

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from broker.search_openapi import SEARCH_PATHS, SEARCH_SCHEMAS
 from shift import __version__
 from shift.tasks import TaskState
 
@@ -216,9 +217,9 @@ def openapi_document() -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
         "info": {"title": "shift broker", "version": __version__},
-        "paths": PATHS,
+        "paths": {**PATHS, **SEARCH_PATHS},
         "components": {
-            "schemas": SCHEMAS,
+            "schemas": {**SCHEMAS, **SEARCH_SCHEMAS},
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
         "security": [{"bearer": []}],

@@ -19,6 +19,9 @@ from typing import Any
 from aiohttp import web
 
 from broker.api import create_app
+from broker.catalog import Catalog
+from broker.queries import QueryService
+from broker.search_api import Search
 from broker.service import Broker, BrokerConfig
 from broker.store import Store
 from shift.protocol import Timing
@@ -27,6 +30,9 @@ log = logging.getLogger(__name__)
 
 DB_NAME = "shift.sqlite"
 """Name of the SQLite file inside the state directory."""
+
+FEATURES_NAME = "features"
+"""Name of the feature store folder inside the state directory."""
 
 
 def zmq_endpoint(settings: dict[str, Any]) -> str:
@@ -55,9 +61,12 @@ async def serve(
     )
     broker = Broker(config, store)
     runner: web.AppRunner | None = None
+    search: Search | None = None
     try:
         await broker.start()
-        runner = web.AppRunner(create_app(broker, token=settings["token"]), access_log=None)
+        search = await open_search(broker, settings)
+        app = create_app(broker, token=settings["token"], search=search)
+        runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, settings["http_host"], int(settings["http_port"]))
         await site.start()
@@ -71,7 +80,26 @@ async def serve(
     finally:
         if runner is not None:
             await runner.cleanup()
+        if search is not None:
+            await search.queries.close()
+            await search.catalog.close()
         await broker.close()
+
+
+async def open_search(broker: Broker, settings: dict[str, Any]) -> Search:
+    """Open the catalog and the query service over a started broker.
+
+    Task payloads name the feature store ``STATE_DIR/features`` so that every worker
+    (local or on a machine sharing the path) reads and writes the same blocks.
+    """
+    from workers.readers.paths import data_roots
+
+    catalog = Catalog(broker, data_roots(str(settings["data_roots"])))
+    await catalog.open()
+    features = str(Path(settings["state_dir"]) / FEATURES_NAME)
+    queries = QueryService(broker, catalog, features)
+    await queries.open()
+    return Search(catalog, queries)
 
 
 def print_listening(where: dict[str, str]) -> None:

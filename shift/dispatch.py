@@ -22,6 +22,7 @@ Rules:
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -240,6 +241,17 @@ class Dispatcher:
         return effects
 
     # ---- workers -------------------------------------------------------------------------
+
+    def forget(self, task_ids: Iterable[str]) -> list[str]:
+        """Drop finished tasks (``PURGE``): they run afresh when submitted again.
+
+        Returns:
+            The ids that were final and are now forgotten (live tasks are kept).
+        """
+        gone = [task_id for task_id in task_ids if task_id in self._final]
+        for task_id in gone:
+            del self._final[task_id]
+        return gone
 
     def worker_ready(self, ready: Ready, now: float) -> Effects:
         """Register a worker (or re-register one that reconnected or restarted)."""

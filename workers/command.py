@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     from shift.errors import ShiftError
     from shift.protocol import Timing
     from shift.settings import load_settings
-    from workers import builtin, classify, embed  # noqa: F401  (registers the task kinds)
+    from workers import builtin, classify, describe, embed  # noqa: F401  (registers the kinds)
     from workers.runtime import Worker, WorkerConfig, default_memory_bytes
 
     logging.basicConfig(

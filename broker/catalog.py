@@ -1,0 +1,266 @@
+"""The catalog: registered models and datasets in the broker's SQLite file.
+
+Two tables, ``models`` and ``datasets``, hold each spec's JSON, its content key, the
+columns of :mod:`shift.ql.vocabulary` (for SQL readers) and the registration state. The
+broker keeps every entry in memory too (it is the only writer), and writes through the
+store's one writer. ``num_params``/``feature_dim`` and ``size``/``num_classes`` are
+*measured*: registering submits a content-hashed ``describe`` task (``workers.describe``)
+and the row is complete (``status`` ``ready``) when its result arrives; a registration whose
+task fails is ``failed`` (with the worker's error) and may be registered again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from broker.service import Broker
+from shift.catalog import dataset_row, local_paths, model_row, unknown_name
+from shift.errors import CatalogError
+from shift.ql.vocabulary import DATASET_COLUMNS, MODEL_COLUMNS
+from shift.specs import DatasetSpec, ModelSpec
+from shift.tasks import TaskSpec, TaskState
+
+log = logging.getLogger(__name__)
+
+Spec = ModelSpec | DatasetSpec
+
+
+class EntryStatus(StrEnum):
+    """Where a registration stands."""
+
+    PENDING = "pending"
+    READY = "ready"
+    FAILED = "failed"
+
+
+class CatalogConflict(CatalogError):
+    """A name is registered with a different spec."""
+
+    code = "conflict"
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A catalog table: its name, row columns, spec parser and row builder."""
+
+    table: str
+    columns: tuple[str, ...]
+    parse: Callable[[Any], Spec]
+    row: Callable[[Any, dict[str, Any] | None, str], dict[str, Any]]
+    field: str
+
+
+KINDS: dict[str, Kind] = {
+    "model": Kind("models", MODEL_COLUMNS, ModelSpec.from_json, model_row, "model"),
+    "dataset": Kind("datasets", DATASET_COLUMNS, DatasetSpec.from_json, dataset_row, "dataset"),
+}
+"""The two catalog kinds."""
+
+
+def _schema(kind: Kind) -> str:
+    columns = ", ".join(f'"{c}"' for c in kind.columns if c != "name")
+    return (
+        f"CREATE TABLE IF NOT EXISTS {kind.table} (name TEXT PRIMARY KEY, {columns}, "
+        "key TEXT NOT NULL, spec TEXT NOT NULL, status TEXT NOT NULL, measured TEXT, "
+        "error TEXT, task_id TEXT, seq INTEGER NOT NULL)"
+    )
+
+
+@dataclass
+class Entry:
+    """One registered model or dataset (mutable: the broker completes it)."""
+
+    kind: str
+    spec: Spec
+    status: EntryStatus
+    date_added: str
+    seq: int
+    measured: dict[str, Any] | None = None
+    error: str | None = None
+    task_id: str | None = None
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def row(self) -> dict[str, Any]:
+        """The catalog row (vocabulary columns) for :mod:`shift.evaluate`."""
+        return KINDS[self.kind].row(self.spec, self.measured, self.date_added)
+
+    def to_json(self) -> dict[str, Any]:
+        """The REST form: row, status, error, key and spec."""
+        return {
+            **self.row,
+            "status": self.status.value,
+            "error": self.error,
+            "key": self.spec.key,
+            "spec": self.spec.to_json(),
+        }
+
+
+class Catalog:
+    """Registered models and datasets.
+
+    Args:
+        broker: The started broker (its store and task queue).
+        roots: Data roots every local path must lie in.
+        wall: Wall clock (seconds since the epoch) for ``date_added``.
+    """
+
+    def __init__(
+        self, broker: Broker, roots: tuple[Path, ...], wall: Callable[[], float] = time.time
+    ) -> None:
+        self.broker = broker
+        self.roots = roots
+        self._wall = wall
+        self._entries: dict[str, dict[str, Entry]] = {kind: {} for kind in KINDS}
+        self._seq = 0
+        self._measuring: set[asyncio.Task[None]] = set()
+
+    async def open(self) -> None:
+        """Create the tables, load the entries and resume unfinished measurements."""
+        store = self.broker.store
+        for kind in KINDS.values():
+            await store.execute(_schema(kind))
+        for name, kind in KINDS.items():
+            sql = f"SELECT spec, status, measured, error, date_added, seq FROM {kind.table}"
+            for spec, status, measured, error, date_added, seq in await store.fetch(
+                sql + " ORDER BY seq"
+            ):
+                entry = Entry(
+                    name,
+                    kind.parse(json.loads(spec)),
+                    EntryStatus(status),
+                    date_added,
+                    seq,
+                    json.loads(measured) if measured else None,
+                    error,
+                )
+                self._entries[name][entry.spec.name] = entry
+                self._seq = max(self._seq, seq)
+                if entry.status is EntryStatus.PENDING:
+                    self._start_measuring(entry)
+                else:
+                    entry.ready.set()
+
+    async def close(self) -> None:
+        """Stop waiting for measurements (they resume on the next start)."""
+        for task in list(self._measuring):
+            task.cancel()
+        await asyncio.gather(*self._measuring, return_exceptions=True)
+
+    # ---- reads ---------------------------------------------------------------------------
+
+    def entries(self, kind: str) -> list[Entry]:
+        """Every entry of a kind in registration order."""
+        return sorted(self._entries[kind].values(), key=lambda e: e.seq)
+
+    def rows(self, kind: str) -> list[dict[str, Any]]:
+        """Catalog rows of a kind for :mod:`shift.evaluate`."""
+        return [e.row for e in self.entries(kind)]
+
+    def get(self, kind: str, name: str) -> Entry:
+        """One entry.
+
+        Raises:
+            CatalogError: unknown name; the message names the closest registered one.
+        """
+        entry = self._entries[kind].get(name)
+        if entry is None:
+            raise unknown_name(kind, name, self._entries[kind])
+        return entry
+
+    async def settle(self, kind: str, names: list[str] | None = None) -> None:
+        """Wait until the named entries (or all of a kind) are measured or failed."""
+        entries = self.entries(kind) if names is None else [self.get(kind, n) for n in names]
+        for entry in entries:
+            await entry.ready.wait()
+
+    # ---- writes --------------------------------------------------------------------------
+
+    def check_paths(self, spec: Spec) -> None:
+        """Refuse local paths outside the data roots.
+
+        Raises:
+            CatalogError: a path climbs, does not exist or resolves outside every root.
+        """
+        from workers.readers.paths import confine
+
+        value = spec.params if isinstance(spec, DatasetSpec) else spec.loader
+        for path in local_paths(value):
+            confine(path, self.roots)
+
+    async def register(self, kind: str, spec: Spec) -> tuple[Entry, bool]:
+        """Register a spec and start measuring it.
+
+        Returns:
+            The entry and whether it is new (False: the same spec was registered already).
+
+        Raises:
+            CatalogConflict: the name is registered (not failed) with a different spec.
+            CatalogError: a local path outside the data roots.
+        """
+        old = self._entries[kind].get(spec.name)
+        if old is not None and old.status is not EntryStatus.FAILED:
+            if old.spec.to_json() == spec.to_json():
+                return old, False
+            raise CatalogConflict(
+                f"{kind} {spec.name!r} is already registered with another spec; "
+                "register it under another name"
+            )
+        self.check_paths(spec)
+        self._seq += 1
+        date = time.strftime("%Y-%m-%d", time.gmtime(self._wall()))
+        entry = Entry(kind, spec, EntryStatus.PENDING, date, old.seq if old else self._seq)
+        self._entries[kind][spec.name] = entry
+        await self._persist(entry)
+        self._start_measuring(entry)
+        return entry, True
+
+    def _start_measuring(self, entry: Entry) -> None:
+        task = asyncio.create_task(self._measure(entry), name=f"measure-{entry.spec.name}")
+        self._measuring.add(task)
+        task.add_done_callback(self._measuring.discard)
+
+    async def _measure(self, entry: Entry) -> None:
+        kind = KINDS[entry.kind]
+        spec = TaskSpec("describe", {kind.field: entry.spec.to_json()}, entry.spec.key)
+        entry.task_id = spec.task_id
+        await self.broker.submit([spec])
+        state = await self.broker.wait_final(spec.task_id)
+        row = await self.broker.store.get(spec.task_id)
+        if state is TaskState.SUCCEEDED and row is not None and isinstance(row.result, dict):
+            entry.measured = {k: v for k, v in row.result.items() if k != "classes"}
+            entry.status, entry.error = EntryStatus.READY, None
+        else:
+            entry.status = EntryStatus.FAILED
+            entry.error = (row.error if row is not None else None) or f"describe task {state}"
+            log.warning("registering %s %s failed: %s", entry.kind, entry.spec.name, entry.error)
+        if self._entries[entry.kind].get(entry.spec.name) is entry:
+            await self._persist(entry)
+        entry.ready.set()
+
+    async def _persist(self, entry: Entry) -> None:
+        kind = KINDS[entry.kind]
+        row = entry.row
+        values = [row[c] for c in kind.columns]
+        extra = [
+            entry.spec.key,
+            json.dumps(entry.spec.to_json(), sort_keys=True),
+            entry.status.value,
+            None if entry.measured is None else json.dumps(entry.measured, sort_keys=True),
+            entry.error,
+            entry.task_id,
+            entry.seq,
+        ]
+        names = ", ".join(f'"{c}"' for c in (*kind.columns, "key", "spec", "status"))
+        names += ", measured, error, task_id, seq"
+        marks = ", ".join("?" for _ in range(len(values) + len(extra)))
+        sql = f"INSERT OR REPLACE INTO {kind.table} ({names}) VALUES ({marks})"
+        await self.broker.store.execute(sql, [*values, *extra])

@@ -1,0 +1,454 @@
+"""Queries: SHiFT-QL statements run by the broker, one session at a time, in order.
+
+``POST /v1/queries`` creates one query per statement; each session has one runner that
+executes its queries in creation order (:mod:`broker.statements` does the work). Queries,
+their results and session variables live in SQLite (``queries`` and ``variables`` tables,
+through the store's one writer), so a restarted broker still answers ``GET
+/v1/queries/{id}`` and resumes queries that were queued or running when it stopped:
+their tasks are content-hashed, so finished work is reused.
+
+Progress (``done``/``total`` tasks) is pushed to event subscribers as tasks finish; the
+final state is pushed after it is committed. Cancelling a query cancels its unfinished
+tasks that no other live query needs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from broker.catalog import Catalog
+from broker.service import Broker
+from broker.statements import Context, error_body, execute, unpack_result
+from shift.errors import SchedulerError, ShiftError, WorkerError
+from shift.ql import from_json, render, to_json
+from shift.ql import nodes as n
+from shift.tasks import TaskSpec, TaskState
+
+log = logging.getLogger(__name__)
+
+SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS queries (id TEXT PRIMARY KEY, seq INTEGER NOT NULL, "
+    "session TEXT NOT NULL, tree TEXT NOT NULL, statement TEXT NOT NULL, kind TEXT NOT NULL, "
+    "status TEXT NOT NULL, wait INTEGER NOT NULL, progress TEXT NOT NULL, result TEXT, "
+    "error TEXT, created_at REAL NOT NULL, finished_at REAL)",
+    "CREATE INDEX IF NOT EXISTS queries_seq ON queries(seq)",
+    "CREATE TABLE IF NOT EXISTS variables (session TEXT NOT NULL, name TEXT NOT NULL, "
+    "names TEXT NOT NULL, PRIMARY KEY (session, name))",
+)
+
+COLUMNS = (
+    "id, seq, session, tree, statement, kind, status, wait, progress, result, error, "
+    "created_at, finished_at"
+)
+
+TIMING_SAMPLE = 2000
+"""Most past tasks EXPLAIN reads to estimate costs."""
+
+
+class QueryStatus(StrEnum):
+    """Where a query stands; the last three are final."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def final(self) -> bool:
+        """True once the query will not change again."""
+        return self in (QueryStatus.SUCCEEDED, QueryStatus.FAILED, QueryStatus.CANCELLED)
+
+
+@dataclass
+class Query:
+    """One statement's run (mutable while it runs)."""
+
+    id: str
+    seq: int
+    session: str
+    statement: n.Statement
+    status: QueryStatus
+    created_at: float
+    done: int = 0
+    total: int = 0
+    result: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    finished_at: float | None = None
+    task_ids: set[str] = field(default_factory=set)
+    listeners: set[asyncio.Queue[tuple[str, dict[str, Any]]]] = field(default_factory=set)
+
+    @property
+    def wait(self) -> bool:
+        """The statement's WAIT flag."""
+        return bool(getattr(self.statement, "wait", False))
+
+    def to_json(self) -> dict[str, Any]:
+        """The REST Query object."""
+        return {
+            "id": self.id,
+            "session": self.session,
+            "statement": render(self.statement),
+            "kind": self.statement.TAG,
+            "status": self.status.value,
+            "wait": self.wait,
+            "progress": {"done": self.done, "total": self.total},
+            "result": self.result,
+            "error": self.error,
+            "created_at": self.created_at,
+            "finished_at": self.finished_at,
+        }
+
+    def publish(self, event: str, body: dict[str, Any]) -> None:
+        """Push an event to every subscriber."""
+        for queue in self.listeners:
+            queue.put_nowait((event, body))
+
+
+def _from_row(values: tuple[Any, ...]) -> Query:
+    (qid, seq, session, tree, _, _, status, _, progress, result, error, created, finished) = values
+    statement = from_json(json.loads(tree))
+    if isinstance(statement, n.Script):
+        raise SchedulerError(f"stored query {qid} holds a script, not a statement")
+    counts = json.loads(progress)
+    return Query(
+        qid,
+        seq,
+        session,
+        statement,
+        QueryStatus(status),
+        created,
+        counts.get("done", 0),
+        counts.get("total", 0),
+        json.loads(result) if result else None,
+        json.loads(error) if error else None,
+        finished,
+    )
+
+
+class QueryService:
+    """Creates, runs, persists and cancels queries.
+
+    Args:
+        broker: The started broker.
+        catalog: The opened catalog.
+        features_dir: Feature store path named in task payloads.
+        wall: Wall clock for ``created_at``/``finished_at``.
+    """
+
+    def __init__(
+        self,
+        broker: Broker,
+        catalog: Catalog,
+        features_dir: str,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.broker = broker
+        self.catalog = catalog
+        self.features_dir = features_dir
+        self._wall = wall
+        self._live: dict[str, Query] = {}
+        self._queues: dict[str, list[Query]] = defaultdict(list)
+        self._runners: dict[str, asyncio.Task[None]] = {}
+        self._running: dict[str, asyncio.Task[Any]] = {}
+        self._needs: dict[str, set[str]] = defaultdict(set)
+        self._variables: dict[str, dict[str, list[str]]] = defaultdict(dict)
+        self._seq = 0
+        self._closing = False
+
+    @property
+    def store(self) -> Any:
+        """The broker's store."""
+        return self.broker.store
+
+    async def open(self) -> None:
+        """Create the tables, load variables and resume unfinished queries."""
+        for sql in SCHEMA:
+            await self.store.execute(sql)
+        for session, name, names in await self.store.fetch(
+            "SELECT session, name, names FROM variables"
+        ):
+            self._variables[session][name] = json.loads(names)
+        (top,) = (await self.store.fetch("SELECT COALESCE(MAX(seq), 0) FROM queries"))[0]
+        self._seq = int(top)
+        rows = await self.store.fetch(
+            f"SELECT {COLUMNS} FROM queries WHERE status IN ('queued', 'running') ORDER BY seq"
+        )
+        for values in rows:
+            try:
+                query = _from_row(values)
+            except ShiftError as error:
+                log.error("cannot resume stored query %s: %s", values[0], error)
+                continue
+            log.info("resuming query %s (%s)", query.id, query.status)
+            query.status, query.done, query.total = QueryStatus.QUEUED, 0, 0
+            self._enqueue(query)
+
+    async def close(self) -> None:
+        """Stop the runners; unfinished queries stay queued/running and resume next start."""
+        self._closing = True
+        runners = list(self._runners.values())
+        for task in runners:
+            task.cancel()
+        await asyncio.gather(*runners, return_exceptions=True)
+
+    # ---- REST operations -----------------------------------------------------------------
+
+    async def create(self, statements: Sequence[n.Statement], session: str) -> list[Query]:
+        """Create one query per statement and queue them in the session, in order."""
+        created = []
+        for statement in statements:
+            self._seq += 1
+            query = Query(
+                secrets.token_hex(8),
+                self._seq,
+                session,
+                statement,
+                QueryStatus.QUEUED,
+                self._wall(),
+            )
+            created.append(query)
+            self._persist(query)
+        await self.store.barrier()
+        for query in created:
+            self._enqueue(query)
+        return created
+
+    async def get(self, query_id: str) -> Query | None:
+        """A query, live or stored."""
+        live = self._live.get(query_id)
+        if live is not None:
+            return live
+        rows = await self.store.fetch(f"SELECT {COLUMNS} FROM queries WHERE id = ?", (query_id,))
+        return _from_row(rows[0]) if rows else None
+
+    async def recent(self, session: str | None, limit: int) -> list[Query]:
+        """The most recent queries, newest first."""
+        where, args = ("WHERE session = ?", [session]) if session is not None else ("", [])
+        rows = await self.store.fetch(
+            f"SELECT {COLUMNS} FROM queries {where} ORDER BY seq DESC LIMIT ?", (*args, limit)
+        )
+        out = []
+        for values in rows:
+            live = self._live.get(values[0])
+            out.append(live if live is not None else _from_row(values))
+        return out
+
+    async def cancel(self, query: Query) -> None:
+        """Cancel a queued or running query and its tasks no other live query needs."""
+        if query.status.final:
+            return
+        running = self._running.get(query.id)
+        if running is not None:
+            running.cancel()
+            await asyncio.gather(running, return_exceptions=True)
+        elif query in self._queues[query.session]:
+            self._queues[query.session].remove(query)
+        await self._finish(query, QueryStatus.CANCELLED, error=None)
+
+    def subscribe(self, query: Query) -> asyncio.Queue[tuple[str, dict[str, Any]]]:
+        """A queue of ``(event, body)`` for a live query."""
+        queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
+        query.listeners.add(queue)
+        return queue
+
+    def unsubscribe(self, query: Query, queue: asyncio.Queue[Any]) -> None:
+        """Stop pushing events to ``queue``."""
+        query.listeners.discard(queue)
+
+    # ---- running -------------------------------------------------------------------------
+
+    def _enqueue(self, query: Query) -> None:
+        self._live[query.id] = query
+        self._queues[query.session].append(query)
+        runner = self._runners.get(query.session)
+        if runner is None or runner.done():
+            self._runners[query.session] = asyncio.create_task(
+                self._run_session(query.session), name=f"session-{query.session}"
+            )
+
+    async def _run_session(self, session: str) -> None:
+        queue = self._queues[session]
+        while queue:
+            query = queue.pop(0)
+            if query.status.final:
+                continue
+            task = asyncio.create_task(self._run(query), name=f"query-{query.id}")
+            self._running[query.id] = task
+            try:
+                await asyncio.shield(task)
+            except asyncio.CancelledError:
+                if self._closing:
+                    task.cancel()
+                    await asyncio.gather(task, return_exceptions=True)
+                    raise
+            finally:
+                self._running.pop(query.id, None)
+
+    async def _run(self, query: Query) -> None:
+        query.status = QueryStatus.RUNNING
+        self._persist(query)
+        try:
+            result = await execute(query.statement, self._context(query))
+        except asyncio.CancelledError:
+            await self._release(query)
+            raise
+        except ShiftError as error:
+            await self._release(query)
+            await self._finish(query, QueryStatus.FAILED, error=error_body(error))
+            return
+        except Exception as error:  # a bug must fail one query, not the session runner
+            log.exception("query %s failed", query.id)
+            await self._release(query)
+            await self._finish(query, QueryStatus.FAILED, error=error_body(error))
+            return
+        await self._release(query)
+        query.result = result.to_json()
+        await self._finish(query, QueryStatus.SUCCEEDED, error=None)
+
+    async def _finish(
+        self, query: Query, status: QueryStatus, error: dict[str, Any] | None
+    ) -> None:
+        if self._closing and status is QueryStatus.CANCELLED:
+            return
+        query.status, query.error, query.finished_at = status, error, self._wall()
+        await self._persist(query)
+        query.publish("done", query.to_json())
+        self._live.pop(query.id, None)
+
+    async def _release(self, query: Query) -> None:
+        """Drop the query's claim on its tasks; cancel those nobody else needs."""
+        for task_id in sorted(query.task_ids):
+            needers = self._needs.get(task_id)
+            if needers is None:
+                continue
+            needers.discard(query.id)
+            if needers:
+                continue
+            del self._needs[task_id]
+            state = self.broker.dispatcher.state_of(task_id)
+            if state is None or state.final or self._closing:
+                continue
+            with contextlib.suppress(SchedulerError):
+                await self.broker.cancel(task_id)
+
+    def _persist(self, query: Query) -> asyncio.Future[None]:
+        values = (
+            query.id,
+            query.seq,
+            query.session,
+            json.dumps(to_json(query.statement), sort_keys=True),
+            render(query.statement),
+            query.statement.TAG,
+            query.status.value,
+            int(query.wait),
+            json.dumps({"done": query.done, "total": query.total}),
+            None if query.result is None else json.dumps(query.result),
+            None if query.error is None else json.dumps(query.error),
+            query.created_at,
+            query.finished_at,
+        )
+        marks = ", ".join("?" for _ in values)
+        return self.store.execute(
+            f"INSERT OR REPLACE INTO queries ({COLUMNS}) VALUES ({marks})", values
+        )
+
+    # ---- the context handed to statements ------------------------------------------------
+
+    def _context(self, query: Query) -> Context:
+        variables = self._variables[query.session]
+
+        async def declare(name: str, names: list[str]) -> None:
+            variables[name] = names
+            await self.store.execute(
+                "INSERT OR REPLACE INTO variables (session, name, names) VALUES (?, ?, ?)",
+                (query.session, name, json.dumps(names)),
+            )
+
+        async def run_tasks(specs: Sequence[TaskSpec]) -> dict[str, Any]:
+            return await self._run_tasks(query, specs)
+
+        def task_state(task_id: str) -> str | None:
+            state = self.broker.dispatcher.state_of(task_id)
+            return None if state is None else state.value
+
+        return Context(
+            self.catalog,
+            variables,
+            declare,
+            run_tasks,
+            task_state,
+            self._forget,
+            self._timings,
+            self.features_dir,
+        )
+
+    async def _run_tasks(self, query: Query, specs: Sequence[TaskSpec]) -> dict[str, Any]:
+        if not specs:
+            return {}
+        await self.broker.submit(specs)
+        ids = list(dict.fromkeys(s.task_id for s in specs))
+        for task_id in ids:
+            query.task_ids.add(task_id)
+            self._needs[task_id].add(query.id)
+        query.total += len(ids)
+        query.publish("progress", {"done": query.done, "total": query.total})
+        for future in asyncio.as_completed([self.broker.wait_final(t) for t in ids]):
+            await future
+            query.done += 1
+            query.publish("progress", {"done": query.done, "total": query.total})
+        results: dict[str, Any] = {}
+        by_id = {s.task_id: s for s in specs}
+        for task_id in ids:
+            row = await self.broker.store.get(task_id)
+            if row is None or row.state is not TaskState.SUCCEEDED:
+                spec = by_id[task_id]
+                model = spec.payload.get("model", {}).get("name", "?")
+                reason = row.error if row is not None else "it is unknown"
+                state = row.state.value if row is not None else "missing"
+                raise WorkerError(f"{spec.kind} task for model {model} {state}: {reason}")
+            results[task_id] = row.result
+        return results
+
+    async def _forget(self, kind: str) -> int:
+        rows = await self.store.fetch(
+            "SELECT id FROM tasks WHERE kind = ? AND state IN ('succeeded', 'failed', 'cancelled')",
+            (kind,),
+        )
+        gone = self.broker.dispatcher.forget([r[0] for r in rows])
+        for start in range(0, len(gone), 500):
+            chunk = gone[start : start + 500]
+            marks = ", ".join("?" for _ in chunk)
+            self.store.execute(f"DELETE FROM tasks WHERE id IN ({marks})", chunk)
+        await self.store.barrier()
+        return len(gone)
+
+    async def _timings(self) -> dict[tuple[str, str], float]:
+        rows = await self.store.fetch(
+            "SELECT kind, model, result FROM tasks WHERE state = 'succeeded' "
+            "AND kind IN ('embed', 'classify') ORDER BY seq DESC LIMIT ?",
+            (TIMING_SAMPLE,),
+        )
+        sums: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0, 0.0])
+        for kind, model, blob in rows:
+            value = unpack_result(blob)
+            if not isinstance(value, dict) or value.get("cached"):
+                continue
+            seconds = sum(
+                float(value.get(k) or 0.0)
+                for k in ("load_s", "read_s", "embed_s", "write_s", "fit_s")
+            )
+            for key in ((kind, model or ""), (kind, "")):
+                sums[key][0] += seconds
+                sums[key][1] += 1
+        return {key: total / count for key, (total, count) in sums.items() if count}

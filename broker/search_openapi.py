@@ -1,0 +1,182 @@
+"""OpenAPI entries of the search routes (catalog and queries), merged by ``broker.openapi``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+_ERROR = {"$ref": "#/components/schemas/Error"}
+
+
+def _errors(*statuses: int) -> dict[str, Any]:
+    return {
+        str(s): {"description": "Error", "content": {"application/json": {"schema": _ERROR}}}
+        for s in (401, *statuses)
+    }
+
+
+def _ok(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _list(key: str, item: str) -> dict[str, Any]:
+    return {"type": "object", "properties": {key: {"type": "array", "items": _ref(item)}}}
+
+
+_QUERY_ID = {"name": "query_id", "in": "path", "required": True, "schema": {"type": "string"}}
+_NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+_WAIT = {
+    "name": "wait",
+    "in": "query",
+    "schema": {"type": "boolean"},
+    "description": "wait until the measured columns are known",
+}
+
+SEARCH_SCHEMAS: dict[str, Any] = {
+    "CatalogEntry": {
+        "type": "object",
+        "description": "A catalog row (the vocabulary's columns) plus status, error, key, spec",
+        "properties": {
+            "name": {"type": "string"},
+            "status": {"type": "string", "enum": ["pending", "ready", "failed"]},
+            "error": {"type": ["string", "null"]},
+            "key": {"type": "string"},
+            "spec": {"type": "object"},
+        },
+        "additionalProperties": True,
+    },
+    "Table": {
+        "type": "object",
+        "properties": {
+            "title": {"type": "string"},
+            "columns": {"type": "array", "items": {"type": "string"}},
+            "rows": {"type": "array", "items": {"type": "array"}},
+        },
+    },
+    "Result": {
+        "type": "object",
+        "properties": {
+            "tables": {"type": "array", "items": _ref("Table")},
+            "message": {"type": "string"},
+        },
+    },
+    "Query": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "string"},
+            "session": {"type": "string"},
+            "statement": {"type": "string", "description": "canonical SHiFT-QL text"},
+            "kind": {"type": "string", "description": "the statement's node tag"},
+            "status": {
+                "type": "string",
+                "enum": ["queued", "running", "succeeded", "failed", "cancelled"],
+            },
+            "wait": {"type": "boolean"},
+            "progress": {
+                "type": "object",
+                "properties": {"done": {"type": "integer"}, "total": {"type": "integer"}},
+            },
+            "result": {"oneOf": [_ref("Result"), {"type": "null"}]},
+            "error": {"type": ["object", "null"]},
+            "created_at": {"type": "number"},
+            "finished_at": {"type": ["number", "null"]},
+        },
+    },
+    "QueryRequest": {
+        "type": "object",
+        "properties": {
+            "text": {"type": "string", "description": "SHiFT-QL text (one or more statements)"},
+            "tree": {"type": "object", "description": "canonical JSON of a statement or script"},
+            "session": {"type": "string", "default": "default"},
+        },
+    },
+}
+
+
+def _catalog(kind: str) -> dict[str, Any]:
+    plural = kind + "s"
+    return {
+        f"/v1/{plural}": {
+            "get": {
+                "summary": f"Every registered {kind}",
+                "responses": {"200": _ok(_list(plural, "CatalogEntry")), **_errors()},
+            },
+            "post": {
+                "summary": f"Register a {kind}: spec JSON or name plus REGISTER columns",
+                "parameters": [_WAIT],
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": {"type": "object"}}},
+                },
+                "responses": {
+                    "200": _ok(_ref("CatalogEntry"), "Already registered with this spec"),
+                    "201": _ok(_ref("CatalogEntry"), "Registered; measuring"),
+                    **_errors(400, 409),
+                },
+            },
+        },
+        f"/v1/{plural}/{{name}}": {
+            "get": {
+                "summary": f"One {kind}",
+                "parameters": [_NAME],
+                "responses": {"200": _ok(_ref("CatalogEntry")), **_errors(404)},
+            }
+        },
+    }
+
+
+SEARCH_PATHS: dict[str, Any] = {
+    **_catalog("model"),
+    **_catalog("dataset"),
+    "/v1/queries": {
+        "post": {
+            "summary": "Run SHiFT-QL: one query per statement, in order within the session",
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": _ref("QueryRequest")}},
+            },
+            "responses": {
+                "202": _ok(_list("queries", "Query"), "Queued"),
+                **_errors(400),
+            },
+        },
+        "get": {
+            "summary": "Recent queries, newest first",
+            "parameters": [
+                {"name": "session", "in": "query", "schema": {"type": "string"}},
+                {"name": "limit", "in": "query", "schema": {"type": "integer", "maximum": 500}},
+            ],
+            "responses": {"200": _ok(_list("queries", "Query")), **_errors(400)},
+        },
+    },
+    "/v1/queries/{query_id}": {
+        "get": {
+            "summary": "One query with its progress, result or error",
+            "parameters": [_QUERY_ID],
+            "responses": {"200": _ok(_ref("Query")), **_errors(404)},
+        }
+    },
+    "/v1/queries/{query_id}/events": {
+        "get": {
+            "summary": "Server-Sent Events: 'progress' {done,total}, then 'done' with the Query",
+            "parameters": [_QUERY_ID],
+            "responses": {
+                "200": {
+                    "description": "OK",
+                    "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                },
+                **_errors(404),
+            },
+        }
+    },
+    "/v1/queries/{query_id}/cancel": {
+        "post": {
+            "summary": "Cancel a query and its tasks no other query needs",
+            "parameters": [_QUERY_ID],
+            "responses": {"200": _ok(_ref("Query")), **_errors(404, 409)},
+        }
+    },
+}

@@ -1,0 +1,323 @@
+"""Catalog rows and registrations: specs in, rows for :mod:`shift.evaluate` out.
+
+Pure functions shared by the broker (REST, ``REGISTER``) and tests:
+
+- :func:`model_row` / :func:`dataset_row` turn a spec plus its *measured* figures (the
+  worker's ``describe`` result) into a dict with exactly the columns of
+  :data:`shift.ql.vocabulary.MODEL_COLUMNS` / ``DATASET_COLUMNS``.
+- :func:`model_spec_from_fields` / :func:`dataset_spec_from_fields` map the ``REGISTER``
+  columns (:data:`shift.ql.vocabulary.REGISTER_COLUMNS`) onto specs.
+- :func:`model_spec_from_body` / :func:`dataset_spec_from_body` accept a REST body that is
+  either a spec's JSON or a ``name`` plus ``REGISTER`` columns; every error names the bad
+  field and the closest valid one.
+
+Upstream accuracy is a fraction in rows (``0.751``); specs written in percent (``75.1``)
+are converted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from shift.errors import CatalogError
+from shift.ql.vocabulary import (
+    DATASET_COLUMNS,
+    MEASURED_COLUMNS,
+    MODEL_COLUMNS,
+    REGISTER_COLUMNS,
+    canonical_register_column,
+    closest,
+)
+from shift.specs import DatasetSpec, Modality, ModelSpec
+
+Row = dict[str, Any]
+
+MODEL_SPEC_FIELDS = ("name", "family", "modality", "loader", "batch_size", "info")
+DATASET_SPEC_FIELDS = ("name", "reader", "params", "modality", "info")
+
+
+def _fraction(value: Any) -> Any:
+    if isinstance(value, int | float) and not isinstance(value, bool) and value > 1:
+        return round(value / 100, 6)
+    return value
+
+
+def _tags(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, list | tuple):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def model_row(spec: ModelSpec, measured: Mapping[str, Any] | None, date_added: str) -> Row:
+    """The catalog row of a model (``MODEL_COLUMNS``; measured columns ``None`` until known)."""
+    info, loader, got = spec.info, spec.loader, dict(measured or {})
+    row: Row = {
+        "name": spec.name,
+        "source": info.get("source", spec.family),
+        "modality": spec.modality.value,
+        "num_params": got.get("num_params"),
+        "feature_dim": got.get("feature_dim"),
+        "input_size": info.get("input_size", got.get("input_size"))
+        if spec.modality is Modality.VISION
+        else None,
+        "max_tokens": info.get("max_tokens", loader.get("max_tokens"))
+        if spec.modality is Modality.TEXT
+        else None,
+        "up_acc": _fraction(info.get("upstream_accuracy", info.get("up_acc"))),
+        "gflops": info.get("gflops"),
+        "batch_size": spec.batch_size,
+        "license": info.get("license"),
+        "finetuned": bool(info.get("finetuned", False)),
+        "tags": _tags(info.get("tags")),
+        "date_added": date_added,
+        "base_model": info.get("base_model"),
+    }
+    return {column: row[column] for column in MODEL_COLUMNS}
+
+
+def dataset_row(spec: DatasetSpec, measured: Mapping[str, Any] | None, date_added: str) -> Row:
+    """The catalog row of a dataset (``DATASET_COLUMNS``; ``size`` counts ``max_rows``)."""
+    got = dict(measured or {})
+    modality = spec.modality.value if spec.modality is not None else got.get("modality")
+    size, cap = got.get("size"), spec.params.get("max_rows")
+    if isinstance(size, int) and isinstance(cap, int) and not isinstance(cap, bool):
+        size = min(size, max(cap, 0))
+    row: Row = {
+        "name": spec.name,
+        "reader": spec.reader,
+        "size": size,
+        "num_classes": got.get("num_classes"),
+        "modality": modality,
+        "date_added": date_added,
+    }
+    return {column: row[column] for column in DATASET_COLUMNS}
+
+
+def _unknown(what: str, word: str, valid: Iterable[str]) -> CatalogError:
+    valid = list(valid)
+    match = closest(word, valid)
+    hint = f"; did you mean {match!r}?" if match else ""
+    return CatalogError(f"unknown {what} {word!r}{hint} (valid: {', '.join(valid)})")
+
+
+def _fields(kind: str, fields: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for raw, value in fields.items():
+        column = canonical_register_column(kind, raw)
+        if column in MEASURED_COLUMNS[kind]:
+            raise CatalogError(f"{column} of a {kind} is measured by shift; leave it out")
+        if column not in REGISTER_COLUMNS[kind]:
+            raise _unknown(f"{kind} column", raw, REGISTER_COLUMNS[kind])
+        out[column] = value
+    return out
+
+
+def _string(fields: Mapping[str, Any], column: str) -> str | None:
+    value = fields.get(column)
+    if value is not None and not isinstance(value, str):
+        raise CatalogError(f"{column} must be a string, got {value!r}")
+    return value
+
+
+ModelBuilder = Callable[[dict[str, Any], dict[str, Any]], tuple[dict[str, Any], Modality | None]]
+MODEL_SOURCES: dict[str, tuple[str, ModelBuilder]] = {}
+"""REGISTER ``source`` value -> (model family, builder of its loader and default modality)."""
+
+
+def model_source(*names: str, family: str) -> Callable[[ModelBuilder], ModelBuilder]:
+    """Register a builder turning REGISTER columns into a family's loader parameters."""
+
+    def register(builder: ModelBuilder) -> ModelBuilder:
+        for name in names:
+            MODEL_SOURCES[name] = (family, builder)
+        return builder
+
+    return register
+
+
+def _need(fields: Mapping[str, Any], source: str, *columns: str) -> str:
+    for column in columns:
+        value = _string(fields, column)
+        if value:
+            return value
+    raise CatalogError(f"source {source!r} needs {' or '.join(columns)}")
+
+
+@model_source("timm", family="timm")
+def _timm(fields: dict[str, Any], loader: dict[str, Any]) -> tuple[dict[str, Any], Modality | None]:
+    loader["arch"] = _need(fields, "timm", "architecture", "hub_id")
+    if fields.get("checkpoint") is not None:
+        loader["checkpoint"] = {"path": _string(fields, "checkpoint")}
+    if fields.get("feature_layer") is not None:
+        loader["stage"] = fields["feature_layer"]
+    return loader, Modality.VISION
+
+
+@model_source("huggingface", "hf", "transformers", family="huggingface")
+def _hf(fields: dict[str, Any], loader: dict[str, Any]) -> tuple[dict[str, Any], Modality | None]:
+    loader["model"] = _need(fields, "huggingface", "hub_id", "path")
+    for column, key in (("pooling", "pooling"), ("max_tokens", "max_tokens")):
+        if fields.get(column) is not None:
+            loader[key] = fields[column]
+    if fields.get("feature_layer") is not None:
+        loader["num_layers"] = fields["feature_layer"]
+    return loader, None
+
+
+@model_source("onnx_bert", "onnx", family="onnx_bert")
+def _onnx(fields: dict[str, Any], loader: dict[str, Any]) -> tuple[dict[str, Any], Modality | None]:
+    loader["onnx"] = {"path": _need(fields, "onnx_bert", "path", "checkpoint")}
+    loader["tokenizer"] = _need(fields, "onnx_bert", "tokenizer")
+    for column in ("pooling", "max_tokens"):
+        if fields.get(column) is not None:
+            loader[column] = fields[column]
+    return loader, Modality.TEXT
+
+
+@model_source("local", "torchscript", family="local")
+def _local(
+    fields: dict[str, Any], loader: dict[str, Any]
+) -> tuple[dict[str, Any], Modality | None]:
+    loader["path"] = {"path": _need(fields, "local", "path", "checkpoint")}
+    if fields.get("input_size") is not None:
+        loader["input_size"] = fields["input_size"]
+    return loader, Modality.VISION
+
+
+def model_spec_from_fields(name: str, fields: Mapping[str, Any]) -> ModelSpec:
+    """A model spec from ``REGISTER MODEL`` columns.
+
+    Raises:
+        CatalogError: an unknown column or source (with the closest valid one), a missing
+            column the source needs, or a measured column given.
+    """
+    got = _fields("model", fields)
+    source = _string(got, "source")
+    if source is None:
+        raise CatalogError(f"model {name!r} needs a source ({', '.join(MODEL_SOURCES)})")
+    if source not in MODEL_SOURCES:
+        raise _unknown("model source", source, MODEL_SOURCES)
+    family, build = MODEL_SOURCES[source]
+    loader, modality = build(got, {})
+    if got.get("modality") is not None:
+        modality = Modality(_modality(got["modality"]))
+    if modality is None:
+        raise CatalogError(f"model {name!r} from {source!r} needs a modality (vision or text)")
+    info = {"source": source}
+    for column in ("hub_id", "input_size", "max_tokens", "gflops", "license", "tags"):
+        if got.get(column) is not None:
+            info[column] = got[column]
+    if got.get("up_acc") is not None:
+        info["upstream_accuracy"] = got["up_acc"]
+    batch_size = got.get("batch_size", 32)
+    return ModelSpec(name, family, modality, loader, batch_size, info)
+
+
+def _modality(value: Any) -> str:
+    spelled = {"vision": "vision", "image": "vision", "text": "text"}.get(str(value).lower())
+    if spelled is None:
+        raise CatalogError(f"modality must be 'vision' or 'text', got {value!r}")
+    return spelled
+
+
+DATASET_PARAMS = {
+    "path": "path",
+    "text_column": "text_column",
+    "image_column": "image_column",
+    "label_column": "label_column",
+    "x_key": "x_key",
+    "y_key": "y_key",
+    "split": "split",
+    "seed": "seed",
+    "max_rows": "max_rows",
+    "delimiter": "delimiter",
+    "bundle": "set",
+}
+"""REGISTER DATASET column -> reader parameter."""
+
+
+def dataset_spec_from_fields(name: str, fields: Mapping[str, Any]) -> DatasetSpec:
+    """A dataset spec from ``REGISTER DATASET`` columns.
+
+    Raises:
+        CatalogError: an unknown column (with the closest valid one) or no reader.
+    """
+    got = _fields("dataset", fields)
+    reader = _string(got, "reader")
+    if not reader:
+        raise CatalogError(f"dataset {name!r} needs a reader (csv, image_folder, npz, ...)")
+    params = {DATASET_PARAMS[c]: v for c, v in got.items() if c in DATASET_PARAMS}
+    modality = _modality(got["modality"]) if got.get("modality") is not None else None
+    return DatasetSpec(name, reader, params, None if modality is None else Modality(modality))
+
+
+def _body(value: Any, what: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise CatalogError(f"a {what} must be a JSON object, got {type(value).__name__}")
+    name = value.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise CatalogError(f"a {what} needs a non-empty 'name'")
+    return value
+
+
+def model_spec_from_body(value: Any) -> ModelSpec:
+    """A model spec from a REST body: spec JSON (has ``family``) or ``name`` + REGISTER columns.
+
+    Raises:
+        CatalogError: naming the bad field and the closest valid one.
+    """
+    body = _body(value, "model")
+    if "family" in body or "loader" in body:
+        for key in body:
+            if key not in MODEL_SPEC_FIELDS:
+                raise _unknown("model spec field", key, MODEL_SPEC_FIELDS)
+        return ModelSpec.from_json(body)
+    return model_spec_from_fields(body["name"], {k: v for k, v in body.items() if k != "name"})
+
+
+def dataset_spec_from_body(value: Any) -> DatasetSpec:
+    """A dataset spec from a REST body: spec JSON (has ``params``) or ``name`` + columns.
+
+    Raises:
+        CatalogError: naming the bad field and the closest valid one.
+    """
+    body = _body(value, "dataset")
+    if "params" in body:
+        for key in body:
+            if key not in DATASET_SPEC_FIELDS:
+                raise _unknown("dataset spec field", key, DATASET_SPEC_FIELDS)
+        return DatasetSpec.from_json(body)
+    return dataset_spec_from_fields(body["name"], {k: v for k, v in body.items() if k != "name"})
+
+
+def local_paths(value: Any) -> list[str]:
+    """Plain file paths inside a loader or reader's parameters (packaged files excluded).
+
+    A path is the value of a ``path`` key (or a ``{"path": ...}`` reference) that does not
+    name a ``distribution``; these are what the data-roots confinement checks.
+    """
+    found: list[str] = []
+    if isinstance(value, dict):
+        if "distribution" in value:
+            return found
+        for key, item in value.items():
+            if key == "path" and isinstance(item, str):
+                found.append(item)
+            else:
+                found.extend(local_paths(item))
+    elif isinstance(value, list):
+        for item in value:
+            found.extend(local_paths(item))
+    return found
+
+
+def unknown_name(what: str, name: str, known: Iterable[str]) -> CatalogError:
+    """The error for an unknown model, dataset or variable, with the closest known name."""
+    known = sorted(known)
+    match = closest(name, known)
+    hint = f"; did you mean {match!r}?" if match else ""
+    listed = ", ".join(known[:20]) + (", ..." if len(known) > 20 else "")
+    return CatalogError(f"unknown {what} {name!r}{hint} (known: {listed or 'none'})")

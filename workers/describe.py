@@ -1,0 +1,51 @@
+"""The ``describe`` task kind: measure what the catalog must not guess.
+
+TASK body: ``{"model": ModelSpec JSON}`` or ``{"dataset": DatasetSpec JSON}`` (one of the
+two). RESULT for a model: ``{"kind": "model", "num_params", "feature_dim", "batch_size",
+...family extras such as "input_size"}`` (the model is loaded into the worker's LRU, so a
+following ``embed`` finds it there). RESULT for a dataset: ``{"kind": "dataset", "size",
+"num_classes", "modality", "classes"}`` (at most 1,000 class values).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shift.errors import WorkerError
+from workers.embed import read, specs
+from workers.kinds import TaskContext, task_kind
+
+MAX_CLASSES_REPORTED = 1000
+"""Most class values a dataset description lists."""
+
+
+def describe_payload(payload: dict[str, Any]) -> dict[str, Any]:
+    """Run the ``describe`` kind (see the module docstring).
+
+    Raises:
+        WorkerError: the payload names neither or both, or the model/dataset cannot load.
+    """
+    if ("model" in payload) == ("dataset" in payload):
+        raise WorkerError("a describe task needs exactly one of 'model' and 'dataset'")
+    if "model" in payload:
+        from workers.models import MODEL_CACHE
+
+        (model,) = specs(payload, "model")
+        extractor = MODEL_CACHE.get(model, str(payload.get("device", "cpu")))
+        return {"kind": "model", **extractor.describe()}
+    (dataset,) = specs(payload, "dataset")
+    data = read(dataset)
+    classes = [c for c in data.classes[:MAX_CLASSES_REPORTED]]
+    return {
+        "kind": "dataset",
+        "size": len(data),
+        "num_classes": data.num_classes,
+        "modality": str(data.modality),
+        "classes": classes,
+    }
+
+
+@task_kind("describe")
+def describe(payload: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
+    """Load a model or open a dataset and report its measured catalog columns."""
+    return describe_payload(payload)
