@@ -1,0 +1,625 @@
+"""Successive halving (DESIGN section 6): the schedule and a pure, resumable state machine.
+
+Arms are the candidate models; a pull is one chunk of ``chunk_rows`` training rows; the
+budget is counted in pulls. :func:`plan_schedule` computes every round before anything runs
+(EXPLAIN shows it); :class:`SuccessiveHalving` takes recorded losses and returns decisions.
+It reads no clock and no randomness, so the broker drives it with real results and the
+simulator with a fake clock, and :meth:`SuccessiveHalving.to_json` lets the broker persist it
+at every transition and resume exactly after a restart.
+
+Rules beyond the design text (docs/halving.md has the worked tables):
+
+* ``L`` is the smallest integer with ``eta ** L >= M``, and 1 for a single arm.
+* A single arm has nothing to halve: one round in which it sees the whole training set,
+  whatever ``CHUNK`` and ``BUDGET`` say.
+* ``r_0 = 0`` (a budget below ``M * L`` pulls) is a :class:`SchedulerError` that names the
+  smallest budget that works: no model is ever scored on zero rows, and with two or more
+  arms the plan never spends more than the budget.
+* Exhausted data: a round's prefix is capped at the training-set size, and the first round
+  whose prefix covers the whole training set is the last one. Its arms are all finalists,
+  ranked by loss: further rounds would re-score the same rows and select the same order.
+* Ties break by loss, then arm name. Finalists rank first, then the arms eliminated in later
+  rounds before those eliminated earlier, each group by loss: an eliminated arm is never
+  ranked above an arm that beat it, whatever the losses on different prefixes say.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import math
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Literal
+
+from shift.errors import SchedulerError
+
+AUTO: Literal["auto"] = "auto"
+STATE_VERSION = 1
+_STATE_KIND = "successive_halving"
+
+ChunkSetting = int | Literal["auto"]
+BudgetSetting = int | Literal["auto"]
+
+
+def _ceil_div(numerator: int, denominator: int) -> int:
+    return -(-numerator // denominator)
+
+
+def planned_rounds(num_arms: int, eta: int = 2) -> int:
+    """Return ``L = ceil(log_eta M)`` computed exactly with integers, and 1 for one arm.
+
+    Args:
+        num_arms: ``M``, the number of arms (at least 1).
+        eta: The halving factor (at least 2).
+    """
+    rounds, reach = 0, 1
+    while reach < num_arms:
+        reach *= eta
+        rounds += 1
+    return max(1, rounds)
+
+
+def _setting(what: str, value: object, unit: str, example: str) -> int | Literal["auto"]:
+    """Validate a ``CHUNK``/``BUDGET`` value: a positive whole number or ``"auto"``."""
+    if isinstance(value, str) and value.strip().lower() == AUTO:
+        return AUTO
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return value
+    raise SchedulerError(
+        f"{what} must be a positive whole number of {unit} or AUTO, got {value!r}; "
+        f"use e.g. {what} {example} or {what} AUTO"
+    )
+
+
+def _whole(what: str, value: object, minimum: int, fix: str) -> int:
+    if isinstance(value, int) and not isinstance(value, bool) and value >= minimum:
+        return value
+    raise SchedulerError(f"{what} must be a whole number >= {minimum}, got {value!r}; {fix}")
+
+
+@dataclass(frozen=True)
+class Round:
+    """One planned round of successive halving.
+
+    Attributes:
+        index: ``k``, from 0.
+        arms: ``|S_k|``, the arms that play this round.
+        pulls: ``r_k``, chunks each arm gets in this round.
+        total_pulls: ``R_k``, chunks each arm has had after this round.
+        train_rows: Rows each arm's proxy is fitted on: ``min(chunk_rows * R_k, train_rows)``.
+        advancing: Arms promoted to the next round (``ceil(arms / eta)``); 0 in the last
+            round, whose arms are all finalists.
+    """
+
+    index: int
+    arms: int
+    pulls: int
+    total_pulls: int
+    train_rows: int
+    advancing: int
+
+    def to_dict(self) -> dict[str, int]:
+        """Return the JSON-able form (EXPLAIN prints it)."""
+        return {
+            "round": self.index,
+            "arms": self.arms,
+            "pulls": self.pulls,
+            "total_pulls": self.total_pulls,
+            "train_rows": self.train_rows,
+            "advancing": self.advancing,
+        }
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """The resolved plan of a halving search, computable before running.
+
+    Attributes:
+        num_arms: ``M``.
+        train_rows: Size of the training set.
+        chunk_rows: ``C`` after resolving ``AUTO``.
+        budget_pulls: ``B`` after resolving ``AUTO``.
+        eta: The halving factor.
+        planned_rounds: ``L``; more than ``len(rounds)`` when the data ran out early.
+        rounds: The rounds that will run.
+    """
+
+    num_arms: int
+    train_rows: int
+    chunk_rows: int
+    budget_pulls: int
+    eta: int
+    planned_rounds: int
+    rounds: tuple[Round, ...]
+
+    @property
+    def truncated(self) -> bool:
+        """True when a round before ``L - 1`` already covers the whole training set."""
+        return len(self.rounds) < self.planned_rounds
+
+    @property
+    def final_rows(self) -> int:
+        """Training rows behind each finalist's score."""
+        return self.rounds[-1].train_rows
+
+    @property
+    def pulls_used(self) -> int:
+        """Pulls the plan spends: ``sum(|S_k| * r_k)`` (at most the budget if ``M > 1``)."""
+        return sum(r.arms * r.pulls for r in self.rounds)
+
+    @property
+    def fitted_rows(self) -> int:
+        """Training rows summed over every proxy fit of the plan (``sum |S_k| * rows_k``)."""
+        return sum(r.arms * r.train_rows for r in self.rounds)
+
+    def round_of(self, train_rows: int) -> int:
+        """Return the round whose prefix has ``train_rows`` rows.
+
+        Raises:
+            SchedulerError: No round fits on that many rows.
+        """
+        if isinstance(train_rows, int) and not isinstance(train_rows, bool):
+            for plan in self.rounds:
+                if plan.train_rows == train_rows:
+                    return plan.index
+        valid = ", ".join(str(r.train_rows) for r in self.rounds)
+        raise SchedulerError(
+            f"no halving round fits a proxy on {train_rows!r} training rows; "
+            f"this schedule uses {valid}"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the JSON-able form (EXPLAIN prints it)."""
+        return {
+            "num_arms": self.num_arms,
+            "train_rows": self.train_rows,
+            "chunk_rows": self.chunk_rows,
+            "budget_pulls": self.budget_pulls,
+            "eta": self.eta,
+            "planned_rounds": self.planned_rounds,
+            "truncated": self.truncated,
+            "pulls_used": self.pulls_used,
+            "rounds": [r.to_dict() for r in self.rounds],
+        }
+
+
+def plan_schedule(
+    num_arms: int,
+    train_rows: int,
+    chunk: ChunkSetting = AUTO,
+    budget: BudgetSetting = AUTO,
+    eta: int = 2,
+) -> Schedule:
+    """Resolve ``CHUNK``/``BUDGET`` and compute every round of a halving search.
+
+    ``AUTO`` budget is ``M * L`` pulls. ``AUTO`` chunk is the smallest ``C`` with
+    ``C * R_{L-1} >= train_rows``: the finalists see the whole training set.
+
+    Args:
+        num_arms: ``M``, the number of candidate models.
+        train_rows: Rows in the training set.
+        chunk: ``C`` in rows, or ``"auto"``.
+        budget: ``B`` in pulls, or ``"auto"``.
+        eta: Halving factor; ``ceil(|S_k| / eta)`` arms survive each round.
+
+    Returns:
+        The schedule.
+
+    Raises:
+        SchedulerError: A value is invalid, or the budget gives round 0 no pulls.
+    """
+    eta = _whole("eta", eta, 2, "use eta=2 to keep the better half each round")
+    num_arms = _whole(
+        "the number of models", num_arms, 1, "successive halving needs at least one model"
+    )
+    train_rows = _whole(
+        "the training-set size (rows)",
+        train_rows,
+        1,
+        "successive halving needs a non-empty training set",
+    )
+    rounds_l = planned_rounds(num_arms, eta)
+    chunk = _setting("CHUNK", chunk, "training rows", "1000")
+    budget = _setting("BUDGET", budget, "pulls (chunks)", str(num_arms * rounds_l))
+    sizes = [_ceil_div(num_arms, eta**k) for k in range(rounds_l)]
+    budget_pulls = num_arms * rounds_l if budget == AUTO else budget
+    pulls = [budget_pulls // (size * rounds_l) for size in sizes]
+    if num_arms > 1 and pulls[0] == 0:
+        raise SchedulerError(
+            f"BUDGET {budget_pulls} is too small for {num_arms} models: halving plays "
+            f"{rounds_l} rounds, and round 0 would give each model "
+            f"floor({budget_pulls} / ({num_arms} x {rounds_l})) = 0 pulls; "
+            f"use BUDGET {num_arms * rounds_l} or more (models x rounds), or BUDGET AUTO"
+        )
+    totals: list[int] = []
+    for pull in pulls:
+        totals.append(pull + (totals[-1] if totals else 0))
+    chunk_rows = _ceil_div(train_rows, totals[-1]) if chunk == AUTO else chunk
+
+    if num_arms == 1:
+        # Nothing to halve: the one arm sees the whole training set.
+        whole = _ceil_div(train_rows, chunk_rows)
+        only = Round(0, 1, whole, whole, train_rows, 0)
+        return Schedule(1, train_rows, chunk_rows, budget_pulls, eta, 1, (only,))
+
+    rounds: list[Round] = []
+    for k in range(rounds_l):
+        rows = min(chunk_rows * totals[k], train_rows)
+        last = k == rounds_l - 1 or rows == train_rows
+        advancing = 0 if last else sizes[k + 1]
+        rounds.append(Round(k, sizes[k], pulls[k], totals[k], rows, advancing))
+        if last:
+            break
+    return Schedule(num_arms, train_rows, chunk_rows, budget_pulls, eta, rounds_l, tuple(rounds))
+
+
+@dataclass(frozen=True)
+class HalvingConfig:
+    """What a halving search is asked to do.
+
+    Attributes:
+        arms: Unique names of the candidate models, in pool order.
+        train_rows: Rows in the training set.
+        chunk: ``CHUNK``: rows per pull, or ``"auto"``.
+        budget: ``BUDGET``: pulls in all, or ``"auto"``.
+        eta: Halving factor (2 keeps the better half).
+    """
+
+    arms: tuple[str, ...]
+    train_rows: int
+    chunk: ChunkSetting = AUTO
+    budget: BudgetSetting = AUTO
+    eta: int = 2
+
+    def __post_init__(self) -> None:
+        arms = self.arms
+        if isinstance(arms, str) or not isinstance(arms, list | tuple):
+            raise SchedulerError(f"arms must be a list of model names, got {arms!r}")
+        if not arms:
+            raise SchedulerError(
+                "successive halving needs at least one model, got none; "
+                "widen the pool or its WHERE condition"
+            )
+        seen: set[str] = set()
+        for arm in arms:
+            if not isinstance(arm, str) or not arm:
+                raise SchedulerError(f"a model name must be a non-empty string, got {arm!r}")
+            if arm in seen:
+                raise SchedulerError(f"model {arm!r} is listed twice; list each model once")
+            seen.add(arm)
+        object.__setattr__(self, "arms", tuple(arms))
+        for name in ("chunk", "budget"):
+            value = getattr(self, name)
+            if isinstance(value, str) and value.strip().lower() == AUTO:
+                object.__setattr__(self, name, AUTO)
+        self.schedule()  # validates train_rows, chunk, budget and eta
+
+    def schedule(self) -> Schedule:
+        """Return the resolved schedule (see :func:`plan_schedule`)."""
+        return plan_schedule(len(self.arms), self.train_rows, self.chunk, self.budget, self.eta)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the JSON-able form."""
+        return {
+            "arms": list(self.arms),
+            "train_rows": self.train_rows,
+            "chunk": self.chunk,
+            "budget": self.budget,
+            "eta": self.eta,
+        }
+
+    @classmethod
+    def from_dict(cls, data: object) -> HalvingConfig:
+        """Rebuild a config from :meth:`to_dict` output.
+
+        Raises:
+            SchedulerError: The data is not a valid config.
+        """
+        if not isinstance(data, dict):
+            raise SchedulerError(f"a halving config must be an object, got {data!r}")
+        missing = {"arms", "train_rows", "chunk", "budget", "eta"} - data.keys()
+        if missing:
+            raise SchedulerError(f"halving config lacks {', '.join(sorted(missing))}")
+        return cls(data["arms"], data["train_rows"], data["chunk"], data["budget"], data["eta"])
+
+
+class HalvingStatus(StrEnum):
+    """Whether a halving machine still needs evaluations."""
+
+    RUNNING = "running"
+    DONE = "done"
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One proxy evaluation the machine needs: fit ``arm`` on the first ``train_rows`` rows.
+
+    Attributes:
+        arm: The model.
+        round: The round the score belongs to.
+        train_rows: Prefix of the training set to fit on; score on the whole test set.
+    """
+
+    arm: str
+    round: int
+    train_rows: int
+
+
+@dataclass(frozen=True)
+class RoundDecided:
+    """A round whose every loss is known.
+
+    Attributes:
+        round: The round.
+        train_rows: Rows behind this round's scores.
+        survivors: Arms promoted to the next round, best first; in the last round, all
+            of its arms (the finalists), best first.
+        eliminated: Arms that stop here, best first (empty in the last round).
+    """
+
+    round: int
+    train_rows: int
+    survivors: tuple[str, ...]
+    eliminated: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Update:
+    """What changed after :meth:`SuccessiveHalving.record`.
+
+    Attributes:
+        requests: Evaluations that became needed (dispatch them).
+        decided: Rounds that became fully decided.
+        status: The machine's status afterwards.
+    """
+
+    requests: tuple[Evaluation, ...] = ()
+    decided: tuple[RoundDecided, ...] = ()
+    status: HalvingStatus = HalvingStatus.RUNNING
+
+
+@dataclass(frozen=True)
+class RankedArm:
+    """One line of the final ranking.
+
+    Attributes:
+        arm: The model.
+        loss: Its proxy loss in the last round it played.
+        train_rows: Training rows that loss is based on.
+        eliminated_in: Round it was eliminated in, ``None`` for a finalist.
+    """
+
+    arm: str
+    loss: float
+    train_rows: int
+    eliminated_in: int | None
+
+
+@dataclass(frozen=True)
+class Score:
+    """One recorded loss (EXPLAIN shows them per round after a run)."""
+
+    arm: str
+    round: int
+    train_rows: int
+    loss: float
+
+
+@dataclass
+class _RoundState:
+    members: list[str] = field(default_factory=list)
+    member_set: set[str] = field(default_factory=set)
+    losses: dict[str, float] = field(default_factory=dict)
+    ranked: list[tuple[float, str]] = field(default_factory=list)
+
+
+def _check_loss(arm: str, train_rows: int, loss: object) -> float:
+    if isinstance(loss, int | float) and not isinstance(loss, bool):
+        value = float(loss)
+        if not math.isnan(value) and value != -math.inf:
+            return value
+    raise SchedulerError(
+        f"the loss of {arm!r} on {train_rows} rows must be a number or +inf "
+        f"(a failed evaluation), got {loss!r}"
+    )
+
+
+class SuccessiveHalving:
+    """The successive-halving state machine of one search.
+
+    Its whole state is the config and the recorded losses. It asks for evaluations through
+    :meth:`next_requests` and the ``requests`` of each :class:`Update`, including, as soon
+    as they are certain, next-round evaluations of arms that survive whatever the missing
+    losses turn out to be; every evaluation it asks for stays needed.
+
+    Args:
+        config: The search.
+    """
+
+    def __init__(self, config: HalvingConfig) -> None:
+        self.config = config
+        self.schedule = config.schedule()
+        self._order = {arm: i for i, arm in enumerate(config.arms)}
+        self._rounds = [_RoundState() for _ in self.schedule.rounds]
+        first = self._rounds[0]
+        first.members = list(config.arms)
+        first.member_set = set(config.arms)
+
+    @property
+    def status(self) -> HalvingStatus:
+        """``DONE`` once the last round's losses are all known."""
+        last = self._rounds[-1]
+        done = len(last.losses) == self.schedule.rounds[-1].arms
+        return HalvingStatus.DONE if done else HalvingStatus.RUNNING
+
+    def next_requests(self) -> list[Evaluation]:
+        """Return every needed evaluation not yet recorded, by round then pool order.
+
+        The machine does not know what is in flight: the caller dispatches each request
+        once (the ``requests`` of an :class:`Update` are exactly the new ones).
+        """
+        out: list[Evaluation] = []
+        for plan, state in zip(self.schedule.rounds, self._rounds, strict=True):
+            waiting = [arm for arm in state.members if arm not in state.losses]
+            waiting.sort(key=self._order.__getitem__)
+            out.extend(Evaluation(arm, plan.index, plan.train_rows) for arm in waiting)
+        return out
+
+    def record(self, arm: str, train_rows: int, loss: float) -> Update:
+        """Record the loss of ``arm`` fitted on the first ``train_rows`` rows.
+
+        Recording the same loss twice is a no-op (a re-delivered result).
+
+        Returns:
+            The evaluations that became needed and the rounds that became decided.
+
+        Raises:
+            SchedulerError: The evaluation was not asked for, the loss is not a number,
+                or it contradicts a loss already recorded.
+        """
+        k = self.schedule.round_of(train_rows)
+        value = _check_loss(arm, train_rows, loss)
+        state = self._rounds[k]
+        if arm not in state.member_set:
+            why = "is not a model of this search" if arm not in self._order else "was not asked"
+            raise SchedulerError(
+                f"{arm!r} {why} for an evaluation on {train_rows} rows (round {k}); "
+                "record only evaluations from next_requests()"
+            )
+        if arm in state.losses:
+            if state.losses[arm] == value:
+                return Update(status=self.status)
+            raise SchedulerError(
+                f"{arm!r} on {train_rows} rows already has loss {state.losses[arm]!r}, "
+                f"not {value!r}; a result must not change once recorded"
+            )
+        state.losses[arm] = value
+        entry = (value, arm)
+        position = bisect.bisect_left(state.ranked, entry)
+        state.ranked.insert(position, entry)
+
+        plan = self.schedule.rounds[k]
+        requests: list[Evaluation] = []
+        if plan.advancing:
+            # An arm is certain to survive when fewer than `advancing` arms can still beat
+            # it: the known better ones plus every loss still missing. That makes the top
+            # `advancing - missing` known arms certain; the count grows by one per record.
+            certain = plan.advancing - (plan.arms - len(state.losses))
+            following = self._rounds[k + 1]
+            if certain > len(following.members):
+                promoted = arm if position < certain else state.ranked[certain - 1][1]
+                following.members.append(promoted)
+                following.member_set.add(promoted)
+                nxt = self.schedule.rounds[k + 1]
+                requests.append(Evaluation(promoted, nxt.index, nxt.train_rows))
+
+        decided: tuple[RoundDecided, ...] = ()
+        if len(state.losses) == plan.arms:
+            ordered = tuple(name for _, name in state.ranked)
+            cut = plan.advancing or plan.arms
+            decided = (RoundDecided(k, plan.train_rows, ordered[:cut], ordered[cut:]),)
+        return Update(tuple(requests), decided, self.status)
+
+    def scores(self) -> list[Score]:
+        """Return every recorded loss, by round then pool order."""
+        out: list[Score] = []
+        for plan, state in zip(self.schedule.rounds, self._rounds, strict=True):
+            for arm in sorted(state.losses, key=self._order.__getitem__):
+                out.append(Score(arm, plan.index, plan.train_rows, state.losses[arm]))
+        return out
+
+    def ranking(self) -> list[RankedArm]:
+        """Return the final ranking: finalists by loss, then later eliminations first.
+
+        Raises:
+            SchedulerError: The search is not finished.
+        """
+        if self.status is not HalvingStatus.DONE:
+            missing = len(self.next_requests())
+            raise SchedulerError(
+                f"successive halving is not finished: {missing} evaluations are missing"
+            )
+        out: list[RankedArm] = []
+        for plan, state in zip(reversed(self.schedule.rounds), reversed(self._rounds), strict=True):
+            group = state.ranked[plan.advancing :]
+            eliminated = None if plan.advancing == 0 else plan.index
+            out.extend(RankedArm(arm, loss, plan.train_rows, eliminated) for loss, arm in group)
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the JSON-able state: the config, the resolved plan and every loss."""
+        results: list[list[Any]] = [
+            [s.arm, s.train_rows, s.loss if math.isfinite(s.loss) else "inf"] for s in self.scores()
+        ]
+        return {
+            "kind": _STATE_KIND,
+            "version": STATE_VERSION,
+            "config": self.config.to_dict(),
+            "chunk_rows": self.schedule.chunk_rows,
+            "budget_pulls": self.schedule.budget_pulls,
+            "results": results,
+        }
+
+    def to_json(self) -> str:
+        """Return :meth:`to_dict` as JSON text (strict JSON: +inf is written ``"inf"``)."""
+        return json.dumps(self.to_dict(), sort_keys=True, allow_nan=False)
+
+    @classmethod
+    def from_dict(cls, data: object) -> SuccessiveHalving:
+        """Rebuild a machine from :meth:`to_dict` output by replaying its losses.
+
+        Raises:
+            SchedulerError: The state is malformed, of another version, planned
+                differently by this version of shift, or holds an impossible result.
+        """
+        if not isinstance(data, dict) or data.get("kind") != _STATE_KIND:
+            raise SchedulerError("cannot restore successive halving: not a halving state")
+        if data.get("version") != STATE_VERSION:
+            raise SchedulerError(
+                f"cannot restore successive halving state version {data.get('version')!r}; "
+                f"this shift reads version {STATE_VERSION}"
+            )
+        machine = cls(HalvingConfig.from_dict(data.get("config")))
+        plan = machine.schedule
+        if (data.get("chunk_rows"), data.get("budget_pulls")) != (
+            plan.chunk_rows,
+            plan.budget_pulls,
+        ):
+            raise SchedulerError(
+                f"cannot restore successive halving: it was planned with CHUNK "
+                f"{data.get('chunk_rows')!r} and BUDGET {data.get('budget_pulls')!r}, this shift "
+                f"plans CHUNK {plan.chunk_rows} and BUDGET {plan.budget_pulls}; rerun the query"
+            )
+        results = data.get("results")
+        if not isinstance(results, list):
+            raise SchedulerError("cannot restore successive halving: results must be a list")
+        rows_by_round = {plan.train_rows: plan.index for plan in machine.schedule.rounds}
+        checked: list[tuple[int, str, int, float]] = []
+        for item in results:
+            if not (
+                isinstance(item, list)
+                and len(item) == 3
+                and isinstance(item[0], str)
+                and item[1] in rows_by_round
+            ):
+                raise SchedulerError(f"cannot restore successive halving: bad result {item!r}")
+            loss = _check_loss(item[0], item[1], math.inf if item[2] == "inf" else item[2])
+            checked.append((rows_by_round[item[1]], item[0], item[1], loss))
+        # Replaying round by round re-promotes every survivor before its next-round loss.
+        for _, arm, rows, loss in sorted(checked, key=lambda c: c[0]):
+            machine.record(arm, rows, loss)
+        return machine
+
+    @classmethod
+    def from_json(cls, text: str) -> SuccessiveHalving:
+        """Rebuild a machine from :meth:`to_json` text.
+
+        Raises:
+            SchedulerError: The text is not a valid halving state.
+        """
+        try:
+            data = json.loads(text)
+        except (TypeError, ValueError) as error:
+            raise SchedulerError(f"cannot restore successive halving: {error}") from error
+        return cls.from_dict(data)
