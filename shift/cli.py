@@ -47,6 +47,9 @@ register_command(
 register_command(
     "query", "Run SHiFT-QL statements against a broker and print results.", "repl.query_command"
 )
+register_command(
+    "zoo", "Install or list the offline zoo in a running broker.", "shift.commands.zoo"
+)
 register_command("up", "Run a broker and local workers in the foreground.", "broker.up")
 register_command("broker", "Run the broker alone (REST API and ZeroMQ ROUTER).", "broker.command")
 register_command(
