@@ -55,6 +55,9 @@ register_command("broker", "Run the broker alone (REST API and ZeroMQ ROUTER).",
 register_command(
     "worker", "Run one worker for one device, connected to a broker.", "workers.command"
 )
+register_command(
+    "simulate", "Simulate searches: replay strategies on recorded runs.", "simulator.command"
+)
 
 
 class _Parser(argparse.ArgumentParser):

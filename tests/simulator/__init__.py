@@ -1,0 +1,1 @@
+"""Tests of the simulator: records cleaning, strategies, replay and ``shift simulate``."""
