@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -50,6 +51,7 @@ register_command(
 register_command(
     "zoo", "Install or list the offline zoo in a running broker.", "shift.commands.zoo"
 )
+register_command("demo", "The main job: a real search on the offline zoo, end to end.", "repl.demo")
 register_command("up", "Run a broker and local workers in the foreground.", "broker.up")
 register_command("broker", "Run the broker alone (REST API and ZeroMQ ROUTER).", "broker.command")
 register_command(
@@ -92,6 +94,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(module.run(args))
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (``shift ... | head``): stop quietly, like other CLI tools.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":
