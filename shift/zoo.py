@@ -98,6 +98,20 @@ def _models() -> tuple[ModelSpec, ...]:
             },
         ),
         ModelSpec(
+            "efficientnet-lite1-random",
+            "timm",
+            Modality.VISION,
+            {"arch": "tf_efficientnet_lite1", "pretrained": False, "seed": 0},
+            batch_size=32,
+            info={
+                "source": "timm",
+                "input_size": 240,
+                "license": "apache-2.0",
+                "tags": ["random", "control"],
+                "note": "EfficientNet-Lite1 architecture with timm's seeded random init",
+            },
+        ),
+        ModelSpec(
             "minilm-l6",
             "huggingface",
             Modality.TEXT,

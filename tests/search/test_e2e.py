@@ -38,7 +38,7 @@ def _small(name: str, new: str, **params: object) -> dict:
 
 @pytest.fixture(scope="module")
 def installed(cluster: Cluster) -> Cluster:
-    """The zoo installed with ``shift zoo install``, plus small datasets and a 2nd control."""
+    """The zoo installed with ``shift zoo install``, plus small versions of its datasets."""
     started = time.monotonic()
     out = subprocess.run(
         [sys.executable, "-m", "shift", "zoo", "install", "--url", cluster.url],
@@ -55,16 +55,6 @@ def installed(cluster: Cluster) -> Cluster:
         ("/v1/datasets", _small("photos-test", "photos-small-test", crops_per_photo=crops)),
         ("/v1/datasets", _small("rotten-tomatoes-train", "rt-small-train", max_rows=256)),
         ("/v1/datasets", _small("rotten-tomatoes-test", "rt-small-test", max_rows=128)),
-        (
-            "/v1/models",
-            {
-                "name": "efficientnet-lite1-random",
-                "family": "timm",
-                "modality": "vision",
-                "loader": {"arch": "tf_efficientnet_lite1", "pretrained": False, "seed": 0},
-                "info": {"source": "timm", "tags": ["random", "control"]},
-            },
-        ),
     ]
     for path, body in extra:
         status, answer = cluster.call("POST", path + "?wait=true", body)
