@@ -26,6 +26,22 @@ register_action(
     "Replay search strategies on recorded fine-tuning results (regret and cost per task).",
     "simulator.replay_command",
 )
+register_action(
+    "run",
+    "Simulate a search (exhaustive or successive halving) on a fake clock with the broker's "
+    "dispatcher: makespan, utilisation, speedups, Gantt chart.",
+    "simulator.run_command",
+)
+register_action(
+    "sweep",
+    "Simulate searches over chunk/budget settings and device counts (table and plot).",
+    "simulator.sweep_command",
+)
+register_action(
+    "scale",
+    "Scale study: makespan and broker load for 10 to 10,000 models on 1 to 512 devices.",
+    "simulator.scale_command",
+)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
