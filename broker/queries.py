@@ -27,6 +27,7 @@ from enum import StrEnum
 from typing import Any
 
 from broker.catalog import Catalog
+from broker.searchstate import SearchState
 from broker.service import Broker
 from broker.statements import Context, error_body, execute, unpack_result
 from shift.errors import SchedulerError, ShiftError, WorkerError
@@ -165,6 +166,7 @@ class QueryService:
         self._variables: dict[str, dict[str, list[str]]] = defaultdict(dict)
         self._seq = 0
         self._closing = False
+        self.search = SearchState(broker.store)
 
     @property
     def store(self) -> Any:
@@ -175,6 +177,7 @@ class QueryService:
         """Create the tables, load variables and resume unfinished queries."""
         for sql in SCHEMA:
             await self.store.execute(sql)
+        await self.search.open()
         for session, name, names in await self.store.fetch(
             "SELECT session, name, names FROM variables"
         ):
@@ -391,7 +394,13 @@ class QueryService:
             self._forget,
             self._timings,
             self.features_dir,
+            self.search,
+            self._task_result,
         )
+
+    async def _task_result(self, task_id: str) -> Any:
+        row = await self.broker.store.get(task_id)
+        return row.result if row is not None and row.state is TaskState.SUCCEEDED else None
 
     async def _run_tasks(self, query: Query, specs: Sequence[TaskSpec]) -> dict[str, Any]:
         if not specs:
@@ -430,6 +439,8 @@ class QueryService:
             chunk = gone[start : start + 500]
             marks = ", ".join("?" for _ in chunk)
             self.store.execute(f"DELETE FROM tasks WHERE id IN ({marks})", chunk)
+        if kind == "classify":
+            await self.search.clear()
         await self.store.barrier()
         return len(gone)
 

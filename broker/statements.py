@@ -19,12 +19,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from broker import halving
 from broker.catalog import Catalog, EntryStatus
+from broker.searchstate import SearchState
 from shift import evaluate
 from shift.catalog import dataset_spec_from_fields, model_spec_from_fields, unknown_name
 from shift.codec import unpack
 from shift.errors import CatalogError, SchedulerError, ShiftError
-from shift.planner import RESULT_COLUMNS, DatasetEntry, Plan, explain, plan, rankings
+from shift.planner import (
+    RESULT_COLUMNS,
+    DatasetEntry,
+    Plan,
+    dataset_names,
+    explain,
+    plan,
+    rankings,
+)
+from shift.proxies import CLASSIFIERS
 from shift.ql import nodes as n
 from shift.ql.vocabulary import DATASET_COLUMNS, MODEL_COLUMNS
 from shift.specs import ModelSpec
@@ -78,6 +89,10 @@ class Result:
 RunTasks = Callable[[Sequence[TaskSpec]], Awaitable[dict[str, Any]]]
 
 
+async def _no_result(task_id: str) -> Any:
+    return None
+
+
 @dataclass
 class Context:
     """What a statement handler may use.
@@ -92,6 +107,8 @@ class Context:
         forget: Delete finished tasks of a kind (PURGE); returns how many.
         timings: Mean seconds of past tasks by (kind, model key).
         features_dir: The feature store path that task payloads name.
+        search: Nearest-neighbour records and halving machines (``None``: no reuse).
+        task_result: The stored result of a succeeded task (``None`` otherwise).
     """
 
     catalog: Catalog
@@ -102,6 +119,8 @@ class Context:
     forget: Callable[[str], Awaitable[int]]
     timings: Callable[[], Awaitable[dict[tuple[str, str], float]]]
     features_dir: str
+    search: SearchState | None = None
+    task_result: Callable[[str], Awaitable[Any]] = field(default=_no_result)
 
 
 Handler = Callable[[Any, Context], Awaitable[Result]]
@@ -207,10 +226,17 @@ async def run_select(statement: n.Select, ctx: Context) -> Result:
 # ---- task-aware queries ----------------------------------------------------------------------
 
 
-async def plan_statement(statement: n.TaskSelect, ctx: Context) -> tuple[Plan, list[str]]:
-    """Resolve datasets and candidate models and plan the tasks (nothing is run)."""
-    from shift.planner import dataset_names
+@dataclass(frozen=True)
+class Resolved:
+    """A task-aware query's candidate models and dataset entries, and what was left out."""
 
+    models: tuple[ModelSpec, ...]
+    entries: dict[str, DatasetEntry]
+    notes: tuple[str, ...]
+
+
+async def resolve(statement: n.TaskSelect, ctx: Context) -> Resolved:
+    """Resolve datasets and candidate models (nothing is run)."""
     catalog = ctx.catalog
     used = list(dict.fromkeys(dataset_names(statement.train) + dataset_names(statement.test)))
     for name in used:
@@ -244,31 +270,78 @@ async def plan_statement(statement: n.TaskSelect, ctx: Context) -> tuple[Plan, l
             )
         else:
             chosen.append(entry.spec)  # type: ignore[arg-type]
-    return plan(statement, chosen, entries, ctx.features_dir), notes
+    return Resolved(tuple(chosen), entries, tuple(notes))
+
+
+async def plan_statement(statement: n.TaskSelect, ctx: Context) -> tuple[Plan, list[str]]:
+    """Resolve datasets and candidate models and plan the tasks (nothing is run)."""
+    found = await resolve(statement, ctx)
+    return plan(statement, found.models, found.entries, ctx.features_dir), list(found.notes)
+
+
+def _halving(statement: n.TaskSelect) -> bool:
+    return statement.chunk is not None or statement.budget is not None
 
 
 def _ranking_columns(statement: n.TaskSelect) -> list[str]:
     asked = [c.value for c in statement.columns]
+    extra = ["eliminated_in"] if _halving(statement) else []
     if not asked:
-        return list(RESULT_COLUMNS)
-    return asked + [c for c in RESULT_COLUMNS if c not in asked]
+        return list(RESULT_COLUMNS) + extra
+    return asked + [c for c in (*RESULT_COLUMNS, *extra) if c not in asked]
 
 
-async def rank_rows(statement: n.TaskSelect, ctx: Context) -> Result:
-    """Run a task-aware query: embeds, then classifies, then one ranking per classifier."""
-    planned, notes = await plan_statement(statement, ctx)
-    await ctx.run_tasks(planned.embeds)
-    results = await ctx.run_tasks([c.spec for c in planned.classifies])
-    ranked = rankings(statement, planned, results)
+def _tables(
+    statement: n.TaskSelect, ctx: Context, ranked: Sequence[tuple[str, Sequence[dict[str, Any]]]]
+) -> tuple[tuple[Table, ...], tuple[str, ...]]:
     catalog_rows = {r["name"]: r for r in ctx.catalog.rows("model")}
     columns = _ranking_columns(statement)
     tables = []
-    for ranking in ranked:
-        rows = [{**catalog_rows.get(r["name"], {}), **r} for r in ranking.rows]
-        tables.append(Table.of(ranking.title, columns, rows))
-    names = tuple(r["name"] for r in ranked[0].rows) if ranked else ()
+    for title, found in ranked:
+        rows = list(found)[: statement.limit] if statement.limit is not None else list(found)
+        rows = [{**catalog_rows.get(r["name"], {}), **r} for r in rows]
+        tables.append(Table.of(title, columns, rows))
+    first = ranked[0][1] if ranked else ()
+    limit = statement.limit if statement.limit is not None else len(first)
+    return tuple(tables), tuple(r["name"] for r in list(first)[:limit])
+
+
+async def rank_rows(statement: n.TaskSelect, ctx: Context) -> Result:
+    """Run a task-aware query: exhaustive, or successive halving with CHUNK/BUDGET."""
+    if _halving(statement):
+        return await rank_by_halving(statement, ctx)
+    found = await resolve(statement, ctx)
+    planned = plan(statement, found.models, found.entries, ctx.features_dir)
+    await ctx.run_tasks(planned.embeds)
+    sizes = halving.sizes_of(found.entries)
+    answers = await asyncio.gather(
+        *(halving.classify(ctx, c.spec, sizes) for c in planned.classifies)
+    )
+    results = {c.spec.task_id: a for c, a in zip(planned.classifies, answers, strict=True)}
+    ranked = rankings(statement, planned, results)
+    tables, names = _tables(statement, ctx, [(r.title, r.rows) for r in ranked])
     message = f"{len(planned.models)} model(s) ranked on {len(planned.tasks)} task(s)"
-    return Result(tuple(tables), "; ".join([message, *planned.notes, *notes]), names)
+    return Result(tables, "; ".join([message, *planned.notes, *found.notes]), names)
+
+
+async def rank_by_halving(statement: n.TaskSelect, ctx: Context) -> Result:
+    """Successive halving: one machine per classifier, eliminated models below survivors."""
+    found = await resolve(statement, ctx)
+    searches = halving.searches(statement, found.models, found.entries, ctx.features_dir)
+    outcomes = await asyncio.gather(*(halving.run_halving(s, ctx) for s in searches))
+    ranked = []
+    for outcome in outcomes:
+        spec = CLASSIFIERS.get(outcome.search.classifier)
+        ranked.append((spec.display if spec else outcome.search.classifier, outcome.rows))
+    tables, names = _tables(statement, ctx, ranked)
+    schedule = outcomes[0].machine.schedule
+    message = (
+        f"{len(found.models)} model(s) ranked by successive halving: "
+        f"{len(schedule.rounds)} round(s), CHUNK {schedule.chunk_rows}, "
+        f"BUDGET {schedule.budget_pulls}; finalists scored on {schedule.final_rows} "
+        "training rows"
+    )
+    return Result(tables, "; ".join([message, *found.notes]), names)
 
 
 @handles(n.TaskSelect)
@@ -370,6 +443,8 @@ async def run_explain(statement: n.Explain, ctx: Context) -> Result:
         states = {k: v for k, v in known.items() if v is not None}
         body = {"statement": "task-aware query", **explain(planned, states, await ctx.timings())}
         body["notes"] = [*body["notes"], *notes]
+        if _halving(inner):
+            body["halving"] = await _explain_halving(inner, ctx)
     else:
         raise NotSupported(f"EXPLAIN of {inner.TAG} statements")
     if statement.json:
@@ -382,7 +457,30 @@ async def run_explain(statement: n.Explain, ctx: Context) -> Result:
         f"{body['to_run']} to run, estimated cost {cost}"
     )
     message = "; ".join([message, *body["notes"]])
-    return Result((Table.of("plan", columns, body["models"]),), message)
+    tables = [Table.of("plan", columns, body["models"])]
+    for search in body.get("halving", []):
+        title = f"schedule ({search['classifier']})"
+        rounds = search["schedule"]["rounds"]
+        tables.append(Table.of(title, list(rounds[0]) if rounds else [], rounds))
+        if search["scores"]:
+            scores = search["scores"]
+            tables.append(Table.of(f"scores ({search['classifier']})", list(scores[0]), scores))
+    return Result(tuple(tables), message)
+
+
+async def _explain_halving(statement: n.TaskSelect, ctx: Context) -> list[dict[str, Any]]:
+    """Per classifier: the halving schedule and, after a run, every model's loss per round."""
+    found = await resolve(statement, ctx)
+    out = []
+    for search in halving.searches(statement, found.models, found.entries, ctx.features_dir):
+        out.append(
+            {
+                "classifier": search.classifier,
+                "schedule": halving.schedule_of(search),
+                "scores": await halving.stored_scores(search, ctx),
+            }
+        )
+    return out
 
 
 PURGES: dict[n.PurgeTarget, tuple[str, ...]] = {

@@ -11,8 +11,9 @@ Evaluation pairs: without ``BENCHMARK`` the train sets are concatenated and ever
 is scored against them; several test sets are pooled (errors and rows summed, which is the
 error on the concatenated test set). With ``BENCHMARK`` train set ``i`` (or the single one)
 is paired with test set ``i`` and the per-pair scores are combined by the ORDER BY
-aggregate (``avg`` by default). Searches are exhaustive: ``CHUNK``/``BUDGET`` (successive
-halving) are noted and ignored.
+aggregate (``avg`` by default). :func:`plan` is the exhaustive plan; successive halving
+(``CHUNK``/``BUDGET``) builds its tasks round by round with :func:`embed_task`,
+:func:`blocks_for` and :func:`classify_task` (``broker.halving``).
 """
 
 from __future__ import annotations
@@ -72,12 +73,25 @@ def _train_rows(entries: Sequence[DatasetEntry]) -> int | None:
     return sum(e.rows for e in entries)
 
 
+TrainItem = str | n.Mutation
+"""A training item: a dataset name or a ``CHANGE ... TO`` mutation."""
+
+
 @dataclass(frozen=True)
 class Pair:
-    """One evaluation: train sets (concatenated) scored on one test set."""
+    """One evaluation: train items (concatenated) scored on one test set."""
 
-    train: tuple[str, ...]
+    train: tuple[TrainItem, ...]
     test: str
+
+
+def item_label(item: TrainItem) -> str:
+    """How a training item reads in EXPLAIN and messages."""
+    if isinstance(item, str):
+        return item
+    sources = ", ".join(repr(v.value) for v in item.from_labels)
+    targets = ", ".join(repr(v.value) for v in item.to_labels)
+    return f'("{item.base}" CHANGE [{sources}] TO "{item.target}" [{targets}])'
 
 
 @dataclass(frozen=True)
@@ -119,24 +133,35 @@ class Plan:
 
 
 def dataset_names(items: Sequence[n.DatasetItem]) -> list[str]:
-    """Names of plain datasets in a TRAINED ON / TESTED ON list.
-
-    Raises:
-        SchedulerError: a mutation (``CHANGE ... TO``), which this planner does not run yet.
-    """
+    """Names of every dataset a TRAINED ON / TESTED ON list reads (mutations: both)."""
     names = []
     for item in items:
         if isinstance(item, n.Mutation):
-            raise SchedulerError(
-                "not supported yet by this broker: dataset mutations (CHANGE ... TO)"
-            )
-        names.append(item.name)
-    return names
+            names += [item.base, item.target]
+        else:
+            names.append(item.name)
+    return list(dict.fromkeys(names))
+
+
+def _items(items: Sequence[n.DatasetItem]) -> list[TrainItem]:
+    return [i if isinstance(i, n.Mutation) else i.name for i in items]
 
 
 def pairs_of(statement: n.TaskSelect) -> tuple[Pair, ...]:
-    """The (train, test) evaluations of a statement (see the module docstring)."""
-    train, test = dataset_names(statement.train), dataset_names(statement.test)
+    """The (train, test) evaluations of a statement (see the module docstring).
+
+    Raises:
+        SchedulerError: a mutation in TESTED ON, or BENCHMARK lists that do not pair up.
+    """
+    train = _items(statement.train)
+    test = []
+    for item in statement.test:
+        if isinstance(item, n.Mutation):
+            raise SchedulerError(
+                "not supported yet by this broker: a mutation (CHANGE ... TO) in TESTED ON; "
+                "mutate the training data instead"
+            )
+        test.append(item.name)
     if not statement.benchmark:
         return tuple(Pair(tuple(train), t) for t in test)
     if len(train) == 1:
@@ -146,6 +171,88 @@ def pairs_of(statement: n.TaskSelect) -> tuple[Pair, ...]:
             f"BENCHMARK pairs {len(train)} training sets with {len(test)} test sets"
         )
     return tuple(Pair((a,), b) for a, b in zip(train, test, strict=True))
+
+
+def train_payload(pair: Pair, datasets: Mapping[str, DatasetEntry]) -> tuple[list[Any], int | None]:
+    """The classify ``train`` items and ``train_rows`` (``None``: all) of a pair.
+
+    Raises:
+        SchedulerError: ``max_rows`` cuts a dataset that is not the last plain one.
+    """
+    plain = [datasets[i] for i in pair.train if isinstance(i, str)]
+    if len(plain) == len(pair.train):
+        return [e.spec.to_json() for e in plain], _train_rows(plain)
+    if any(e.cap is not None for e in plain):
+        raise SchedulerError(
+            "max_rows may not cut a dataset listed with a mutation (CHANGE ... TO); "
+            "register it without max_rows"
+        )
+    items: list[Any] = []
+    for item in pair.train:
+        if isinstance(item, str):
+            items.append(datasets[item].spec.to_json())
+            continue
+        base, target = datasets[item.base], datasets[item.target]
+        if len(item.from_labels) != len(item.to_labels):
+            raise SchedulerError(
+                f"{item_label(item)} maps {len(item.from_labels)} label(s) to "
+                f"{len(item.to_labels)}; give as many labels after TO as after CHANGE"
+            )
+        mutation = {
+            "base": base.spec.to_json(),
+            "base_rows": base.cap,
+            "from": [v.value for v in item.from_labels],
+            "target": target.spec.to_json(),
+            "target_rows": target.cap,
+            "to": [v.value for v in item.to_labels],
+        }
+        items.append({"mutation": mutation})
+    return items, None
+
+
+def train_size(pair: Pair, datasets: Mapping[str, DatasetEntry]) -> int | None:
+    """Training rows of a pair (``None`` when a mutation makes it depend on labels)."""
+    if any(not isinstance(i, str) for i in pair.train):
+        return None
+    return sum(datasets[t].rows for t in pair.train if isinstance(t, str))
+
+
+def embed_task(
+    model: ModelSpec, entry: DatasetEntry, block: int, store: str | None = None
+) -> TaskSpec:
+    """The ``embed`` task of one feature block."""
+    payload = {"model": model.to_json(), "dataset": entry.spec.to_json(), "block": block}
+    return TaskSpec("embed", _payload_store(payload, store), model.key)
+
+
+def blocks_for(rows: int, block_rows: int = BLOCK_ROWS) -> range:
+    """The feature blocks the first ``rows`` rows need."""
+    return range(-(-rows // block_rows))
+
+
+def classify_task(
+    model: ModelSpec,
+    classifier: str,
+    params: dict[str, Any],
+    pair: Pair,
+    datasets: Mapping[str, DatasetEntry],
+    store: str | None = None,
+    train_rows: int | None = None,
+) -> TaskSpec:
+    """The ``classify`` task of one evaluation (``train_rows``: a prefix, else the pair's)."""
+    items, rows = train_payload(pair, datasets)
+    if train_rows is not None and train_rows != train_size(pair, datasets):
+        rows = train_rows
+    payload = {
+        "model": model.to_json(),
+        "train": items,
+        "train_rows": rows,
+        "test": datasets[pair.test].spec.to_json(),
+        "test_rows": datasets[pair.test].cap,
+        "classifier": classifier,
+        "params": params,
+    }
+    return TaskSpec("classify", _payload_store(payload, store), model.key)
 
 
 def _payload_store(payload: dict[str, Any], store: str | None) -> dict[str, Any]:
@@ -169,19 +276,13 @@ def plan(
         block_rows: Rows per feature block.
 
     Raises:
-        SchedulerError: a dataset is missing from ``datasets`` or a mutation is used.
+        SchedulerError: a dataset is missing from ``datasets``, or a mutation is in TESTED ON.
     """
     pairs = pairs_of(statement)
-    used = list(dict.fromkeys(name for p in pairs for name in (*p.train, p.test)))
+    used = list(dict.fromkeys(dataset_names(statement.train) + dataset_names(statement.test)))
     missing = [name for name in used if name not in datasets]
     if missing:
         raise SchedulerError(f"the planner was given no entry for dataset(s) {missing}")
-    notes = []
-    if statement.chunk is not None or statement.budget is not None:
-        notes.append(
-            "CHUNK/BUDGET ignored: every model was scored on all training rows "
-            "(successive halving is not supported yet by this broker)"
-        )
     classifiers = tuple(
         (m.name, {p.name: p.value.value for p in m.params}) for m in statement.classifiers
     )
@@ -191,28 +292,15 @@ def plan(
     for model in models:
         for name in used:
             entry = datasets[name]
-            for block in range(-(-entry.rows // block_rows)):
-                payload = {
-                    "model": model.to_json(),
-                    "dataset": entry.spec.to_json(),
-                    "block": block,
-                }
-                embeds.append(TaskSpec("embed", _payload_store(payload, store), model.key))
+            embeds += [
+                embed_task(model, entry, b, store) for b in blocks_for(entry.rows, block_rows)
+            ]
         for classifier, params in classifiers:
             for index, pair in enumerate(pairs):
-                payload = {
-                    "model": model.to_json(),
-                    "train": [datasets[t].spec.to_json() for t in pair.train],
-                    "train_rows": _train_rows([datasets[t] for t in pair.train]),
-                    "test": datasets[pair.test].spec.to_json(),
-                    "test_rows": datasets[pair.test].cap,
-                    "classifier": classifier,
-                    "params": params,
-                }
-                spec = TaskSpec("classify", _payload_store(payload, store), model.key)
+                spec = classify_task(model, classifier, params, pair, datasets, store)
                 classifies.append(ClassifyTask(spec, model.name, classifier, index))
         rows[model.name] = (
-            sum(datasets[t].rows for p in pairs for t in p.train),
+            sum(train_size(p, datasets) or _base_rows(p, datasets) for p in pairs),
             sum(datasets[p.test].rows for p in pairs),
         )
     return Plan(
@@ -222,8 +310,12 @@ def plan(
         tuple(embeds),
         tuple(classifies),
         rows,
-        tuple(notes),
+        (),
     )
+
+
+def _base_rows(pair: Pair, datasets: Mapping[str, DatasetEntry]) -> int:
+    return sum(datasets[i if isinstance(i, str) else i.base].rows for i in pair.train)
 
 
 def _avg(values: list[float]) -> float:
@@ -247,7 +339,8 @@ class Ranking:
     rows: tuple[dict[str, Any], ...]
 
 
-def _score(statement: n.TaskSelect, results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def score_of(statement: n.TaskSelect, results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """One model's score (``err acc train_rows test_rows``) from its classify results."""
     train_rows = sum(int(r["train_rows"]) for r in results)
     test_rows = sum(int(r["test_rows"]) for r in results)
     if not statement.benchmark:
@@ -285,7 +378,7 @@ def rankings(
             if result is None:
                 raise SchedulerError(f"no result for {classifier} on model {task.model}")
             per_model.setdefault(task.model, []).append(result)
-        rows = [{"name": name, **_score(statement, found)} for name, found in per_model.items()]
+        rows = [{"name": name, **score_of(statement, found)} for name, found in per_model.items()]
         rows.sort(key=lambda r: r["name"])
         rows.sort(key=lambda r: r[metric], reverse=descending)
         if statement.limit is not None:
@@ -347,7 +440,9 @@ def explain(
         "known": done,
         "to_run": tasks - done,
         "estimated_s": total,
-        "pairs": [{"train": list(p.train), "test": p.test} for p in planned.pairs],
+        "pairs": [
+            {"train": [item_label(i) for i in p.train], "test": p.test} for p in planned.pairs
+        ],
         "classifiers": [c for c, _ in planned.classifiers],
         "notes": list(planned.notes),
     }

@@ -35,6 +35,8 @@ class ProxyResult:
         test_rows: Test rows scored.
         nn_index: Nearest train row of each test row (1-NN proxies only).
         nn_distance: Its distance (1-NN proxies only).
+        distance_pairs: (test row, train row) distances computed (1-NN proxies only): the
+            cost a prior saves.
     """
 
     err: float
@@ -43,6 +45,7 @@ class ProxyResult:
     test_rows: int
     nn_index: np.ndarray | None = None
     nn_distance: np.ndarray | None = None
+    distance_pairs: int = 0
 
 
 def _distances(test: Any, train: Any, metric: str) -> Any:
@@ -58,6 +61,7 @@ def nearest_neighbours(
     metric: str,
     prior: tuple[np.ndarray, np.ndarray] | None = None,
     offset: int = 0,
+    positions: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Index and distance of each test row's nearest train row.
 
@@ -68,6 +72,8 @@ def nearest_neighbours(
         prior: ``(index, distance)`` over train rows before ``offset``; kept where no new
             row is strictly closer.
         offset: Train index of ``train``'s first row.
+        positions: Train index of each row of ``train`` (instead of ``offset``), for rows
+            that are not contiguous; increasing, so ties still go to the lowest index.
 
     Returns:
         ``(index, distance)``: int64 and float64 arrays of length ``len(test)``.
@@ -87,6 +93,7 @@ def nearest_neighbours(
     else:
         index = torch.from_numpy(np.array(prior[0], dtype=np.int64))
         best = torch.from_numpy(np.array(prior[1], dtype=np.float64))
+    where = None if positions is None else torch.from_numpy(np.asarray(positions, np.int64))
     with torch.inference_mode():
         for t0 in range(0, len(te), TEST_BLOCK_ROWS):
             block = te[t0 : t0 + TEST_BLOCK_ROWS]
@@ -95,7 +102,8 @@ def nearest_neighbours(
                 window = slice(t0, t0 + len(block))
                 closer = dist < best[window]
                 best[window] = torch.where(closer, dist, best[window])
-                index[window] = torch.where(closer, arg + r0 + offset, index[window])
+                found = arg + r0 + offset if where is None else where[arg + r0]
+                index[window] = torch.where(closer, found, index[window])
     return index.numpy(), best.numpy()
 
 
@@ -107,16 +115,55 @@ def _nn(metric: str) -> Callable[..., ProxyResult]:
         test_y: np.ndarray,
         prior: tuple[np.ndarray, np.ndarray] | None = None,
         prior_rows: int = 0,
+        covered: np.ndarray | None = None,
         **params: Any,
     ) -> ProxyResult:
-        new_x = train_x[prior_rows:] if prior is not None else train_x
-        offset = prior_rows if prior is not None else 0
-        index, distance = nearest_neighbours(new_x, test_x, metric, prior, offset)
+        if prior is not None and covered is not None:
+            index, distance, pairs = _continue(train_x, test_x, metric, prior, covered)
+        else:
+            new_x = train_x[prior_rows:] if prior is not None else train_x
+            offset = prior_rows if prior is not None else 0
+            index, distance = nearest_neighbours(new_x, test_x, metric, prior, offset)
+            pairs = len(new_x) * len(test_x)
         predicted = np.asarray(train_y)[index]
         err = float(np.mean(predicted != test_y)) if len(test_y) else 0.0
-        return ProxyResult(err, 1 - err, len(train_x), len(test_x), index, distance)
+        return ProxyResult(err, 1 - err, len(train_x), len(test_x), index, distance, pairs)
 
     return fit
+
+
+def _continue(
+    train_x: np.ndarray,
+    test_x: np.ndarray,
+    metric: str,
+    prior: tuple[np.ndarray, np.ndarray],
+    covered: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """1-NN from a prior over another row set (growth, mutations, relabelling).
+
+    ``prior`` holds each test row's nearest neighbour as an index into *this* train set, or
+    -1 where that row is not in it any more; ``covered`` marks the train rows the prior
+    already saw. A neighbour that is still there is still the nearest among the covered
+    rows, so only test rows that lost theirs are compared with the covered rows again, and
+    every test row is compared with the uncovered (new) rows.
+    """
+    index = np.array(prior[0], dtype=np.int64)
+    distance = np.array(prior[1], dtype=np.float64)
+    covered = np.asarray(covered, dtype=bool)
+    lost = index < 0
+    distance[lost] = np.inf
+    old, new = np.flatnonzero(covered), np.flatnonzero(~covered)
+    pairs = 0
+    if lost.any() and len(old):
+        found, dist = nearest_neighbours(train_x[old], test_x[lost], metric, positions=old)
+        index[lost], distance[lost] = found, dist
+        pairs += int(lost.sum()) * len(old)
+    if len(new):
+        index, distance = nearest_neighbours(
+            train_x[new], test_x, metric, (index, distance), positions=new
+        )
+        pairs += len(new) * len(test_x)
+    return index, distance, pairs
 
 
 def linear_probe(

@@ -119,14 +119,21 @@ def test_train_list_is_concatenated_and_test_list_pooled():
     assert row["err"] == pytest.approx(10 / 30)  # errors pooled over both test sets
 
 
-def test_chunk_and_budget_are_noted_and_mutations_refused():
-    statement = query('SELECT * FROM models ORDER BY err TRAINED ON "a" TESTED ON "b" CHUNK 64')
-    assert "CHUNK/BUDGET ignored" in plan(statement, MODELS, DATASETS).notes[0]
+def test_mutations_are_planned_and_refused_in_tested_on():
     mutation = query(
-        'SELECT * FROM models ORDER BY err TRAINED ON ("a" CHANGE [1] TO "a" [2]) TESTED ON "b"'
+        'SELECT * FROM models ORDER BY err TRAINED ON ("a" CHANGE [1] TO "c" [2]) TESTED ON "b"'
     )
-    with pytest.raises(SchedulerError, match="not supported yet by this broker"):
-        plan(mutation, MODELS, DATASETS)
+    planned = plan(mutation, MODELS[:1], DATASETS)
+    (item,) = planned.classifies[0].spec.payload["train"]
+    assert item["mutation"]["from"] == [1] and item["mutation"]["to"] == [2]
+    assert item["mutation"]["target"] == DATASETS["c"].spec.to_json()
+    embedded = {t.payload["dataset"]["name"] for t in planned.embeds}
+    assert embedded == {"a", "b", "c"}
+    tested = query(
+        'SELECT * FROM models ORDER BY err TRAINED ON "a" TESTED ON ("b" CHANGE [1] TO "b" [2])'
+    )
+    with pytest.raises(SchedulerError, match=r"mutation .* in TESTED ON"):
+        plan(tested, MODELS, DATASETS)
 
 
 def test_explain_counts_known_tasks_and_estimates_cost():
