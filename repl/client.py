@@ -21,14 +21,23 @@ FINAL_STATES = frozenset({"succeeded", "failed", "cancelled"})
 
 
 class ClientError(ShiftError):
-    """The broker could not be reached or answered with an error."""
+    """The broker could not be reached or answered with an error.
+
+    Attributes:
+        status: The HTTP status of an error answer (``None`` when there was none).
+        body: The decoded error body, if any.
+        unreachable: No answer came at all (nothing listening, network down): worth a retry.
+    """
 
     code = "client_error"
 
-    def __init__(self, message: str, status: int | None = None, body: Any = None):
+    def __init__(
+        self, message: str, status: int | None = None, body: Any = None, unreachable: bool = False
+    ):
         super().__init__(message)
         self.status = status
         self.body = body
+        self.unreachable = unreachable
 
 
 @dataclass
@@ -70,7 +79,8 @@ class BrokerClient:
             reason = getattr(error, "reason", error)
             raise ClientError(
                 f"cannot reach the broker at {self.url}: {reason}; "
-                "start one with `shift up` or pass --url"
+                "start one with `shift up` or pass --url",
+                unreachable=True,
             ) from None
         return json.loads(raw) if raw else None
 
@@ -92,6 +102,48 @@ class BrokerClient:
     def cancel(self, query_id: str) -> None:
         """Ask the broker to cancel a query."""
         self.request("POST", f"/v1/queries/{query_id}/cancel", {})
+
+    def events(self, query_id: str) -> Iterator[tuple[str, Any]]:
+        """Yield ``(event, data)`` from the query's Server-Sent Events until ``done``.
+
+        ``progress`` events carry ``{"done", "total"}`` (and ``round`` when the broker
+        reports one); the last event is ``done`` with the final query.
+
+        Raises:
+            ClientError: the broker is unreachable or the stream broke off.
+        """
+        headers = {"Accept": "text/event-stream"}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        request = urllib.request.Request(
+            f"{self.url.rstrip('/')}/v1/queries/{query_id}/events", headers=headers
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
+                event, data = "message", []
+                for raw in response:
+                    line = raw.decode("utf-8").rstrip("\r\n")
+                    if line.startswith(":"):
+                        continue
+                    if line:
+                        field, _, value = line.partition(":")
+                        value = value[1:] if value.startswith(" ") else value
+                        if field == "event":
+                            event = value
+                        elif field == "data":
+                            data.append(value)
+                        continue
+                    if data:
+                        yield event, json.loads("\n".join(data))
+                        if event == "done":
+                            return
+                    event, data = "message", []
+        except urllib.error.HTTPError as error:
+            raise _answer_error(error.code, error.read()) from None
+        except (urllib.error.URLError, OSError, ValueError) as error:
+            reason = getattr(error, "reason", error)
+            raise ClientError(f"lost the event stream of query {query_id}: {reason}") from None
+        raise ClientError(f"the event stream of query {query_id} ended before 'done'")
 
     def follow(self, query_id: str, poll_s: float = 0.2) -> Iterator[dict[str, Any]]:
         """Yield the query's state whenever it changes, until it is final."""

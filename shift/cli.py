@@ -51,6 +51,7 @@ register_command(
 register_command(
     "zoo", "Install or list the offline zoo in a running broker.", "shift.commands.zoo"
 )
+register_command("repl", "The interactive SHiFT-QL client: completion, progress.", "repl.app")
 register_command("demo", "The main job: a real search on the offline zoo, end to end.", "repl.demo")
 register_command("up", "Run a broker and local workers in the foreground.", "broker.up")
 register_command("broker", "Run the broker alone (REST API and ZeroMQ ROUTER).", "broker.command")
