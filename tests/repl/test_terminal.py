@@ -1,7 +1,8 @@
 """``shift repl`` driven in a pseudo-terminal against a real broker with two workers.
 
 Types a multi-line task-aware query with WAIT, sees the progress bar and the ranking (one
-table per classifier), types a bad query and sees the caret, cancels a running query with
+table per classifier), types a bad query and sees the caret, completes a dataset name
+from the broker, cancels a running query with
 Ctrl-C and goes on, and leaves with ``\\quit`` (exit code 0). Data is tiny (digits, 48
 train and 24 test rows; two image models) so the module takes well under a minute.
 """
@@ -98,6 +99,11 @@ def test_a_session(repl: pexpect.spawn, tmp_path: Path) -> None:
     repl.expect_exact("unknown column 'nam'")
     repl.expect_exact("^^^")
     repl.expect_exact("did you mean 'name'?")
+    repl.expect_exact(PROMPT)
+    # Completion offers the broker's dataset names inside the quotes; Ctrl-C clears the line.
+    repl.send('SELECT * FROM models TRAINED ON "digits-ti\t')
+    repl.expect_exact("digits-tiny-test")
+    repl.sendintr()
     repl.expect_exact(PROMPT)
     repl.send("\\timing on\r")
     repl.expect_exact("timing is on")
