@@ -2,9 +2,10 @@
 
 Types a multi-line task-aware query with WAIT, sees the progress bar and the ranking (one
 table per classifier), types a bad query and sees the caret, completes a dataset name
-from the broker, cancels a running query with
-Ctrl-C and goes on, and leaves with ``\\quit`` (exit code 0). Data is tiny (digits, 48
-train and 24 test rows; two image models) so the module takes well under a minute.
+from the broker, cancels a running query with Ctrl-C and goes on, and leaves with
+``\\quit`` (exit code 0). Data is tiny (two image models; digits with 48 train and 24 test
+rows; 400/200 MNIST rows for the query that gets cancelled): about a minute on two cores,
+most of it the workers loading torch and the models.
 """
 
 from __future__ import annotations
