@@ -18,6 +18,9 @@ from PIL import Image
 from shift.specs import Modality, ModelSpec
 from workers.models import get_family
 
+# TorchScript is deprecated in torch 2.14 but is still how the ``local`` family loads files.
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit:FutureWarning")
+
 IMAGES = [
     Image.fromarray(np.random.default_rng(i).integers(0, 255, (40, 40, 3), dtype=np.uint8))
     for i in range(3)
