@@ -5,22 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from broker.search_openapi import SEARCH_PATHS, SEARCH_SCHEMAS
+from broker.search_openapi import errors as _errors
+from broker.search_openapi import ok as _ok
 from shift import __version__
 from shift.tasks import TaskState
-
-_ERROR = {"$ref": "#/components/schemas/Error"}
-
-
-def _errors(*statuses: int) -> dict[str, Any]:
-    return {
-        str(s): {"description": "Error", "content": {"application/json": {"schema": _ERROR}}}
-        for s in (401, *statuses)
-    }
-
-
-def _ok(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
 
 _TASK_ID = {"name": "task_id", "in": "path", "required": True, "schema": {"type": "string"}}
 

@@ -7,14 +7,16 @@ from typing import Any
 _ERROR = {"$ref": "#/components/schemas/Error"}
 
 
-def _errors(*statuses: int) -> dict[str, Any]:
+def errors(*statuses: int) -> dict[str, Any]:
+    """Responses for the given error statuses (and 401), all with the one error shape."""
     return {
         str(s): {"description": "Error", "content": {"application/json": {"schema": _ERROR}}}
         for s in (401, *statuses)
     }
 
 
-def _ok(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
+def ok(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
+    """A 2xx response whose JSON body has ``schema``."""
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
@@ -102,7 +104,7 @@ def _catalog(kind: str) -> dict[str, Any]:
         f"/v1/{plural}": {
             "get": {
                 "summary": f"Every registered {kind}",
-                "responses": {"200": _ok(_list(plural, "CatalogEntry")), **_errors()},
+                "responses": {"200": ok(_list(plural, "CatalogEntry")), **errors()},
             },
             "post": {
                 "summary": f"Register a {kind}: spec JSON or name plus REGISTER columns",
@@ -112,9 +114,9 @@ def _catalog(kind: str) -> dict[str, Any]:
                     "content": {"application/json": {"schema": {"type": "object"}}},
                 },
                 "responses": {
-                    "200": _ok(_ref("CatalogEntry"), "Already registered with this spec"),
-                    "201": _ok(_ref("CatalogEntry"), "Registered; measuring"),
-                    **_errors(400, 409),
+                    "200": ok(_ref("CatalogEntry"), "Already registered with this spec"),
+                    "201": ok(_ref("CatalogEntry"), "Registered; measuring"),
+                    **errors(400, 409),
                 },
             },
         },
@@ -122,7 +124,7 @@ def _catalog(kind: str) -> dict[str, Any]:
             "get": {
                 "summary": f"One {kind}",
                 "parameters": [_NAME],
-                "responses": {"200": _ok(_ref("CatalogEntry")), **_errors(404)},
+                "responses": {"200": ok(_ref("CatalogEntry")), **errors(404)},
             }
         },
     }
@@ -139,8 +141,8 @@ SEARCH_PATHS: dict[str, Any] = {
                 "content": {"application/json": {"schema": _ref("QueryRequest")}},
             },
             "responses": {
-                "202": _ok(_list("queries", "Query"), "Queued"),
-                **_errors(400),
+                "202": ok(_list("queries", "Query"), "Queued"),
+                **errors(400),
             },
         },
         "get": {
@@ -149,14 +151,14 @@ SEARCH_PATHS: dict[str, Any] = {
                 {"name": "session", "in": "query", "schema": {"type": "string"}},
                 {"name": "limit", "in": "query", "schema": {"type": "integer", "maximum": 500}},
             ],
-            "responses": {"200": _ok(_list("queries", "Query")), **_errors(400)},
+            "responses": {"200": ok(_list("queries", "Query")), **errors(400)},
         },
     },
     "/v1/queries/{query_id}": {
         "get": {
             "summary": "One query with its progress, result or error",
             "parameters": [_QUERY_ID],
-            "responses": {"200": _ok(_ref("Query")), **_errors(404)},
+            "responses": {"200": ok(_ref("Query")), **errors(404)},
         }
     },
     "/v1/queries/{query_id}/events": {
@@ -168,7 +170,7 @@ SEARCH_PATHS: dict[str, Any] = {
                     "description": "OK",
                     "content": {"text/event-stream": {"schema": {"type": "string"}}},
                 },
-                **_errors(404),
+                **errors(404),
             },
         }
     },
@@ -176,7 +178,7 @@ SEARCH_PATHS: dict[str, Any] = {
         "post": {
             "summary": "Cancel a query and its tasks no other query needs",
             "parameters": [_QUERY_ID],
-            "responses": {"200": _ok(_ref("Query")), **_errors(404, 409)},
+            "responses": {"200": ok(_ref("Query")), **errors(404, 409)},
         }
     },
 }
