@@ -166,8 +166,7 @@ class Store:
 
     async def load(self) -> list[TaskRow]:
         """Every stored task in submission order (used once at startup)."""
-        async with self._read().execute(f"SELECT {COLUMNS} FROM tasks ORDER BY seq") as cursor:
-            rows = await cursor.fetchall()
+        rows = await self._read().execute_fetchall(f"SELECT {COLUMNS} FROM tasks ORDER BY seq")
         loaded = []
         for values in rows:
             try:
@@ -216,8 +215,7 @@ class Store:
 
     async def fetch(self, sql: str, params: Iterable[Any] = ()) -> list[tuple[Any, ...]]:
         """Rows of a read-only query over committed state."""
-        async with self._read().execute(sql, tuple(params)) as cursor:
-            return [tuple(row) for row in await cursor.fetchall()]
+        return [tuple(row) for row in await self._read().execute_fetchall(sql, tuple(params))]
 
     def barrier(self) -> asyncio.Future[None]:
         """A future that resolves once everything written so far is committed."""
@@ -232,9 +230,8 @@ class Store:
     async def get(self, task_id: str) -> TaskRow | None:
         """The committed state of one task, or ``None``."""
         sql = f"SELECT {COLUMNS} FROM tasks WHERE id = ?"
-        async with self._read().execute(sql, (task_id,)) as cursor:
-            values = await cursor.fetchone()
-        return None if values is None else _row(tuple(values))
+        rows = list(await self._read().execute_fetchall(sql, (task_id,)))
+        return _row(tuple(rows[0])) if rows else None
 
     async def list(
         self,
@@ -264,8 +261,7 @@ class Store:
             where.append("kind = ?")
             args.append(kind)
         sql = f"SELECT seq, {COLUMNS} FROM tasks WHERE {' AND '.join(where)} ORDER BY seq LIMIT ?"
-        async with self._read().execute(sql, (*args, limit + 1)) as cursor:
-            rows = list(await cursor.fetchall())
+        rows = list(await self._read().execute_fetchall(sql, (*args, limit + 1)))
         more = len(rows) > limit
         rows = rows[:limit]
         cursor_next = rows[-1][0] if more and rows else None
@@ -289,6 +285,14 @@ class Store:
         self._db = self._reader = self._checkpointer = None
 
     def _read(self) -> aiosqlite.Connection:
+        """The read-only connection.
+
+        Every read goes through ``execute_fetchall``: one call on the connection's thread
+        that runs the statement to its end. A cursor left open across an ``await`` would
+        keep SQLite's read transaction, and so its snapshot, alive, and other reads
+        interleaved meanwhile would not see commits made since (a task reported running
+        after its result was committed).
+        """
         if self._reader is None:
             raise SchedulerError("the task store is not open")
         return self._reader
