@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import sys
 
-from shift.cliflags import Flag, add_setting_flags, setting_overrides
+from shift.cliflags import Flag, add_setting_flags
 
 BROKER_FLAGS: tuple[Flag, ...] = (
     ("--state-dir", "state_dir", str),
@@ -30,15 +30,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the broker until SIGINT or SIGTERM; returns the exit code."""
-    from broker.server import configure_logging, install_stop_signals, print_listening, serve
-    from shift.errors import ShiftError
-    from shift.settings import load_settings
+    from broker.server import command_settings, install_stop_signals, print_listening, serve
 
-    configure_logging(args.log_level)
-    try:
-        settings = load_settings(setting_overrides(args, BROKER_FLAGS))
-    except ShiftError as error:
-        print(f"shift broker: {error}", file=sys.stderr)
+    settings = command_settings(args, BROKER_FLAGS, "broker")
+    if settings is None:
         return 2
 
     async def main() -> None:

@@ -121,3 +121,17 @@ def configure_logging(level: str) -> None:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+
+
+def command_settings(args: Any, flags: Any, command: str) -> dict[str, Any] | None:
+    """Set up logging and resolve a command's settings; ``None`` after printing why not."""
+    from shift.cliflags import setting_overrides
+    from shift.errors import ShiftError
+    from shift.settings import load_settings
+
+    configure_logging(args.log_level)
+    try:
+        return load_settings(setting_overrides(args, flags))
+    except ShiftError as error:
+        print(f"shift {command}: {error}", file=sys.stderr)
+        return None

@@ -16,7 +16,7 @@ import os
 import sys
 from typing import Any
 
-from shift.cliflags import Flag, add_setting_flags, setting_overrides
+from shift.cliflags import Flag, add_setting_flags
 
 UP_FLAGS: tuple[Flag, ...] = (
     ("--state-dir", "state_dir", str),
@@ -105,15 +105,10 @@ async def _stop_workers(processes: list[asyncio.subprocess.Process], grace_s: fl
 
 def run(args: argparse.Namespace) -> int:
     """Run the broker and its local workers until SIGINT or SIGTERM."""
-    from broker.server import configure_logging, install_stop_signals, print_listening, serve
-    from shift.errors import ShiftError
-    from shift.settings import load_settings
+    from broker.server import command_settings, install_stop_signals, print_listening, serve
 
-    configure_logging(args.log_level)
-    try:
-        settings = load_settings(setting_overrides(args, UP_FLAGS))
-    except ShiftError as error:
-        print(f"shift up: {error}", file=sys.stderr)
+    settings = command_settings(args, UP_FLAGS, "up")
+    if settings is None:
         return 2
     devices = args.device or default_devices()
     per_device = 1 if args.workers is None else args.workers

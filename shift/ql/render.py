@@ -96,6 +96,15 @@ def _ranker(method: n.Method) -> str:
     return quote(inner)
 
 
+def _head(
+    verb: str, columns: tuple[n.Name, ...], source: n.Source, where: n.Condition | None
+) -> list[str]:
+    parts = [f"{verb} {_columns(columns)} FROM {_source(source)}"]
+    if where is not None:
+        parts.append("WHERE " + render_condition(where))
+    return parts
+
+
 def _tail(limit: int | None, other_than: n.Source | None) -> list[str]:
     parts = []
     if limit is not None:
@@ -107,9 +116,7 @@ def _tail(limit: int | None, other_than: n.Source | None) -> list[str]:
 
 @render.register
 def _(node: n.Select) -> str:
-    parts = [f"SELECT {_columns(node.columns)} FROM {_source(node.source)}"]
-    if node.where is not None:
-        parts.append("WHERE " + render_condition(node.where))
+    parts = _head("SELECT", node.columns, node.source, node.where)
     if node.order_by:
         parts.append("ORDER BY " + ", ".join(_order_key(k) for k in node.order_by))
     parts += _tail(node.limit, node.other_than)
@@ -118,9 +125,7 @@ def _(node: n.Select) -> str:
 
 @render.register
 def _(node: n.TaskSelect) -> str:
-    parts = [f"SELECT {_columns(node.columns)} FROM {_source(node.source)}"]
-    if node.where is not None:
-        parts.append("WHERE " + render_condition(node.where))
+    parts = _head("SELECT", node.columns, node.source, node.where)
     parts.append("ORDER BY " + _order_key(node.order))
     parts.append("TRAINED ON " + _datasets(node.train))
     parts.append(
@@ -138,9 +143,7 @@ def _(node: n.TaskSelect) -> str:
 
 @render.register
 def _(node: n.Rank) -> str:
-    parts = [f"RANK {_columns(node.columns)} FROM {_source(node.source)}"]
-    if node.where is not None:
-        parts.append("WHERE " + render_condition(node.where))
+    parts = _head("RANK", node.columns, node.source, node.where)
     parts.append("TRAINED ON " + _datasets(node.train))
     parts.append("TESTED ON " + _datasets(node.test))
     parts.append("BY " + _ranker(node.ranker))
