@@ -16,18 +16,11 @@ import os
 import sys
 from typing import Any
 
+from broker.command import BROKER_FLAGS
 from shift.cliflags import Flag, add_setting_flags
 
 UP_FLAGS: tuple[Flag, ...] = (
-    ("--state-dir", "state_dir", str),
-    ("--http-host", "http_host", str),
-    ("--http-port", "http_port", int),
-    ("--zmq-host", "zmq_host", str),
-    ("--zmq-port", "zmq_port", int),
-    ("--token", "token", str),
-    ("--heartbeat-ms", "heartbeat_ms", int),
-    ("--liveness", "liveness", int),
-    ("--max-attempts", "max_attempts", int),
+    *BROKER_FLAGS,
     ("--prefetch", "prefetch", int),
     ("--shutdown-grace-ms", "shutdown_grace_ms", int),
 )
