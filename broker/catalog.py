@@ -111,13 +111,20 @@ class Catalog:
         broker: The started broker (its store and task queue).
         roots: Data roots every local path must lie in.
         wall: Wall clock (seconds since the epoch) for ``date_added``.
+        own: Folders shift writes itself (fine-tuned weights): absolute paths in them are
+            accepted too.
     """
 
     def __init__(
-        self, broker: Broker, roots: tuple[Path, ...], wall: Callable[[], float] = time.time
+        self,
+        broker: Broker,
+        roots: tuple[Path, ...],
+        wall: Callable[[], float] = time.time,
+        own: tuple[Path, ...] = (),
     ) -> None:
         self.broker = broker
         self.roots = roots
+        self.own = tuple(p.resolve() for p in own)
         self._wall = wall
         self._entries: dict[str, dict[str, Entry]] = {kind: {} for kind in KINDS}
         self._seq = 0
@@ -188,13 +195,23 @@ class Catalog:
         """Refuse local paths outside the data roots.
 
         Raises:
-            CatalogError: a path climbs, does not exist or resolves outside every root.
+            CatalogError: a path climbs, does not exist or resolves outside every root (and
+                outside the folders shift writes itself).
         """
         from workers.readers.paths import confine
 
         value = spec.params if isinstance(spec, DatasetSpec) else spec.loader
         for path in local_paths(value):
+            raw = Path(path)
+            if self._own(raw):
+                continue
             confine(path, self.roots)
+
+    def _own(self, path: Path) -> bool:
+        """Whether ``path`` is an existing absolute path inside a folder shift writes."""
+        if not path.is_absolute() or ".." in path.parts or not path.exists():
+            return False
+        return any(path.resolve().is_relative_to(folder) for folder in self.own)
 
     async def register(self, kind: str, spec: Spec) -> tuple[Entry, bool]:
         """Register a spec and start measuring it.

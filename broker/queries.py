@@ -27,6 +27,7 @@ from enum import StrEnum
 from typing import Any
 
 from broker.catalog import Catalog
+from broker.handlers import explain
 from broker.searchstate import SearchState
 from broker.service import Broker
 from broker.statements import Context, error_body, execute, unpack_result
@@ -144,6 +145,7 @@ class QueryService:
         broker: The started broker.
         catalog: The opened catalog.
         features_dir: Feature store path named in task payloads.
+        finetune_dir: Where fine-tunes keep checkpoints and weights (named in payloads).
         wall: Wall clock for ``created_at``/``finished_at``.
     """
 
@@ -153,10 +155,12 @@ class QueryService:
         catalog: Catalog,
         features_dir: str,
         wall: Callable[[], float] = time.time,
+        finetune_dir: str = "",
     ) -> None:
         self.broker = broker
         self.catalog = catalog
         self.features_dir = features_dir
+        self.finetune_dir = finetune_dir
         self._wall = wall
         self._live: dict[str, Query] = {}
         self._queues: dict[str, list[Query]] = defaultdict(list)
@@ -396,6 +400,7 @@ class QueryService:
             self.features_dir,
             self.search,
             self._task_result,
+            self.finetune_dir,
         )
 
     async def _task_result(self, task_id: str) -> Any:
@@ -462,4 +467,9 @@ class QueryService:
             for key in ((kind, model or ""), (kind, "")):
                 sums[key][0] += seconds
                 sums[key][1] += 1
+            if kind == "embed" and value.get("rows"):
+                per_row = float(value.get("embed_s") or 0.0) / int(value["rows"])
+                for key in ((explain.EMBED_ROW, model or ""), (explain.EMBED_ROW, "")):
+                    sums[key][0] += per_row
+                    sums[key][1] += 1
         return {key: total / count for key, (total, count) in sums.items() if count}

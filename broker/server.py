@@ -34,6 +34,9 @@ DB_NAME = "shift.sqlite"
 FEATURES_NAME = "features"
 """Name of the feature store folder inside the state directory."""
 
+FINETUNE_NAME = "finetune"
+"""Name of the folder of fine-tune checkpoints and weights inside the state directory."""
+
 
 def zmq_endpoint(settings: dict[str, Any]) -> str:
     """The ROUTER endpoint from ``zmq_host`` and ``zmq_port``."""
@@ -89,15 +92,17 @@ async def serve(
 async def open_search(broker: Broker, settings: dict[str, Any]) -> Search:
     """Open the catalog and the query service over a started broker.
 
-    Task payloads name the feature store ``STATE_DIR/features`` so that every worker
-    (local or on a machine sharing the path) reads and writes the same blocks.
+    Task payloads name the feature store ``STATE_DIR/features`` and the fine-tune folder
+    ``STATE_DIR/finetune`` so that every worker (local or on a machine sharing the path)
+    reads and writes the same files; the catalog accepts fine-tuned weights from there.
     """
     from workers.readers.paths import data_roots
 
-    catalog = Catalog(broker, data_roots(str(settings["data_roots"])))
+    finetune = Path(settings["state_dir"]).resolve() / FINETUNE_NAME
+    catalog = Catalog(broker, data_roots(str(settings["data_roots"])), own=(finetune,))
     await catalog.open()
     features = str(Path(settings["state_dir"]) / FEATURES_NAME)
-    queries = QueryService(broker, catalog, features)
+    queries = QueryService(broker, catalog, features, finetune_dir=str(finetune))
     await queries.open()
     return Search(catalog, queries)
 

@@ -5,14 +5,15 @@ with a :class:`Context` (the catalog, the session's variables, and ``run_tasks``
 submits content-hashed tasks through the broker's own queue and returns their results).
 Handlers return a :class:`Result` (tables and a message) or raise a :class:`ShiftError`
 that fails the query. Catalog queries use :mod:`shift.evaluate`; task-aware queries use
-:mod:`shift.planner`. ``RANK``, ``SELECT vec`` and ``FINETUNE`` belong to later issues and
-fail with ``not supported yet by this broker: ...``.
+:mod:`shift.planner`; ``EXPLAIN``, ``SELECT vec`` and ``FINETUNE`` live in
+:mod:`broker.explain`, :mod:`broker.vectors` and :mod:`broker.finetunes`
+(:mod:`broker.handlers` imports them all). ``RANK`` fails with ``not supported yet by this
+broker: ...``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import shutil
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,7 +32,6 @@ from shift.planner import (
     DatasetEntry,
     Plan,
     dataset_names,
-    explain,
     plan,
     rankings,
 )
@@ -107,6 +107,7 @@ class Context:
         forget: Delete finished tasks of a kind (PURGE); returns how many.
         timings: Mean seconds of past tasks by (kind, model key).
         features_dir: The feature store path that task payloads name.
+        finetune_dir: Where ``finetune`` tasks keep checkpoints and fine-tuned weights.
         search: Nearest-neighbour records and halving machines (``None``: no reuse).
         task_result: The stored result of a succeeded task (``None`` otherwise).
     """
@@ -121,6 +122,7 @@ class Context:
     features_dir: str
     search: SearchState | None = None
     task_result: Callable[[str], Awaitable[Any]] = field(default=_no_result)
+    finetune_dir: str = ""
 
 
 Handler = Callable[[Any, Context], Awaitable[Result]]
@@ -356,18 +358,6 @@ async def run_rank(statement: n.Rank, ctx: Context) -> Result:
     raise NotSupported("RANK (model rankers such as LogME)")
 
 
-@handles(n.VecSelect)
-async def run_vec(statement: n.VecSelect, ctx: Context) -> Result:
-    """SELECT vec is a later issue."""
-    raise NotSupported("SELECT vec (Task2Vec distances)")
-
-
-@handles(n.Finetune)
-async def run_finetune(statement: n.Finetune, ctx: Context) -> Result:
-    """FINETUNE is a later issue."""
-    raise NotSupported("FINETUNE")
-
-
 @handles(n.Use)
 async def run_use(statement: n.Use, ctx: Context) -> Result:
     """USE is the client's business."""
@@ -417,78 +407,21 @@ async def run_print(statement: n.Print, ctx: Context) -> Result:
     )
 
 
-# ---- EXPLAIN, PURGE, REGISTER ----------------------------------------------------------------
-
-
-@handles(n.Explain)
-async def run_explain(statement: n.Explain, ctx: Context) -> Result:
-    """EXPLAIN [JSON]: the plan (tasks known and to run, estimated cost) without running."""
-    inner = statement.statement
-    if isinstance(inner, n.Select):
-        kind, rows = source_rows(inner.source, ctx)
-        body: dict[str, Any] = {
-            "statement": "catalog query",
-            "table": kind + "s",
-            "rows_scanned": len(rows),
-            "tasks": 0,
-            "known": 0,
-            "to_run": 0,
-            "estimated_s": 0.0,
-            "models": [],
-            "notes": [],
-        }
-    elif isinstance(inner, n.TaskSelect):
-        planned, notes = await plan_statement(inner, ctx)
-        known = {t.task_id: ctx.task_state(t.task_id) for t in planned.tasks}
-        states = {k: v for k, v in known.items() if v is not None}
-        body = {"statement": "task-aware query", **explain(planned, states, await ctx.timings())}
-        body["notes"] = [*body["notes"], *notes]
-        if _halving(inner):
-            body["halving"] = await _explain_halving(inner, ctx)
-    else:
-        raise NotSupported(f"EXPLAIN of {inner.TAG} statements")
-    if statement.json:
-        return Result((), json.dumps(body, indent=2, sort_keys=True))
-    columns = ["model", "tasks", "known", "to_run", "train_rows", "test_rows", "estimated_s"]
-    estimate = body["estimated_s"]
-    cost = "unknown (no past timings)" if estimate is None else f"~{estimate:.1f} s"
-    message = (
-        f"{body['statement']}: {body['tasks']} task(s), {body['known']} known, "
-        f"{body['to_run']} to run, estimated cost {cost}"
-    )
-    message = "; ".join([message, *body["notes"]])
-    tables = [Table.of("plan", columns, body["models"])]
-    for search in body.get("halving", []):
-        title = f"schedule ({search['classifier']})"
-        rounds = search["schedule"]["rounds"]
-        tables.append(Table.of(title, list(rounds[0]) if rounds else [], rounds))
-        if search["scores"]:
-            scores = search["scores"]
-            tables.append(Table.of(f"scores ({search['classifier']})", list(scores[0]), scores))
-    return Result(tuple(tables), message)
-
-
-async def _explain_halving(statement: n.TaskSelect, ctx: Context) -> list[dict[str, Any]]:
-    """Per classifier: the halving schedule and, after a run, every model's loss per round."""
-    found = await resolve(statement, ctx)
-    out = []
-    for search in halving.searches(statement, found.models, found.entries, ctx.features_dir):
-        out.append(
-            {
-                "classifier": search.classifier,
-                "schedule": halving.schedule_of(search),
-                "scores": await halving.stored_scores(search, ctx),
-            }
-        )
-    return out
+# ---- PURGE, REGISTER -------------------------------------------------------------------------
 
 
 PURGES: dict[n.PurgeTarget, tuple[str, ...]] = {
     n.PurgeTarget.RESULTS: ("classify",),
-    n.PurgeTarget.FEATURES: ("embed",),
-    n.PurgeTarget.ALL: ("classify", "embed"),
+    n.PurgeTarget.FEATURES: ("embed", "task2vec"),
+    n.PurgeTarget.ALL: ("classify", "embed", "task2vec"),
 }
-"""Which task kinds each PURGE target forgets."""
+"""Which task kinds each PURGE target forgets (fine-tunes never: their weights are models)."""
+
+PURGED_WHAT = {
+    "classify": "cached results (classify tasks)",
+    "embed": "embed tasks",
+    "task2vec": "Task2Vec embeddings",
+}
 
 
 @handles(n.Purge)
@@ -497,8 +430,7 @@ async def run_purge(statement: n.Purge, ctx: Context) -> Result:
     said = []
     for kind in PURGES[statement.target]:
         count = await ctx.forget(kind)
-        what = "cached results (classify tasks)" if kind == "classify" else "embed tasks"
-        said.append(f"deleted {count} {what}")
+        said.append(f"deleted {count} {PURGED_WHAT[kind]}")
     if statement.target is n.PurgeTarget.RESULTS:
         said.append("features kept")
     else:
@@ -546,3 +478,4 @@ def error_body(error: BaseException) -> dict[str, Any]:
 def unpack_result(blob: bytes | None) -> Any:
     """A stored task result."""
     return None if blob is None else unpack(blob)
+

@@ -13,7 +13,7 @@ from typing import Any
 
 @dataclass(frozen=True)
 class ParamSpec:
-    """One parameter: its type (``int`` or ``float``), default and inclusive bounds."""
+    """One parameter: its type (``int``, ``float`` or ``str``), default and inclusive bounds."""
 
     name: str
     kind: type
@@ -25,6 +25,10 @@ class ParamSpec:
 
     def check(self, value: object) -> str:
         """Return an error message for ``value``, or an empty string when it is valid."""
+        if self.kind is str:
+            if isinstance(value, str) and value.strip():
+                return ""
+            return f"{self.name} must be a non-empty string in quotes, got {value!r}"
         if isinstance(value, bool) or not isinstance(value, int | float):
             return f"{self.name} must be a number, got {value!r}"
         if self.kind is int and not float(value).is_integer():
@@ -105,6 +109,7 @@ FINETUNE_PARAMS: dict[str, ParamSpec] = {
         ParamSpec("val_fraction", float, None, 0.0, 0.9, "share of train rows held out"),
         ParamSpec("weight_decay", float, None, 0.0, 1.0, "decoupled weight decay"),
         ParamSpec("seed", int, None, 0, 2**31 - 1, "random seed"),
+        ParamSpec("test", str, None, help="dataset to report test accuracy on"),
     )
 }
 

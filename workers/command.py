@@ -53,7 +53,14 @@ def run(args: argparse.Namespace) -> int:
     from shift.errors import ShiftError
     from shift.protocol import Timing
     from shift.settings import load_settings
-    from workers import builtin, classify, describe, embed  # noqa: F401  (registers the kinds)
+    from workers import (  # noqa: F401  (registers the kinds)
+        builtin,
+        classify,
+        describe,
+        embed,
+        finetune,
+        task2vec,
+    )
     from workers.runtime import Worker, WorkerConfig, default_memory_bytes
 
     logging.basicConfig(

@@ -233,8 +233,11 @@ def finetunes(draw: st.DrawFn) -> n.Finetune:
         if name not in chosen:
             continue
         spec = FINETUNE_PARAMS[name]
-        if spec.kind is int:
-            value: float = draw(st.integers(int(spec.minimum or 0), int(spec.maximum or 10)))
+        value: float | str
+        if spec.kind is str:
+            value = draw(st.sampled_from(["digits-test", "photos test", "x"]))
+        elif spec.kind is int:
+            value = draw(st.integers(int(spec.minimum or 0), int(spec.maximum or 10)))
         else:
             value = draw(st.floats(spec.minimum or 0.0, spec.maximum or 1.0))
         params.append(n.Param(name, n.Value(value)))

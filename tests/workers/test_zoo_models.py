@@ -39,7 +39,7 @@ def test_minilm_l3_converts_exactly_from_onnx(models):
 
     model = models.get(zoo.model("minilm-l3"))
     assert model.feature_dim == 384 and model.info["layers"] == 3
-    batch = model._preprocess(["offline models, exactly converted"])
+    batch = model.preprocess(["offline models, exactly converted"])
     session = ReferenceEvaluator(str(resolve_file(zoo.MINILM_L3_ONNX)))
     outputs = session.run(None, {k: batch[k].numpy() for k in ("input_ids", "attention_mask")})
     pooled = [o for o in outputs if o.shape == (1, 384)]

@@ -52,8 +52,8 @@ class FeatureExtractor:
         self.device = device
         self.batch_size = spec.batch_size
         self.info = dict(info or {})
-        self._preprocess = preprocess
-        self._forward = forward
+        self.preprocess = preprocess
+        self.forward = forward
         self.num_params = int(sum(p.numel() for p in module.parameters()))
         probe = _PROBES[spec.modality]()
         self.feature_dim = int(self.embed([probe]).shape[1])
@@ -65,12 +65,28 @@ class FeatureExtractor:
         out: list[np.ndarray] = []
         with torch.inference_mode():
             for start in range(0, len(rows), self.batch_size):
-                batch = self._preprocess(rows[start : start + self.batch_size])
-                features = self._forward(_to(batch, self.device))
+                batch = self.preprocess(rows[start : start + self.batch_size])
+                features = self.forward(to_device(batch, self.device))
                 out.append(features.float().cpu().numpy().reshape(features.shape[0], -1))
         if not out:
             return np.zeros((0, getattr(self, "feature_dim", 0)), dtype=np.float32)
         return np.ascontiguousarray(np.concatenate(out), dtype=np.float32)
+
+    def torch_module(self) -> Any:
+        """The model as a ``torch.nn.Module`` whose ``forward`` can be differentiated.
+
+        Raises:
+            WorkerError: the family's model is not a torch module, so it cannot be
+                fine-tuned or used as a Task2Vec probe.
+        """
+        import torch
+
+        if not isinstance(self.module, torch.nn.Module):
+            raise WorkerError(
+                f"model {self.spec.name!r} (family {self.spec.family}) does not run as a "
+                "torch module, so it cannot be trained or probed"
+            )
+        return self.module
 
     def describe(self) -> dict[str, Any]:
         """Measured facts for the catalog: feature_dim, num_params, batch_size, extras."""
@@ -94,7 +110,8 @@ _PROBES: dict[Modality, Callable[[], Any]] = {
 }
 
 
-def _to(batch: Any, device: str) -> Any:
+def to_device(batch: Any, device: str) -> Any:
+    """Move a batch input (a tensor or a dict of tensors) to ``device``."""
     if hasattr(batch, "to"):
         return batch.to(device)
     if isinstance(batch, dict):
@@ -157,6 +174,39 @@ def get_family(name: str) -> Family:
     return family
 
 
+WEIGHTS_KEY = "weights"
+"""Loader parameter naming a state dict (a file reference) loaded over the family's model:
+how fine-tuned models are registered (their base spec's loader plus their weights)."""
+
+
+def load_model(spec: ModelSpec, device: str = "cpu") -> FeatureExtractor:
+    """Load a model with its family, then its fine-tuned weights if the loader names some.
+
+    Raises:
+        WorkerError: the family is unknown, the model cannot load, or the weights do not fit.
+    """
+    extractor = get_family(spec.family).load(spec, device)
+    weights = spec.loader.get(WEIGHTS_KEY)
+    if weights is None:
+        return extractor
+    import torch
+
+    from shift.errors import CatalogError
+    from shift.specs import resolve_file
+
+    try:
+        path = resolve_file(weights)
+    except CatalogError as error:
+        raise WorkerError(f"model {spec.name!r}: {error}") from None
+    module = extractor.torch_module()
+    state = torch.load(path, map_location=device, weights_only=True)
+    try:
+        module.load_state_dict(state, strict=True)
+    except RuntimeError as error:
+        raise WorkerError(f"model {spec.name!r}: weights {path.name} do not fit: {error}") from None
+    return extractor
+
+
 class ModelCache:
     """A small LRU of loaded models, keyed by (model key, device).
 
@@ -181,7 +231,7 @@ class ModelCache:
             if key in self._models:
                 self._models.move_to_end(key)
                 return self._models[key]
-        model = get_family(spec.family).load(spec, device)
+        model = load_model(spec, device)
         with self._lock:
             self.loads += 1
             self._models[key] = model

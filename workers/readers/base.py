@@ -29,7 +29,7 @@ def seeded_order(n: int, seed: int | None) -> np.ndarray:
     return np.random.default_rng(int(seed)).permutation(n).astype(np.int64)
 
 
-def _label_key(value: Any) -> tuple[int, Any]:
+def label_key(value: Any) -> tuple[int, Any]:
     if isinstance(value, bool):
         return (0, int(value))
     if isinstance(value, int | float):
@@ -76,7 +76,7 @@ class Dataset:
             raise CatalogError("a dataset's order points outside its source rows")
         values = [python_label(raw_labels[int(j)]) for j in order]
         self.modality = modality
-        self.classes: tuple[Any, ...] = tuple(sorted(set(values), key=_label_key))
+        self.classes: tuple[Any, ...] = tuple(sorted(set(values), key=label_key))
         ids = {value: i for i, value in enumerate(self.classes)}
         self.order = order
         self.labels: np.ndarray = np.array([ids[v] for v in values], dtype=np.int64)

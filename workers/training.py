@@ -1,0 +1,116 @@
+"""Training helpers shared by the ``finetune`` and ``task2vec`` task kinds.
+
+- :func:`private_model`: a model of the worker's own (never the LRU that ``embed`` tasks
+  share, whose weights must not change), checked to be a torch module.
+- :func:`frozen_features`: features in eval mode without gradients.
+- :func:`fit_head`: a softmax head trained on standardised frozen features and folded back
+  onto the raw features, so that ``head(forward(batch))`` is the linear probe's model.
+- :func:`freeze_norm_statistics`: normalisation layers keep their running statistics.
+- :func:`atomic_save`: ``torch.save`` to a temporary file, then an atomic rename.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from shift.specs import ModelSpec
+from workers.models.base import FeatureExtractor, load_model, to_device
+
+HEAD_STEPS = 300
+"""Full-batch Adam steps that fit a head on frozen features."""
+
+HEAD_LEARNING_RATE = 0.01
+HEAD_WEIGHT_DECAY = 1e-4
+
+
+def private_model(spec: ModelSpec, device: str = "cpu") -> FeatureExtractor:
+    """Load ``spec`` afresh (not from the worker's LRU) as a trainable torch model.
+
+    Raises:
+        WorkerError: the model cannot load or is not a torch module.
+    """
+    extractor = load_model(spec, device)
+    extractor.torch_module()
+    return extractor
+
+
+def frozen_features(extractor: FeatureExtractor, rows: list[Any], check: Any = None) -> np.ndarray:
+    """Features of ``rows`` (eval mode, no gradients); ``check()`` runs between batches."""
+    import torch
+
+    module = extractor.torch_module()
+    was_training = module.training
+    module.eval()
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(rows), extractor.batch_size):
+            if check is not None:
+                check()
+            batch = extractor.preprocess(rows[start : start + extractor.batch_size])
+            features = extractor.forward(to_device(batch, extractor.device))
+            out.append(features.float().reshape(features.shape[0], -1).cpu().numpy())
+    module.train(was_training)
+    if not out:
+        return np.zeros((0, extractor.feature_dim), dtype=np.float32)
+    return np.concatenate(out)
+
+
+def fit_head(features: np.ndarray, labels: np.ndarray, num_classes: int, seed: int = 0) -> Any:
+    """A ``torch.nn.Linear`` softmax head fitted on frozen features (deterministic).
+
+    The head is trained on standardised features (zero-initialised, full-batch Adam with a
+    little weight decay) and the standardisation is folded into its weights, so it applies
+    to the raw features the network produces.
+    """
+    import torch
+
+    torch.manual_seed(seed)
+    x = torch.from_numpy(np.asarray(features, dtype=np.float32))
+    y = torch.from_numpy(np.asarray(labels, dtype=np.int64))
+    mean, std = x.mean(0), x.std(0, unbiased=False).clamp_min(1e-6)
+    z = (x - mean) / std
+    layer = torch.nn.Linear(x.shape[1], num_classes)
+    torch.nn.init.zeros_(layer.weight)
+    torch.nn.init.zeros_(layer.bias)
+    optimizer = torch.optim.Adam(
+        layer.parameters(), lr=HEAD_LEARNING_RATE, weight_decay=HEAD_WEIGHT_DECAY
+    )
+    for _ in range(HEAD_STEPS if len(z) else 0):
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(layer(z), y).backward()
+        optimizer.step()
+    head = torch.nn.Linear(x.shape[1], num_classes)
+    with torch.no_grad():
+        weight = layer.weight / std
+        head.weight.copy_(weight)
+        head.bias.copy_(layer.bias - weight @ mean)
+    return head
+
+
+def freeze_norm_statistics(module: Any) -> None:
+    """Put batch/group/layer normalisation layers in eval mode (running stats kept)."""
+    import torch
+
+    norms = (torch.nn.modules.batchnorm._BatchNorm, torch.nn.GroupNorm, torch.nn.LayerNorm)
+    for layer in module.modules():
+        if isinstance(layer, norms):
+            layer.eval()
+
+
+def atomic_save(value: Any, path: Path) -> None:
+    """``torch.save`` ``value`` to ``path`` atomically (readers see the old or the new file)."""
+    import torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        torch.save(value, tmp)
+        with open(tmp, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
