@@ -231,6 +231,20 @@ class QueryService:
             self._enqueue(query)
         return created
 
+    async def wait(self, query: Query) -> Query:
+        """Wait until ``query`` is final (its result or error committed)."""
+        if query.status.final:
+            return query
+        queue = self.subscribe(query)
+        try:
+            while not query.status.final:
+                event, _ = await queue.get()
+                if event == "done":
+                    break
+        finally:
+            self.unsubscribe(query, queue)
+        return query
+
     async def get(self, query_id: str) -> Query | None:
         """A query, live or stored."""
         live = self._live.get(query_id)

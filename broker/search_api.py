@@ -1,4 +1,4 @@
-"""REST routes of the search: catalog (models, datasets) and queries.
+"""REST routes of the search: catalog (models, datasets), queries, Task2Vec and fine-tunes.
 
 Mounted by :func:`broker.api.create_app` when it is given a :class:`Search`. Errors use the
 API's one shape; a query that does not parse or validate answers 400 with the error's
@@ -19,7 +19,7 @@ from broker.catalog import Catalog, CatalogConflict
 from broker.queries import QueryService
 from shift.catalog import dataset_spec_from_body, model_spec_from_body
 from shift.errors import QueryError
-from shift.ql import from_json, parse_script
+from shift.ql import from_json, parse, parse_script, render
 from shift.ql import nodes as n
 from shift.ql.vocabulary import closest
 
@@ -228,6 +228,80 @@ async def query_events(request: web.Request) -> web.StreamResponse:
     return response
 
 
+# ---- Task2Vec and fine-tuning without SHiFT-QL ---------------------------------------------
+
+
+def _fields(body: Any, allowed: dict[str, bool], what: str) -> dict[str, Any]:
+    """A JSON object with only ``allowed`` fields (``True``: required)."""
+    if not isinstance(body, dict):
+        raise _api_error(400, "bad_request", f"the body must be an object {{{', '.join(allowed)}}}")
+    for key in body:
+        if key not in allowed:
+            match = closest(key, list(allowed))
+            hint = f"; did you mean {match!r}?" if match else ""
+            raise _api_error(400, "bad_request", f"{what}: unknown field {key!r}{hint}")
+    for key, required in allowed.items():
+        if required and key not in body:
+            raise _api_error(400, "bad_request", f"{what}: the body needs {key!r}")
+    return body
+
+
+def _names(body: dict[str, Any], key: str, what: str) -> n.NameList:
+    value = body[key]
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise _api_error(400, "bad_request", f"{what}: {key!r} must be a non-empty list of names")
+    return n.NameList(tuple(n.Value(v) for v in value))
+
+
+def _session(body: dict[str, Any]) -> str:
+    session = body.get("session", "default")
+    if not isinstance(session, str) or not session:
+        raise _api_error(400, "bad_request", "'session' must be a non-empty string")
+    return session
+
+
+async def _start(request: web.Request, statement: n.Statement, session: str) -> web.Response:
+    """Check a statement as SHiFT-QL would (aliases, ranges) and queue it as a query."""
+    checked = parse(render(statement))
+    service = _search(request).queries
+    (query,) = await service.create([checked], session)
+    if _wait_flag(request):
+        await service.wait(query)
+    return _json(query.to_json(), status=202)
+
+
+async def create_task2vec(request: web.Request) -> web.Response:
+    """``POST /v1/task2vec``: the Task2Vec distances of datasets (a ``SELECT vec`` query)."""
+    body = _fields(
+        await _body(request), {"probe": True, "datasets": True, "session": False}, "task2vec"
+    )
+    if not isinstance(body["probe"], str) or not body["probe"]:
+        raise _api_error(400, "bad_request", "task2vec: 'probe' must be a model name")
+    statement = n.VecSelect(_names(body, "datasets", "task2vec"), body["probe"], wait=True)
+    return await _start(request, statement, _session(body))
+
+
+async def create_finetune(request: web.Request) -> web.Response:
+    """``POST /v1/finetunes``: fine-tune models on datasets (a ``FINETUNE`` query)."""
+    fields = {"models": True, "datasets": True, "options": False, "session": False}
+    body = _fields(await _body(request), fields, "finetune")
+    options = body.get("options", {})
+    if not isinstance(options, dict):
+        raise _api_error(400, "bad_request", "finetune: 'options' must be an object")
+    params = []
+    for name, value in options.items():
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise _api_error(
+                400, "bad_request", f"finetune: option {name!r} must be a number or a string"
+            )
+        params.append(n.Param(str(name), n.Value(value)))
+    datasets = tuple(n.Dataset(str(v.value)) for v in _names(body, "datasets", "finetune").names)
+    statement = n.Finetune(_names(body, "models", "finetune"), datasets, tuple(params), wait=True)
+    return await _start(request, statement, _session(body))
+
+
 ROUTES: tuple[tuple[str, str, Handler], ...] = (
     ("GET", "/v1/models", list_models),
     ("POST", "/v1/models", register_model),
@@ -240,6 +314,8 @@ ROUTES: tuple[tuple[str, str, Handler], ...] = (
     ("GET", "/v1/queries/{query_id}", get_query),
     ("GET", "/v1/queries/{query_id}/events", query_events),
     ("POST", "/v1/queries/{query_id}/cancel", cancel_query),
+    ("POST", "/v1/task2vec", create_task2vec),
+    ("POST", "/v1/finetunes", create_finetune),
 )
 """The search routes (added to :data:`broker.api.ROUTES`)."""
 

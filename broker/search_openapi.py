@@ -37,6 +37,13 @@ _WAIT = {
     "description": "wait until the measured columns are known",
 }
 
+_WAIT_QUERY = {
+    "name": "wait",
+    "in": "query",
+    "schema": {"type": "boolean"},
+    "description": "answer once the query is final",
+}
+
 SEARCH_SCHEMAS: dict[str, Any] = {
     "CatalogEntry": {
         "type": "object",
@@ -85,6 +92,34 @@ SEARCH_SCHEMAS: dict[str, Any] = {
             "error": {"type": ["object", "null"]},
             "created_at": {"type": "number"},
             "finished_at": {"type": ["number", "null"]},
+        },
+    },
+    "Task2VecRequest": {
+        "type": "object",
+        "required": ["probe", "datasets"],
+        "properties": {
+            "probe": {"type": "string", "description": "a registered model (the probe)"},
+            "datasets": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+            "session": {"type": "string", "default": "default"},
+        },
+    },
+    "FinetuneRequest": {
+        "type": "object",
+        "required": ["models", "datasets"],
+        "properties": {
+            "models": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+            "datasets": {
+                "type": "array",
+                "items": {"type": "string"},
+                "minItems": 1,
+                "description": "training sets, concatenated",
+            },
+            "options": {
+                "type": "object",
+                "description": "FINETUNE options: learning_rate, epochs, batch_size, "
+                "val_fraction, weight_decay, seed, test (a dataset name)",
+            },
+            "session": {"type": "string", "default": "default"},
         },
     },
     "QueryRequest": {
@@ -171,6 +206,34 @@ SEARCH_PATHS: dict[str, Any] = {
                     "content": {"text/event-stream": {"schema": {"type": "string"}}},
                 },
                 **errors(404),
+            },
+        }
+    },
+    "/v1/task2vec": {
+        "post": {
+            "summary": "Task2Vec distance matrix of datasets through a probe (SELECT vec)",
+            "parameters": [_WAIT_QUERY],
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": _ref("Task2VecRequest")}},
+            },
+            "responses": {
+                "202": ok(_ref("Query"), "Queued (or finished with ?wait)"),
+                **errors(400),
+            },
+        }
+    },
+    "/v1/finetunes": {
+        "post": {
+            "summary": "Fine-tune models; the results are registered as finetuned models",
+            "parameters": [_WAIT_QUERY],
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": _ref("FinetuneRequest")}},
+            },
+            "responses": {
+                "202": ok(_ref("Query"), "Queued (or finished with ?wait)"),
+                **errors(400),
             },
         }
     },
