@@ -56,6 +56,9 @@ COLUMNS = (
 TIMING_SAMPLE = 2000
 """Most past tasks EXPLAIN reads to estimate costs."""
 
+TIMED_PARTS = ("load_s", "read_s", "embed_s", "write_s", "fit_s", "features_s", "fisher_s")
+"""The seconds a task result reports, summed into its duration."""
+
 
 class QueryStatus(StrEnum):
     """Where a query stands; the last three are final."""
@@ -466,7 +469,7 @@ class QueryService:
     async def _timings(self) -> dict[tuple[str, str], float]:
         rows = await self.store.fetch(
             "SELECT kind, model, result FROM tasks WHERE state = 'succeeded' "
-            "AND kind IN ('embed', 'classify') ORDER BY seq DESC LIMIT ?",
+            "AND kind IN ('embed', 'classify', 'task2vec') ORDER BY seq DESC LIMIT ?",
             (TIMING_SAMPLE,),
         )
         sums: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0, 0.0])
@@ -474,15 +477,14 @@ class QueryService:
             value = unpack_result(blob)
             if not isinstance(value, dict) or value.get("cached"):
                 continue
-            seconds = sum(
-                float(value.get(k) or 0.0)
-                for k in ("load_s", "read_s", "embed_s", "write_s", "fit_s")
-            )
+            seconds = sum(float(value.get(k) or 0.0) for k in TIMED_PARTS)
             for key in ((kind, model or ""), (kind, "")):
                 sums[key][0] += seconds
                 sums[key][1] += 1
-            if kind == "embed" and value.get("rows"):
-                per_row = float(value.get("embed_s") or 0.0) / int(value["rows"])
+            forward = {"embed": ("embed_s", "rows"), "task2vec": ("features_s", "sample_rows")}
+            seconds_key, rows_key = forward.get(kind, ("", ""))
+            if seconds_key and value.get(rows_key):
+                per_row = float(value.get(seconds_key) or 0.0) / int(value[rows_key])
                 for key in ((explain.EMBED_ROW, model or ""), (explain.EMBED_ROW, "")):
                     sums[key][0] += per_row
                     sums[key][1] += 1

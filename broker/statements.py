@@ -478,4 +478,3 @@ def error_body(error: BaseException) -> dict[str, Any]:
 def unpack_result(blob: bytes | None) -> Any:
     """A stored task result."""
     return None if blob is None else unpack(blob)
-

@@ -38,6 +38,10 @@ DEFAULTS: dict[Modality, dict[str, Any]] = {
 }
 """Hyperparameter defaults by what the model reads."""
 
+METHOD = {"version": 1, "head": "linear probe on frozen features", "schedule": "cosine"}
+"""The training method, carried in every payload (``workers.finetune`` implements it):
+changing it changes every task's content hash, so no stale fine-tune is reused."""
+
 HYPERPARAMETERS = tuple(name for name in FINETUNE_PARAMS if name != "test")
 """The options that change training (``test`` only names the dataset to report on)."""
 
@@ -87,6 +91,7 @@ def finetune_task(
         "train": [_item(e) for e in train],
         "test": None if test is None else _item(test),
         "hparams": dict(hparams),
+        "method": METHOD,
     }
     if store is not None:
         payload["store"] = store

@@ -47,6 +47,16 @@ EPSILON = 1e-12
 """Denominators below this count as zero."""
 
 
+METHOD = {
+    "version": 1,
+    "fisher_batch_rows": FISHER_BATCH_ROWS,
+    "head_folds": HEAD_FOLDS,
+    "monte_carlo": MONTE_CARLO_SAMPLES,
+}
+"""The method's settings, carried in every payload (the worker reads the constants above):
+changing any of them changes every task's content hash, so no stale embedding is reused."""
+
+
 def task2vec_task(
     probe: ModelSpec, entry: DatasetEntry, sample_rows: int = SAMPLE_ROWS, seed: int = 0
 ) -> TaskSpec:
@@ -65,6 +75,7 @@ def task2vec_task(
         "rows": entry.cap,
         "sample_rows": int(sample_rows),
         "seed": int(seed),
+        "method": METHOD,
     }
     return TaskSpec(KIND, payload, probe.key)
 

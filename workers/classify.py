@@ -39,7 +39,7 @@ from shift.errors import CatalogError, WorkerError
 from shift.specs import DatasetSpec, ModelSpec
 from workers.embed import embed_block, feature_store, read, specs
 from workers.features import FeatureStore
-from workers.kinds import TaskContext, task_kind
+from workers.kinds import TaskContext, device_of, task_kind
 from workers.proxies import get_proxy
 
 
@@ -219,7 +219,7 @@ def classify_features(payload: dict[str, Any], ctx: TaskContext | None = None) -
     proxy, params = get_proxy(str(payload.get("classifier")), dict(payload.get("params") or {}))
     store = feature_store(payload)
     embed_missing = bool(payload.get("embed_missing", True))
-    device = str(payload.get("device", "cpu"))
+    device = device_of(payload, ctx)
     want = _int_or_none(payload, "train_rows")
 
     t0 = time.perf_counter()

@@ -13,13 +13,13 @@ from typing import Any
 
 from shift.errors import WorkerError
 from workers.embed import read, specs
-from workers.kinds import TaskContext, task_kind
+from workers.kinds import TaskContext, device_of, task_kind
 
 MAX_CLASSES_REPORTED = 1000
 """Most class values a dataset description lists."""
 
 
-def describe_payload(payload: dict[str, Any]) -> dict[str, Any]:
+def describe_payload(payload: dict[str, Any], ctx: TaskContext | None = None) -> dict[str, Any]:
     """Run the ``describe`` kind (see the module docstring).
 
     Raises:
@@ -31,7 +31,7 @@ def describe_payload(payload: dict[str, Any]) -> dict[str, Any]:
         from workers.models import MODEL_CACHE
 
         (model,) = specs(payload, "model")
-        extractor = MODEL_CACHE.get(model, str(payload.get("device", "cpu")))
+        extractor = MODEL_CACHE.get(model, device_of(payload, ctx))
         return {"kind": "model", **extractor.describe()}
     (dataset,) = specs(payload, "dataset")
     data = read(dataset)
@@ -48,4 +48,4 @@ def describe_payload(payload: dict[str, Any]) -> dict[str, Any]:
 @task_kind("describe")
 def describe(payload: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
     """Load a model or open a dataset and report its measured catalog columns."""
-    return describe_payload(payload)
+    return describe_payload(payload, ctx)

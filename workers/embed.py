@@ -16,7 +16,7 @@ from typing import Any
 from shift.errors import CatalogError, WorkerError
 from shift.specs import DatasetSpec, ModelSpec
 from workers.features import BLOCK_ROWS, FeatureStore, block_count, block_range
-from workers.kinds import TaskContext, task_kind
+from workers.kinds import TaskContext, device_of, task_kind
 from workers.readers import Dataset, open_dataset
 
 
@@ -141,7 +141,7 @@ def embed(payload: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
     block = payload.get("block")
     if isinstance(block, bool) or not isinstance(block, int):
         raise WorkerError(f"'block' must be an integer, got {block!r}")
-    device = str(payload.get("device", "cpu"))
+    device = device_of(payload, ctx)
     return embed_block(model, dataset, block, feature_store(payload), device, ctx)
 
 

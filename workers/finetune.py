@@ -37,7 +37,7 @@ from shift.errors import CatalogError, WorkerError
 from shift.finetuning import HYPERPARAMETERS, split_rows
 from shift.specs import DatasetSpec, ModelSpec
 from workers.embed import read, specs
-from workers.kinds import TaskContext, task_kind
+from workers.kinds import TaskContext, device_of, task_kind
 from workers.models.base import FeatureExtractor, to_device
 from workers.readers.base import label_key
 from workers.training import (
@@ -107,8 +107,8 @@ def _hparams(value: Any) -> dict[str, Any]:
     return out
 
 
-def parse_job(payload: dict[str, Any], task_id: str) -> Job:
-    """Check a payload and name the task's checkpoint folder.
+def parse_job(payload: dict[str, Any], task_id: str, device: str = "cpu") -> Job:
+    """Check a payload and name the task's checkpoint folder (``device``: unless it names one).
 
     Raises:
         WorkerError: a field is missing or invalid.
@@ -131,7 +131,7 @@ def parse_job(payload: dict[str, Any], task_id: str) -> Job:
         None if test is None else _item(test, "test"),
         _hparams(payload.get("hparams")),
         Path(root) / task_id,
-        str(payload.get("device", "cpu")),
+        str(payload.get("device") or device),
     )
 
 
@@ -392,4 +392,4 @@ def _save_state(
 @task_kind("finetune")
 def finetune(payload: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
     """Fine-tune a model and a new head on a dataset, resumable from its last epoch."""
-    return run_finetune(parse_job(payload, ctx.task_id), ctx)
+    return run_finetune(parse_job(payload, ctx.task_id, device_of(payload, ctx)), ctx)

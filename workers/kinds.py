@@ -92,6 +92,7 @@ class TaskContext:
         attempt: Its attempt number.
         model: The model it needs, if any.
         report: Called with ``(done, total, message)`` to send progress; thread-safe.
+        device: The worker's torch device (``cpu``, ``cuda:0``, ...).
     """
 
     def __init__(
@@ -100,10 +101,12 @@ class TaskContext:
         attempt: int,
         model: str | None,
         report: Callable[[float, float, str], None],
+        device: str = "cpu",
     ) -> None:
         self.task_id = task_id
         self.attempt = attempt
         self.model = model
+        self.device = device
         self.cancelled = threading.Event()
         self._report = report
 
@@ -115,3 +118,10 @@ class TaskContext:
         """Raise :class:`Cancelled` if the task has been cancelled."""
         if self.cancelled.is_set():
             raise Cancelled(f"task {self.task_id} was cancelled")
+
+
+def device_of(payload: dict[str, Any], ctx: TaskContext | None) -> str:
+    """The torch device a task runs on: the payload's ``device`` if it names one, else the
+    worker's (``cpu`` without a context)."""
+    default = "cpu" if ctx is None else ctx.device
+    return str(payload.get("device") or default)

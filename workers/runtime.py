@@ -295,7 +295,13 @@ class Worker:
                 await asyncio.sleep(0)  # let heartbeats and cancels through
 
     async def _run_one(self, item: TaskItem) -> None:
-        ctx = TaskContext(item.task_id, item.attempt, item.model, self._progress_reporter(item))
+        ctx = TaskContext(
+            item.task_id,
+            item.attempt,
+            item.model,
+            self._progress_reporter(item),
+            self.config.device,
+        )
         self._running = (item, ctx)
         started = self._clock()
         try:

@@ -32,7 +32,7 @@ import numpy as np
 from shift.errors import WorkerError
 from shift.task2vec import FISHER_BATCH_ROWS, HEAD_FOLDS, MONTE_CARLO_SAMPLES
 from workers.embed import read, specs
-from workers.kinds import TaskContext, task_kind
+from workers.kinds import TaskContext, device_of, task_kind
 from workers.models.base import FeatureExtractor, to_device
 from workers.readers import Dataset
 from workers.training import fit_head, frozen_features, private_model
@@ -164,7 +164,7 @@ def task2vec_payload(payload: dict[str, Any], ctx: TaskContext | None = None) ->
     cap = _int(payload, "rows", None, 0)
     sample_rows = _int(payload, "sample_rows", 256, 1)
     seed = _int(payload, "seed", 0, 0)
-    device = str(payload.get("device", "cpu"))
+    device = device_of(payload, ctx)
     data = read(dataset)
     rows = len(data) if cap is None else min(cap, len(data))
     if rows < 2:

@@ -144,9 +144,9 @@ def test_explain_estimates_a_new_finetune_from_measured_forward_time(ready: Clus
     (text,) = ready.query(
         'EXPLAIN FINETUNE ["efficientnet-lite0-random"] WITH "photos-ft-train" (epochs=2)'
     )
-    assert "fine-tuning: 1 task(s), 0 known, 1 to run, estimated cost ~" in text["result"][
-        "message"
-    ]
+    assert (
+        "fine-tuning: 1 task(s), 0 known, 1 to run, estimated cost ~" in text["result"]["message"]
+    )
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ import pytest
 
 from shift.errors import WorkerError
 from workers import builtin  # noqa: F401  (registers the built-in kinds)
-from workers.kinds import KINDS, Cancelled, Retry, TaskContext, get_kind, task_kind
+from workers.kinds import KINDS, Cancelled, Retry, TaskContext, device_of, get_kind, task_kind
 
 
 def ctx(reports=None):
@@ -43,3 +43,10 @@ def test_cancelled_sleep_stops():
     c.cancelled.set()
     with pytest.raises(Cancelled):
         get_kind("sleep").run({"seconds": 60}, c)
+
+
+def test_tasks_run_on_the_workers_device_unless_the_payload_names_one():
+    ctx = TaskContext("t", 1, None, lambda *_: None, device="cuda:1")
+    assert device_of({}, ctx) == "cuda:1"
+    assert device_of({"device": "cpu"}, ctx) == "cpu"
+    assert device_of({}, None) == "cpu"
