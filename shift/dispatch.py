@@ -11,6 +11,9 @@ Rules:
   again returns the existing one. A failed or cancelled task submitted again runs afresh.
 - A worker gets at most ``prefetch`` tasks in flight. Idle slots first take queued tasks
   for models the worker holds, then the oldest tasks it can run, round robin over workers.
+- A task of an :data:`EXCLUSIVE_KINDS` kind (minutes of work, e.g. ``finetune``) goes only
+  to a worker with nothing in flight, and nothing is prefetched behind it: no task waits
+  behind a fine-tune while another worker could run it.
 - A result is accepted from any worker while the task is not final (identical work gives
   an identical result); a copy still running elsewhere is cancelled. Later results for the
   same task are ignored, so every task has exactly one result.
@@ -29,6 +32,9 @@ from typing import Any
 from shift.errors import SchedulerError
 from shift.protocol import Failed, Outcome, Ready, TaskItem
 from shift.tasks import TaskSpec, TaskState
+
+EXCLUSIVE_KINDS = frozenset({"finetune"})
+"""Kinds that occupy a worker alone (see the module docstring)."""
 
 MODEL_MEMORY = 4
 """How many recently used models the dispatcher remembers per worker for affinity."""
@@ -331,7 +337,7 @@ class Dispatcher:
         effects = Effects()
         batches: dict[str, list[TaskItem]] = {}
         for affinity in (True, False):
-            active = [w for w in self._workers.values() if w.free > 0]
+            active = [w for w in self._workers.values() if self._free(w) > 0]
             while active:
                 still = []
                 for worker in active:
@@ -348,7 +354,7 @@ class Dispatcher:
                             task.spec.model,
                         )
                     )
-                    if worker.free > 0:
+                    if self._free(worker) > 0:
                         still.append(worker)
                 active = still
         effects.dispatches = [Dispatch(w, tuple(items)) for w, items in batches.items()]
@@ -373,6 +379,14 @@ class Dispatcher:
         if task.spec.model:
             self._by_model[task.spec.model].pop(task.task_id, None)
 
+    def _free(self, worker: WorkerView) -> int:
+        """Slots ``worker`` has now: none while an exclusive task is in flight on it."""
+        for task_id in worker.inflight:
+            task = self._tasks.get(task_id)  # a finished task may still be on its worker
+            if task is not None and task.spec.kind in EXCLUSIVE_KINDS:
+                return 0
+        return worker.free
+
     def _pick(self, worker: WorkerView, affinity: bool) -> _Task | None:
         best: _Task | None = None
         if affinity:
@@ -384,6 +398,10 @@ class Dispatcher:
                 continue
             for task_id in queue:
                 task = self._tasks[task_id]
+                if task.spec.kind in EXCLUSIVE_KINDS and worker.inflight:
+                    if not affinity:
+                        break  # a kind's queue: every task in it is exclusive
+                    continue
                 if task.spec.kind in worker.capabilities:
                     if best is None or task.seq < best.seq:
                         best = task

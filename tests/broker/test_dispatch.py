@@ -186,6 +186,7 @@ def test_cancel_queued_running_and_final():
     effects = d.cancel(queued)
     assert effects.cancels == [CancelOrder("w1", queued)]
     assert d.workers["w1"].free == 0  # until the worker answers
+    assert d.assign(0.0).dispatches == []  # its cancelled task is still on the worker
     d.fail("w1", Failed(queued, "cancelled", cancelled=True), 0.0)
     assert d.workers["w1"].free == 1
     assert d.state_of(queued) is TaskState.CANCELLED
@@ -230,3 +231,30 @@ def test_requeued_task_goes_after_older_work_of_other_kinds():
 def test_max_attempts_must_be_positive():
     with pytest.raises(SchedulerError):
         Dispatcher(max_attempts=0)
+
+
+def test_exclusive_tasks_run_alone_and_nothing_waits_behind_them():
+    d = Dispatcher()
+    kinds = ("echo", "finetune")
+    long = [d.submit(spec(i, "finetune"), 0.0)[0].task_id for i in range(3)]
+    short = d.submit(spec(9), 0.0)[0].task_id
+    d.worker_ready(ready("a", prefetch=2, kinds=kinds), 0.0)
+    d.worker_ready(ready("b", prefetch=2, kinds=kinds), 0.0)
+    assert sent(d.assign(0.0)) == {"a": [long[0]], "b": [long[1]]}
+    assert d.queue_depth() == 2  # the third fine-tune and the echo wait for a free worker
+    d.complete("b", Outcome(long[1], None))
+    assert sent(d.assign(0.0)) == {"b": [long[2]]}
+    d.complete("a", Outcome(long[0], None))
+    assert sent(d.assign(0.0)) == {"a": [short]}
+
+
+def test_an_exclusive_task_waits_for_a_worker_to_empty():
+    d = Dispatcher()
+    kinds = ("echo", "finetune")
+    first = d.submit(spec(1), 0.0)[0].task_id
+    d.worker_ready(ready("a", prefetch=2, kinds=kinds), 0.0)
+    assert sent(d.assign(0.0)) == {"a": [first]}
+    tune = d.submit(spec(2, "finetune"), 0.0)[0].task_id
+    assert d.assign(0.0).dispatches == []
+    d.complete("a", Outcome(first, None))
+    assert sent(d.assign(0.0)) == {"a": [tune]}
