@@ -44,9 +44,7 @@ def broker(cluster: Cluster) -> Cluster:
         ("/v1/datasets", _dataset("mnist-train", "mnist-some-train", 400)),
         ("/v1/datasets", _dataset("mnist-test", "mnist-some-test", 200)),
     ]
-    for path, body in bodies:
-        status, answer = cluster.call("POST", path + "?wait=true", body)
-        assert status in (200, 201) and answer["status"] == "ready", answer
+    cluster.register(bodies)
     return cluster
 
 

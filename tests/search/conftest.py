@@ -126,6 +126,24 @@ class Cluster:
                 raise AssertionError(f"gave up waiting for {what}")
             time.sleep(0.1)
 
+    def register(self, bodies: list[tuple[str, dict[str, Any]]]) -> None:
+        """Register models/datasets (``(path, body)`` pairs) and wait until each is measured."""
+        for path, body in bodies:
+            status, answer = self.call("POST", path + "?wait=true", body)
+            assert status in (200, 201) and answer["status"] == "ready", answer
+
+    def install_zoo(self) -> str:
+        """``shift zoo install`` into this broker; returns what it printed."""
+        out = subprocess.run(
+            [sys.executable, "-m", "shift", "zoo", "install", "--url", self.url],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=600,
+        )
+        assert "efficientnet-lite0" in out.stdout and "installed" in out.stdout, out.stderr
+        return out.stdout
+
     def query(self, text: str, session: str = "default") -> list[dict[str, Any]]:
         """Run SHiFT-QL and return every query once final."""
         status, body = self.call("POST", "/v1/queries", {"text": text, "session": session})

@@ -40,15 +40,8 @@ def _small(name: str, new: str, **params: object) -> dict:
 def installed(cluster: Cluster) -> Cluster:
     """The zoo installed with ``shift zoo install``, plus small versions of its datasets."""
     started = time.monotonic()
-    out = subprocess.run(
-        [sys.executable, "-m", "shift", "zoo", "install", "--url", cluster.url],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=600,
-    )
+    cluster.install_zoo()
     TIMES["zoo install"] = time.monotonic() - started
-    assert "efficientnet-lite0" in out.stdout and "installed" in out.stdout, out.stderr
     crops = {"train": 8, "test": 4}
     extra = [
         ("/v1/datasets", _small("photos-train", "photos-small-train", crops_per_photo=crops)),
@@ -56,9 +49,7 @@ def installed(cluster: Cluster) -> Cluster:
         ("/v1/datasets", _small("rotten-tomatoes-train", "rt-small-train", max_rows=256)),
         ("/v1/datasets", _small("rotten-tomatoes-test", "rt-small-test", max_rows=128)),
     ]
-    for path, body in extra:
-        status, answer = cluster.call("POST", path + "?wait=true", body)
-        assert status in (200, 201) and answer["status"] == "ready", answer
+    cluster.register(extra)
     return cluster
 
 

@@ -34,15 +34,15 @@ def _small(name: str, new: str) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def ready(cluster: Cluster) -> Cluster:
     """The pretrained and the random EfficientNet-Lite0 and a small photo-crop task."""
-    for path, body in (
-        ("/v1/models", zoo.model("efficientnet-lite0").to_json()),
-        ("/v1/models", zoo.model("efficientnet-lite0-random").to_json()),
-        ("/v1/datasets", _small("photos-train", "photos-ft-train")),
-        ("/v1/datasets", _small("photos-test", "photos-ft-test")),
-        ("/v1/datasets", zoo.dataset("rotten-tomatoes-train").to_json()),
-    ):
-        status, answer = cluster.call("POST", path + "?wait=true", body)
-        assert status in (200, 201) and answer["status"] == "ready", answer
+    cluster.register(
+        [
+            ("/v1/models", zoo.model("efficientnet-lite0").to_json()),
+            ("/v1/models", zoo.model("efficientnet-lite0-random").to_json()),
+            ("/v1/datasets", _small("photos-train", "photos-ft-train")),
+            ("/v1/datasets", _small("photos-test", "photos-ft-test")),
+            ("/v1/datasets", zoo.dataset("rotten-tomatoes-train").to_json()),
+        ]
+    )
     return cluster
 
 

@@ -51,9 +51,7 @@ def ready(cluster: Cluster) -> Cluster:
         ("/v1/datasets", _photos("train", B, ROWS_B // 16, seed=1)),
         ("/v1/datasets", _photos("test", TEST, ROWS_TEST // 16)),
     ]
-    for path, body in bodies:
-        status, answer = cluster.call("POST", path + "?wait=true", body)
-        assert status in (200, 201) and answer["status"] == "ready", answer
+    cluster.register(bodies)
     return cluster
 
 

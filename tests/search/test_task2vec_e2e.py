@@ -9,15 +9,13 @@ keeps a subset, and ``EXPLAIN`` after the run reuse the three tasks.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 
 import pytest
 
 from shift import zoo
 
-from .conftest import ROOT, Cluster
+from .conftest import Cluster
 
 ROWS = 48
 VEC = 'SELECT vec FROM ["mnist-a", "mnist-b", "photos-small"] WHERE probe = "efficientnet-lite0"'
@@ -33,21 +31,14 @@ def _small(name: str, new: str) -> dict:
 def installed(cluster: Cluster) -> Cluster:
     """The zoo installed with ``shift zoo install``, plus three 48-row datasets."""
     started = time.monotonic()
-    out = subprocess.run(
-        [sys.executable, "-m", "shift", "zoo", "install", "--url", cluster.url],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=600,
+    cluster.install_zoo()
+    cluster.register(
+        [
+            ("/v1/datasets", _small("mnist-train", "mnist-a")),
+            ("/v1/datasets", _small("mnist-test", "mnist-b")),
+            ("/v1/datasets", _small("photos-train", "photos-small")),
+        ]
     )
-    assert "efficientnet-lite0" in out.stdout and "installed" in out.stdout, out.stderr
-    for body in (
-        _small("mnist-train", "mnist-a"),
-        _small("mnist-test", "mnist-b"),
-        _small("photos-train", "photos-small"),
-    ):
-        status, answer = cluster.call("POST", "/v1/datasets?wait=true", body)
-        assert status in (200, 201) and answer["status"] == "ready", answer
     TIMES["zoo install"] = time.monotonic() - started
     return cluster
 

@@ -41,9 +41,7 @@ def test_simulated_makespan_matches_a_real_run(cluster: Cluster) -> None:
         ("/v1/datasets", _small("photos-train", "sim-photos-train", crops_per_photo=crops)),
         ("/v1/datasets", _small("photos-test", "sim-photos-test", crops_per_photo=crops)),
     ]
-    for path, body in bodies:
-        status, answer = cluster.call("POST", path + "?wait=true", body)
-        assert status in (200, 201) and answer["status"] == "ready", answer
+    cluster.register(bodies)
     held = tuple(tuple(w["models"]) for w in cluster.get("/v1/workers")["workers"])
     (query,) = cluster.query(QUERY)
     assert query["status"] == "succeeded", query
