@@ -83,3 +83,17 @@ def test_local_torchscript_model(tmp_path: Path) -> None:
     assert features.shape == (3, 4) and extractor.num_params == 3 * 4 * 9 + 4
     again = load("local", {"path": str(path), "input_size": 32}).embed(IMAGES)
     np.testing.assert_array_equal(features, again)
+
+
+def test_weights_a_checkpoint_lacks_are_the_same_on_every_load(tmp_path: Path) -> None:
+    config = transformers.ViTConfig(
+        image_size=32, patch_size=8, hidden_size=24, num_hidden_layers=1,
+        num_attention_heads=2, intermediate_size=48,
+    )  # fmt: skip
+    transformers.ViTModel(config, add_pooling_layer=False).save_pretrained(tmp_path)
+    transformers.ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(tmp_path)
+    loader = {"model": str(tmp_path), "pooling": "pooler"}  # reads the missing pooler
+    first = load("huggingface", loader).embed(IMAGES)
+    torch.manual_seed(123)  # whatever the process did before
+    second = load("huggingface", loader).embed(IMAGES)
+    np.testing.assert_array_equal(first, second)

@@ -11,6 +11,7 @@ load through the hub cache (``HF_HUB_OFFLINE=1`` makes that cache-only).
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,8 @@ from workers.models.base import FeatureExtractor, register_family
 
 CLS_TOKEN_TYPES = frozenset({"vit", "deit", "dinov2", "vit_msn", "vit_mae", "dino"})
 """Vision models whose classification head reads the first (CLS) token."""
+
+log = logging.getLogger(__name__)
 
 
 def model_source(value: Any) -> str:
@@ -86,12 +89,22 @@ def load_huggingface(spec: ModelSpec, device: str) -> FeatureExtractor:
     num_layers = loader.get("num_layers")
     if num_layers is not None:
         config.num_hidden_layers = int(num_layers)
+    # Seeded either way: weights a checkpoint lacks (an unused pooler, say) are initialised
+    # the same on every worker, so a model's features never depend on which worker ran it.
+    torch.manual_seed(int(loader.get("seed", 0)))
     try:
         if loader.get("random_init"):
-            torch.manual_seed(int(loader.get("seed", 0)))
             model = transformers.AutoModel.from_config(config)
         else:
-            model = transformers.AutoModel.from_pretrained(source, config=config)
+            model, loading = transformers.AutoModel.from_pretrained(
+                source, config=config, output_loading_info=True
+            )
+            if loading.get("missing_keys"):
+                missing = sorted(loading["missing_keys"])
+                log.warning(
+                    "model %s: %d weight(s) missing from %s were initialised with seed %s: %s",
+                    spec.name, len(missing), source, loader.get("seed", 0), ", ".join(missing[:5]),
+                )  # fmt: skip
     except (OSError, ValueError) as error:
         raise WorkerError(f"model {spec.name!r} failed to load from {source}: {error}") from None
     model = model.to(device)
