@@ -11,14 +11,13 @@ feature file exists (labels are renamed first).
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from shift.errors import WorkerError
+from workers.atomic import atomic_write
 
 BLOCK_ROWS = 256
 """Rows per stored block."""
@@ -42,18 +41,6 @@ def block_range(block: int, num_rows: int, block_rows: int = BLOCK_ROWS) -> tupl
         )
     start = block * block_rows
     return start, min(start + block_rows, num_rows)
-
-
-def _atomic_write(path: Path, write: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class FeatureStore:
@@ -93,10 +80,10 @@ class FeatureStore:
         if len(features) != len(labels):
             raise WorkerError(f"block {block}: {len(features)} feature rows, {len(labels)} labels")
         feature_path, label_path = self._paths(model_key, dataset_key, block)
-        _atomic_write(label_path, lambda h: np.save(h, np.asarray(labels, dtype=np.int64)))
+        atomic_write(label_path, lambda h: np.save(h, np.asarray(labels, dtype=np.int64)))
         body = json.dumps(meta, sort_keys=True).encode()
-        _atomic_write(feature_path.parent / "meta.json", lambda h: h.write(body))
-        _atomic_write(feature_path, lambda h: np.save(h, np.asarray(features, dtype=np.float32)))
+        atomic_write(feature_path.parent / "meta.json", lambda h: h.write(body))
+        atomic_write(feature_path, lambda h: np.save(h, np.asarray(features, dtype=np.float32)))
 
     def meta(self, model_key: str, dataset_key: str) -> dict[str, Any]:
         """The pair's ``meta.json`` (num_rows, classes, feature_dim).

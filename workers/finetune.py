@@ -15,7 +15,9 @@ history) is written atomically to ``<store>/<task id>/state.pt``, and the best e
 validation accuracy (epoch 0 is the probe) to ``best.pt``; a worker that runs the task
 again (after a crash, on any machine sharing the store) resumes after the last finished
 epoch. The best epoch's weights are written to ``weights.pt`` (the model without the head,
-loadable through the catalog) and its head to ``head.pt``.
+loadable through the catalog), its head to ``head.pt`` and the result to ``result.json``;
+then the checkpoints are deleted. A task run again after it finished (its result lost
+with its worker) answers from ``result.json``.
 
 RESULT: ``{"weights", "head", "hparams", "num_classes", "classes", "train_rows", "val_rows",
 "test_rows", "val_acc", "val_loss", "test_acc", "best_epoch", "epochs", "history",
@@ -25,6 +27,7 @@ going to the lower validation loss.
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from dataclasses import dataclass
@@ -42,11 +45,15 @@ from workers.models.base import FeatureExtractor, to_device
 from workers.readers.base import label_key
 from workers.training import (
     atomic_save,
+    atomic_write_text,
     fit_head,
     freeze_norm_statistics,
     frozen_features,
     private_model,
 )
+
+RESULT_NAME = "result.json"
+"""The finished run's result, next to its weights."""
 
 STATE_VERSION = 1
 """Format of ``state.pt``; a checkpoint of another version is not resumed."""
@@ -285,6 +292,9 @@ def run_finetune(job: Job, ctx: TaskContext) -> dict[str, Any]:
     import torch
 
     started = time.perf_counter()
+    finished = _load_result(job.folder / RESULT_NAME)
+    if finished is not None:
+        return finished
     hp = job.hparams
     data = load_rows(job.train)
     classes = sorted(set(data.labels), key=label_key)
@@ -354,7 +364,7 @@ def run_finetune(job: Job, ctx: TaskContext) -> dict[str, Any]:
     weights, head_path = job.folder / "weights.pt", job.folder / "head.pt"
     atomic_save(trainer.module.state_dict(), weights)
     atomic_save({**trainer.head.state_dict(), "classes": classes}, head_path)
-    return {
+    result = {
         "weights": str(weights.resolve()),
         "head": str(head_path.resolve()),
         "hparams": hp,
@@ -372,6 +382,19 @@ def run_finetune(job: Job, ctx: TaskContext) -> dict[str, Any]:
         "resumed_from_epoch": resumed,
         "seconds": time.perf_counter() - started,
     }
+    atomic_write_text(job.folder / RESULT_NAME, json.dumps(result))
+    for name in ("state.pt", "best.pt"):  # the result and the weights are all that is left
+        (job.folder / name).unlink(missing_ok=True)
+    return result
+
+
+def _load_result(path: Path) -> dict[str, Any] | None:
+    """A finished run's result (a task run again after its result was lost), if any."""
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) and Path(str(value.get("weights"))).exists() else None
 
 
 def _save_state(

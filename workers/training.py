@@ -6,18 +6,19 @@
 - :func:`fit_head`: a softmax head trained on standardised frozen features and folded back
   onto the raw features, so that ``head(forward(batch))`` is the linear probe's model.
 - :func:`freeze_norm_statistics`: normalisation layers keep their running statistics.
-- :func:`atomic_save`: ``torch.save`` to a temporary file, then an atomic rename.
+- :func:`atomic_save` / :func:`atomic_write_text`: :func:`workers.atomic.atomic_write` of a
+  state dict or a text.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from shift.specs import ModelSpec
+from workers.atomic import atomic_write
 from workers.models.base import FeatureExtractor, load_model, to_device
 
 HEAD_STEPS = 300
@@ -105,12 +106,9 @@ def atomic_save(value: Any, path: Path) -> None:
     """``torch.save`` ``value`` to ``path`` atomically (readers see the old or the new file)."""
     import torch
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        torch.save(value, tmp)
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write(path, lambda handle: torch.save(value, handle))
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically."""
+    atomic_write(path, lambda handle: handle.write(text.encode()))

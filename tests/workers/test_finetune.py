@@ -86,6 +86,15 @@ def test_resumed_run_ends_like_an_uninterrupted_one(tiny: ModelSpec, tmp_path: P
     assert a.keys() == b.keys()
     for name in a:
         torch.testing.assert_close(a[name], b[name], rtol=1e-5, atol=1e-6)
+    left = sorted(p.name for p in (tmp_path / "split").iterdir())
+    assert left == ["head.pt", "result.json", "weights.pt"]  # checkpoints deleted
+
+
+def test_a_finished_task_run_again_answers_from_its_result(tiny: ModelSpec, tmp_path: Path) -> None:
+    payload = _payload(tiny, tmp_path, rows=32)
+    first = run_finetune(parse_job(payload, "t"), _context("t"))
+    again = run_finetune(parse_job(payload, "t"), _context("t", crash_after=1))  # no training
+    assert again == first
 
 
 def test_finetuned_weights_load_through_the_catalog_spec(tiny: ModelSpec, tmp_path: Path) -> None:
