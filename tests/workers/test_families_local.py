@@ -15,6 +15,7 @@ import torch
 import transformers
 from PIL import Image
 
+from shift.errors import WorkerError
 from shift.specs import Modality, ModelSpec
 from workers.models import get_family
 
@@ -83,6 +84,28 @@ def test_local_torchscript_model(tmp_path: Path) -> None:
     assert features.shape == (3, 4) and extractor.num_params == 3 * 4 * 9 + 4
     again = load("local", {"path": str(path), "input_size": 32}).embed(IMAGES)
     np.testing.assert_array_equal(features, again)
+
+
+def test_local_exported_program(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.AdaptiveAvgPool2d(1),
+        torch.nn.Flatten(),
+    ).eval()  # fmt: skip
+    batch = torch.export.Dim("batch")
+    program = torch.export.export(net, (torch.zeros(2, 3, 32, 32),), dynamic_shapes=({0: batch},))
+    path = tmp_path / "net.pt2"
+    torch.export.save(program, path)
+    extractor = load("local", {"path": str(path), "input_size": 32})
+    features = extractor.embed(IMAGES)
+    with torch.inference_mode():
+        expected = net(extractor.preprocess(IMAGES)).numpy()
+    np.testing.assert_allclose(features, expected, rtol=1e-5, atol=1e-6)
+    assert extractor.num_params == sum(p.numel() for p in net.parameters())
+    extractor.torch_module().train()  # the mode is fixed at export: switching is harmless
+    (path.parent / "bad.pt2").write_bytes(b"not a program")
+    with pytest.raises(WorkerError, match=r"bad\.pt2 is not a torch\.export program"):
+        load("local", {"path": str(path.parent / "bad.pt2")})
 
 
 def test_weights_a_checkpoint_lacks_are_the_same_on_every_load(tmp_path: Path) -> None:

@@ -1,5 +1,7 @@
-"""The ``local`` family: a TorchScript image model in a local file that maps images to features.
+"""The ``local`` family: an image model in a local file that maps images to features.
 
+The file is a ``torch.export`` program (``.pt2``, written by ``torch.export.save``; export it
+in eval mode with a dynamic batch dimension) or, deprecated by torch, a TorchScript file.
 Loader parameters: ``path`` (file reference), ``input_size`` (pixels, default 224), ``mean``
 and ``std`` (default ImageNet's), ``interpolation`` (default bilinear), ``crop_pct`` (default
 0.875). Images are resized so that the centre crop of ``input_size`` keeps ``crop_pct``.
@@ -7,7 +9,9 @@ and ``std`` (default ImageNet's), ``interpolation`` (default bilinear), ``crop_p
 
 from __future__ import annotations
 
+import functools
 import math
+from pathlib import Path
 from typing import Any
 
 from shift.errors import CatalogError, WorkerError
@@ -29,10 +33,7 @@ def load_local(spec: ModelSpec, device: str) -> FeatureExtractor:
         path = resolve_file(loader.get("path"))
     except CatalogError as error:
         raise WorkerError(str(error)) from None
-    try:
-        model = torch.jit.load(str(path), map_location=device)
-    except (RuntimeError, ValueError) as error:
-        raise WorkerError(f"{path.name} is not a TorchScript model: {error}") from None
+    model = _load_exported(path, device) if path.suffix == ".pt2" else _load_script(path, device)
     size = int(loader.get("input_size", 224))
     crop_pct = float(loader.get("crop_pct", 0.875))
     mode = transforms.InterpolationMode(str(loader.get("interpolation", "bilinear")))
@@ -52,3 +53,45 @@ def load_local(spec: ModelSpec, device: str) -> FeatureExtractor:
 
     info = {"input_size": size}
     return FeatureExtractor(spec, model, preprocess, model, device, info)
+
+
+def _load_script(path: Path, device: str) -> Any:
+    import torch
+
+    try:
+        return torch.jit.load(str(path), map_location=device)
+    except (RuntimeError, ValueError) as error:
+        raise WorkerError(f"{path.name} is not a TorchScript model: {error}") from None
+
+
+def _load_exported(path: Path, device: str) -> Any:
+    import torch
+
+    try:
+        program = torch.export.load(str(path))
+    except Exception as error:  # zipfile, pickle and torch errors alike: a bad file
+        raise WorkerError(f"{path.name} is not a torch.export program: {error}") from None
+    return _exported_class()(program.module()).to(device)
+
+
+@functools.cache
+def _exported_class() -> Any:
+    """The wrapper class, defined on first use (torch is imported only when a model loads)."""
+    import torch
+
+    class ExportedModule(torch.nn.Module):
+        """A ``torch.export`` program as a module: its train/eval mode is fixed at export, so
+        switching modes only records the flag instead of failing."""
+
+        def __init__(self, graph: Any) -> None:
+            super().__init__()
+            self.graph = graph
+
+        def forward(self, batch: Any) -> Any:
+            return self.graph(batch)
+
+        def train(self, mode: bool = True) -> Any:
+            self.training = mode
+            return self
+
+    return ExportedModule
