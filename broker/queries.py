@@ -23,7 +23,6 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
 from broker.catalog import Catalog
@@ -60,19 +59,9 @@ TIMED_PARTS = ("load_s", "read_s", "embed_s", "write_s", "fit_s", "features_s", 
 """The seconds a task result reports, summed into its duration."""
 
 
-class QueryStatus(StrEnum):
-    """Where a query stands; the last three are final."""
-
-    QUEUED = "queued"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-    @property
-    def final(self) -> bool:
-        """True once the query will not change again."""
-        return self in (QueryStatus.SUCCEEDED, QueryStatus.FAILED, QueryStatus.CANCELLED)
+QueryStatus = TaskState
+"""Where a query stands: the states of a task (queued, running, then succeeded, failed or
+cancelled, the three final ones)."""
 
 
 @dataclass
