@@ -8,13 +8,13 @@ inference, proxy and fine-tune kinds the same way.
 
 from __future__ import annotations
 
-import difflib
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from shift.errors import WorkerError
+from shift.registry import lookup, register_once, summary
 
 KindFunction = Callable[[dict[str, Any], "TaskContext"], Any]
 
@@ -60,10 +60,8 @@ def task_kind(name: str, *, inline: bool = False) -> Callable[[KindFunction], Ki
     """
 
     def register(function: KindFunction) -> KindFunction:
-        if name in KINDS:
-            raise WorkerError(f"task kind {name!r} is registered twice")
-        doc = (function.__doc__ or "").strip().splitlines()
-        KINDS[name] = TaskKind(name, function, inline, doc[0] if doc else "")
+        entry = TaskKind(name, function, inline, summary(function))
+        register_once(KINDS, name, entry, "task kind", WorkerError)
         return function
 
     return register
@@ -75,13 +73,7 @@ def get_kind(name: str, kinds: dict[str, TaskKind] | None = None) -> TaskKind:
     Raises:
         WorkerError: the kind is unknown; the message lists the known ones and the closest.
     """
-    kinds = KINDS if kinds is None else kinds
-    kind = kinds.get(name)
-    if kind is None:
-        close = difflib.get_close_matches(name, list(kinds), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise WorkerError(f"unknown task kind {name!r}; known: {', '.join(sorted(kinds))}{hint}")
-    return kind
+    return lookup(KINDS if kinds is None else kinds, name, "task kind", WorkerError)
 
 
 class TaskContext:

@@ -8,17 +8,18 @@ A family is a function ``load(spec, device) -> FeatureExtractor`` registered wit
 
 from __future__ import annotations
 
-import difflib
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from shift.errors import WorkerError
-from shift.specs import Modality, ModelSpec
+from shift.errors import CatalogError, WorkerError
+from shift.registry import lookup, register_once, summary
+from shift.specs import Modality, ModelSpec, resolve_file
 
 Preprocess = Callable[[list[Any]], Any]
 """Turns a list of rows (PIL images or strings) into the model's batch input."""
@@ -149,10 +150,9 @@ def register_family(name: str) -> Callable[[FamilyLoader], FamilyLoader]:
     """
 
     def register(function: FamilyLoader) -> FamilyLoader:
-        if name in FAMILIES:
-            raise WorkerError(f"model family {name!r} is registered twice")
-        doc = (function.__doc__ or "").strip().splitlines()
-        FAMILIES[name] = Family(name, function, doc[0] if doc else "")
+        register_once(
+            FAMILIES, name, Family(name, function, summary(function)), "model family", WorkerError
+        )
         return function
 
     return register
@@ -164,19 +164,24 @@ def get_family(name: str) -> Family:
     Raises:
         WorkerError: unknown family; the message lists the known ones and the closest.
     """
-    family = FAMILIES.get(name)
-    if family is None:
-        close = difflib.get_close_matches(name, list(FAMILIES), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise WorkerError(
-            f"unknown model family {name!r}; known: {', '.join(sorted(FAMILIES))}{hint}"
-        )
-    return family
+    return lookup(FAMILIES, name, "model family", WorkerError)
 
 
 WEIGHTS_KEY = "weights"
 """Loader parameter naming a state dict (a file reference) loaded over the family's model:
 how fine-tuned models are registered (their base spec's loader plus their weights)."""
+
+
+def model_file(spec: ModelSpec, ref: Any) -> Path:
+    """The path of a file a model's loader names (see :func:`shift.specs.resolve_file`).
+
+    Raises:
+        WorkerError: the reference is malformed or the file is missing; names the model.
+    """
+    try:
+        return resolve_file(ref)
+    except CatalogError as error:
+        raise WorkerError(f"model {spec.name!r}: {error}") from None
 
 
 def load_model(spec: ModelSpec, device: str = "cpu") -> FeatureExtractor:
@@ -191,13 +196,7 @@ def load_model(spec: ModelSpec, device: str = "cpu") -> FeatureExtractor:
         return extractor
     import torch
 
-    from shift.errors import CatalogError
-    from shift.specs import resolve_file
-
-    try:
-        path = resolve_file(weights)
-    except CatalogError as error:
-        raise WorkerError(f"model {spec.name!r}: {error}") from None
+    path = model_file(spec, weights)
     module = extractor.torch_module()
     state = torch.load(path, map_location=device, weights_only=True)
     try:

@@ -14,9 +14,9 @@ import math
 from pathlib import Path
 from typing import Any
 
-from shift.errors import CatalogError, WorkerError
-from shift.specs import ModelSpec, resolve_file
-from workers.models.base import FeatureExtractor, register_family
+from shift.errors import WorkerError
+from shift.specs import ModelSpec
+from workers.models.base import FeatureExtractor, model_file, register_family
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -29,10 +29,7 @@ def load_local(spec: ModelSpec, device: str) -> FeatureExtractor:
     from torchvision import transforms
 
     loader = spec.loader
-    try:
-        path = resolve_file(loader.get("path"))
-    except CatalogError as error:
-        raise WorkerError(str(error)) from None
+    path = model_file(spec, loader.get("path"))
     model = _load_exported(path, device) if path.suffix == ".pt2" else _load_script(path, device)
     size = int(loader.get("input_size", 224))
     crop_pct = float(loader.get("crop_pct", 0.875))

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from shift.errors import CatalogError, WorkerError
-from shift.specs import ModelSpec, resolve_file
-from workers.models.base import FeatureExtractor, register_family
+from shift.errors import WorkerError
+from shift.specs import ModelSpec
+from workers.models.base import FeatureExtractor, model_file, register_family
 from workers.models.huggingface import model_source, text_forward, tokenize
 
 PREFIXES = ("model.0.auto_model.", "bert.", "")
@@ -85,10 +85,7 @@ def load_onnx_bert(spec: ModelSpec, device: str) -> FeatureExtractor:
     import transformers
 
     loader = spec.loader
-    try:
-        path = resolve_file(loader.get("onnx"))
-    except CatalogError as error:
-        raise WorkerError(str(error)) from None
+    path = model_file(spec, loader.get("onnx"))
     state = onnx_state_dict(str(path))
     config = bert_config(state, int(loader.get("num_heads", 12)))
     model = transformers.BertModel(config, add_pooling_layer=False)

@@ -14,8 +14,8 @@ from __future__ import annotations
 from typing import Any
 
 from shift.errors import WorkerError
-from shift.specs import ModelSpec, resolve_file
-from workers.models.base import FeatureExtractor, register_family
+from shift.specs import ModelSpec
+from workers.models.base import FeatureExtractor, model_file, register_family
 
 
 def load_by_position(module: Any, state: dict[str, Any], source: str) -> None:
@@ -57,7 +57,7 @@ def load_timm(spec: ModelSpec, device: str) -> FeatureExtractor:
     try:
         if checkpoint is not None:
             model = timm.create_model(arch, pretrained=False)
-            path = resolve_file(checkpoint)
+            path = model_file(spec, checkpoint)
             state = torch.load(path, map_location="cpu", weights_only=True)
             load_by_position(model, state.get("state_dict", state), path.name)
             model.reset_classifier(0)

@@ -9,7 +9,6 @@ ids by sorting the distinct values.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from shift.errors import CatalogError
+from shift.registry import lookup, register_once, summary
 
 ReaderFunction = Callable[[dict[str, Any], tuple[Path, ...]], "Dataset"]
 
@@ -137,10 +137,13 @@ def register_reader(name: str) -> Callable[[ReaderFunction], ReaderFunction]:
     """
 
     def register(function: ReaderFunction) -> ReaderFunction:
-        if name in READERS:
-            raise CatalogError(f"reader kind {name!r} is registered twice")
-        doc = (function.__doc__ or "").strip().splitlines()
-        READERS[name] = ReaderKind(name, function, doc[0] if doc else "")
+        register_once(
+            READERS,
+            name,
+            ReaderKind(name, function, summary(function)),
+            "reader kind",
+            CatalogError,
+        )
         return function
 
     return register
@@ -152,12 +155,7 @@ def get_reader(name: str) -> ReaderKind:
     Raises:
         CatalogError: unknown kind; the message lists the known ones and the closest.
     """
-    kind = READERS.get(name)
-    if kind is None:
-        close = difflib.get_close_matches(name, list(READERS), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise CatalogError(f"unknown reader {name!r}; known: {', '.join(sorted(READERS))}{hint}")
-    return kind
+    return lookup(READERS, name, "reader", CatalogError)
 
 
 def param(
