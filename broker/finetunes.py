@@ -16,7 +16,7 @@ from typing import Any
 
 from broker.catalog import CatalogConflict, EntryStatus
 from broker.explain import Step, explain_steps, explains, forward_row_seconds
-from broker.statements import Context, Result, Table, handles, source_rows, variable
+from broker.statements import Context, Result, Table, handles, source_rows
 from shift import evaluate
 from shift.errors import CatalogError, SchedulerError, ShiftError
 from shift.finetuning import (
@@ -87,19 +87,17 @@ async def plan_finetune(statement: n.Finetune, ctx: Context) -> FinetunePlan:
     test_name = options.get("test")
     test = None if test_name is None else await _entry(ctx, str(test_name))
     modalities = {ctx.catalog.get("dataset", d).row["modality"] for d in names} - {None}
-    if test is not None and ctx.catalog.get("dataset", str(test_name)).row["modality"] not in (
-        modalities or {None}
-    ):
-        raise SchedulerError(f"test dataset {test_name!r} is not of the training data's modality")
-    kind, _ = source_rows(statement.models, ctx)
-    if kind != "model":
-        raise CatalogError("FINETUNE trains models; the names before WITH are datasets")
-    if isinstance(statement.models, n.Variable):
-        variable(ctx, statement.models.name)
-    rows = source_rows(statement.models, ctx)[1]
-    await ctx.catalog.settle("model", [r["name"] for r in rows])
+    if test is not None and modalities:
+        tested = ctx.catalog.get("dataset", str(test_name)).row["modality"]
+        if tested not in modalities:
+            raise SchedulerError(
+                f"test dataset {test_name!r} holds {tested} data; the training data is "
+                f"{'/'.join(sorted(modalities))}"
+            )
+    _, rows = source_rows(statement.models, ctx, expect="model")
     pool = n.Select((), statement.models, None, (), None, None)
-    chosen = evaluate.select(pool, source_rows(statement.models, ctx)[1], dict(ctx.variables))
+    chosen = evaluate.select(pool, rows, dict(ctx.variables))
+    await ctx.catalog.settle("model", [r["name"] for r in chosen])
     planned, notes = [], []
     for row in chosen:
         entry = ctx.catalog.get("model", row["name"])

@@ -169,14 +169,32 @@ def variable(ctx: Context, name: str) -> list[str]:
     return ctx.variables[name]
 
 
-def source_rows(source: n.Source, ctx: Context) -> tuple[str, list[dict[str, Any]]]:
-    """The catalog kind and rows a FROM reads (names checked, closest match on error)."""
+def source_rows(
+    source: n.Source, ctx: Context, expect: str | None = None
+) -> tuple[str, list[dict[str, Any]]]:
+    """The catalog kind and rows a FROM reads (names checked, closest match on error).
+
+    A table decides the kind; a list or variable is read as datasets when every name is one,
+    else as models, unless ``expect`` (``"model"`` or ``"dataset"``) says which it must be.
+
+    Raises:
+        CatalogError: an unknown name (with the closest of the kind), a name of the other
+            kind than ``expect``, or a table of the other kind.
+    """
     if isinstance(source, n.Table):
         if source.name == "readers":
-            return "dataset", ctx.catalog.rows("dataset")
-        rows = ctx.catalog.rows("model")
-        modality = MODALITY_OF_TABLE.get(source.name)
-        return "model", [r for r in rows if modality is None or r["modality"] == modality]
+            kind, rows = "dataset", ctx.catalog.rows("dataset")
+        else:
+            modality = MODALITY_OF_TABLE.get(source.name)
+            rows = [
+                r
+                for r in ctx.catalog.rows("model")
+                if modality is None or r["modality"] == modality
+            ]
+            kind = "model"
+        if expect is not None and kind != expect:
+            raise CatalogError(f"FROM {source.name} holds {kind}s; this statement needs {expect}s")
+        return kind, rows
     names = (
         variable(ctx, source.name)
         if isinstance(source, n.Variable)
@@ -184,11 +202,16 @@ def source_rows(source: n.Source, ctx: Context) -> tuple[str, list[dict[str, Any
     )
     models = {r["name"] for r in ctx.catalog.rows("model")}
     datasets = {r["name"] for r in ctx.catalog.rows("dataset")}
-    kind = "dataset" if names and not set(names) & models and set(names) <= datasets else "model"
-    known = models if kind == "model" else datasets
+    guess = "dataset" if names and not set(names) & models and set(names) <= datasets else "model"
+    kind = expect or guess
+    known, other = (models, datasets) if kind == "model" else (datasets, models)
     for name in names:
-        if name not in known:
-            raise unknown_name(kind, name, known)
+        if name in known:
+            continue
+        if expect is not None and name in other:
+            other_kind = "dataset" if kind == "model" else "model"
+            raise CatalogError(f"{name!r} is a {other_kind}; this statement needs {kind}s")
+        raise unknown_name(kind, name, known)
     return kind, ctx.catalog.rows(kind)
 
 

@@ -20,7 +20,6 @@ from broker.catalog import EntryStatus
 from broker.explain import Step, explain_steps, explains, forward_row_seconds
 from broker.statements import Context, Result, Table, handles, source_rows, variable
 from shift import evaluate
-from shift.catalog import unknown_name
 from shift.errors import CatalogError
 from shift.planner import DatasetEntry
 from shift.ql import nodes as n
@@ -66,33 +65,17 @@ async def _probe(name: str, ctx: Context) -> ModelSpec:
 
 
 def _dataset_names(source: n.Source, ctx: Context) -> list[str]:
-    """Names of the datasets a FROM reads, checked against the catalog.
+    """Names of the datasets a FROM reads, in the order given (catalog order for a table).
 
     Raises:
         CatalogError: a model table, a model name, an unknown dataset or variable.
     """
+    _, rows = source_rows(source, ctx, expect="dataset")
     if isinstance(source, n.Table):
-        kind, rows = source_rows(source, ctx)
-        if kind != "dataset":
-            raise CatalogError(
-                f"SELECT vec compares datasets; FROM {source.name} holds models "
-                "(write FROM readers, or a list of dataset names)"
-            )
         return [r["name"] for r in rows]
-    names = (
-        variable(ctx, source.name)
-        if isinstance(source, n.Variable)
-        else [str(v.value) for v in source.names]
-    )
-    datasets = {r["name"] for r in ctx.catalog.rows("dataset")}
-    models = {r["name"] for r in ctx.catalog.rows("model")}
-    for name in names:
-        if name in datasets:
-            continue
-        if name in models:
-            raise CatalogError(f"{name!r} is a model; SELECT vec compares datasets")
-        raise unknown_name("dataset", name, datasets)
-    return list(dict.fromkeys(names))
+    if isinstance(source, n.Variable):
+        return list(dict.fromkeys(variable(ctx, source.name)))
+    return list(dict.fromkeys(str(v.value) for v in source.names))
 
 
 async def plan_vec(statement: n.VecSelect, ctx: Context, sample_rows: int = SAMPLE_ROWS) -> VecPlan:
