@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from broker.service import Broker
+from broker.tables import Tables
 from shift.catalog import dataset_row, local_paths, model_row, unknown_name
 from shift.errors import CatalogError
 from shift.ql.vocabulary import DATASET_COLUMNS, MODEL_COLUMNS
@@ -63,15 +64,6 @@ KINDS: dict[str, Kind] = {
     "dataset": Kind("datasets", DATASET_COLUMNS, DatasetSpec.from_json, dataset_row, "dataset"),
 }
 """The two catalog kinds."""
-
-
-def _schema(kind: Kind) -> str:
-    columns = ", ".join(f'"{c}"' for c in kind.columns if c != "name")
-    return (
-        f"CREATE TABLE IF NOT EXISTS {kind.table} (name TEXT PRIMARY KEY, {columns}, "
-        "key TEXT NOT NULL, spec TEXT NOT NULL, status TEXT NOT NULL, measured TEXT, "
-        "error TEXT, task_id TEXT, seq INTEGER NOT NULL)"
-    )
 
 
 @dataclass
@@ -123,6 +115,7 @@ class Catalog:
         own: tuple[Path, ...] = (),
     ) -> None:
         self.broker = broker
+        self.tables = Tables(broker.store)
         self.roots = roots
         self.own = tuple(p.resolve() for p in own)
         self._wall = wall
@@ -131,14 +124,10 @@ class Catalog:
         self._measuring: set[asyncio.Task[None]] = set()
 
     async def open(self) -> None:
-        """Create the tables, load the entries and resume unfinished measurements."""
-        store = self.broker.store
-        for kind in KINDS.values():
-            await store.execute(_schema(kind))
+        """Load the entries and resume unfinished measurements."""
         for name, kind in KINDS.items():
-            sql = f"SELECT spec, status, measured, error, date_added, seq FROM {kind.table}"
-            for spec, status, measured, error, date_added, seq in await store.fetch(
-                sql + " ORDER BY seq"
+            for spec, status, measured, error, date_added, seq in await self.tables.catalog_entries(
+                name
             ):
                 entry = Entry(
                     name,
@@ -264,9 +253,6 @@ class Catalog:
         entry.ready.set()
 
     async def _persist(self, entry: Entry) -> None:
-        kind = KINDS[entry.kind]
-        row = entry.row
-        values = [row[c] for c in kind.columns]
         extra = [
             entry.spec.key,
             json.dumps(entry.spec.to_json(), sort_keys=True),
@@ -276,8 +262,4 @@ class Catalog:
             entry.task_id,
             entry.seq,
         ]
-        names = ", ".join(f'"{c}"' for c in (*kind.columns, "key", "spec", "status"))
-        names += ", measured, error, task_id, seq"
-        marks = ", ".join("?" for _ in range(len(values) + len(extra)))
-        sql = f"INSERT OR REPLACE INTO {kind.table} ({names}) VALUES ({marks})"
-        await self.broker.store.execute(sql, [*values, *extra])
+        await self.tables.save_catalog_entry(entry.kind, entry.row, extra)

@@ -17,17 +17,12 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from broker import halving
-from broker.statements import (
-    Context,
-    NotSupported,
-    Result,
-    Table,
-    handles,
-    plan_statement,
-    resolve,
-    source_rows,
-)
+from broker import halving_search
+from broker.context import Context
+from broker.results import NotSupported, Result, Table
+from broker.search_statements import is_halving, plan_statement, resolve
+from broker.sources import source_rows
+from broker.statements import handles
 from shift.planner import explain
 from shift.ql import nodes as n
 from shift.tasks import TaskSpec
@@ -98,12 +93,12 @@ async def explain_task_select(
 ) -> tuple[dict[str, Any], list[Table]]:
     """A ranking query: its embed and classify tasks per model, and halving's schedule."""
     planned, notes = await plan_statement(statement, ctx)
-    known = {t.task_id: ctx.task_state(t.task_id) for t in planned.tasks}
+    known = {t.task_id: ctx.tasks.state(t.task_id) for t in planned.tasks}
     states = {k: v for k, v in known.items() if v is not None}
-    body = {"statement": "task-aware query", **explain(planned, states, await ctx.timings())}
+    body = {"statement": "task-aware query", **explain(planned, states, await ctx.tasks.timings())}
     body["notes"] = [*body["notes"], *notes]
     tables = [Table.of("plan", PLAN_COLUMNS, body["models"])]
-    if statement.chunk is not None or statement.budget is not None:
+    if is_halving(statement):
         body["halving"] = await _explain_halving(statement, ctx)
     for search in body.get("halving", []):
         title = f"schedule ({search['classifier']})"
@@ -119,12 +114,12 @@ async def _explain_halving(statement: n.TaskSelect, ctx: Context) -> list[dict[s
     """Per classifier: the halving schedule and, after a run, every model's loss per round."""
     found = await resolve(statement, ctx)
     out = []
-    for search in halving.searches(statement, found.models, found.entries, ctx.features_dir):
+    for search in halving_search.searches(statement, found.models, found.entries):
         out.append(
             {
                 "classifier": search.classifier,
-                "schedule": halving.schedule_of(search),
-                "scores": await halving.stored_scores(search, ctx),
+                "schedule": halving_search.schedule_of(search),
+                "scores": await halving_search.stored_scores(search, ctx),
             }
         )
     return out
@@ -154,7 +149,7 @@ def explain_steps(statement: str, steps: Sequence[Step], ctx: Context) -> dict[s
     total: float | None = 0.0
     known = 0
     for step in steps:
-        state = ctx.task_state(step.spec.task_id)
+        state = ctx.tasks.state(step.spec.task_id)
         done = state == "succeeded"
         known += done
         cost = 0.0 if done else step.estimated_s

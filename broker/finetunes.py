@@ -15,8 +15,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from broker.catalog import CatalogConflict, EntryStatus
+from broker.context import Context
 from broker.explain import Step, explain_steps, explains, forward_row_seconds
-from broker.statements import Context, Result, Table, handles, source_rows
+from broker.results import Result, Table
+from broker.sources import source_rows
+from broker.statements import handles
 from shift import evaluate
 from shift.errors import CatalogError, SchedulerError, ShiftError
 from shift.finetuning import (
@@ -151,7 +154,7 @@ async def run_finetune(statement: n.Finetune, ctx: Context) -> Result:
     """FINETUNE: fine-tune every model and register the results as catalog models."""
     plan = await plan_finetune(statement, ctx)
     outcomes = await asyncio.gather(
-        *(ctx.run_tasks([p.task]) for p in plan.planned), return_exceptions=True
+        *(ctx.tasks.run([p.task]) for p in plan.planned), return_exceptions=True
     )
     rows, failures = [], []
     for item, outcome in zip(plan.planned, outcomes, strict=True):
@@ -183,7 +186,7 @@ async def explain_finetune(
 ) -> tuple[dict[str, Any], list[Table]]:
     """FINETUNE's tasks, whether they already ran, and their estimated cost."""
     plan = await plan_finetune(statement, ctx)
-    timings = await ctx.timings()
+    timings = await ctx.tasks.timings()
     steps = [
         Step(
             {

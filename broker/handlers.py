@@ -1,11 +1,31 @@
 """Every statement handler, registered by importing the modules that define them.
 
-Import this module before :func:`broker.statements.execute` runs a statement.
+:func:`execute` here is :func:`broker.statements.execute` with every family loaded; the
+query service calls it.
 """
 
 from __future__ import annotations
 
-from broker import explain, finetunes, statements, vectors
+from broker import (
+    catalog_statements,
+    entry_statements,
+    explain,
+    finetunes,
+    search_statements,
+    session_statements,
+    vectors,
+)
+from broker.statements import execute
 
-MODULES = (statements, explain, vectors, finetunes)
+MODULES = (
+    catalog_statements,
+    search_statements,
+    entry_statements,
+    session_statements,
+    explain,
+    vectors,
+    finetunes,
+)
 """The modules whose ``@handles`` and ``@explains`` functions are registered."""
+
+__all__ = ["MODULES", "execute"]

@@ -25,32 +25,21 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from broker import explain
 from broker.catalog import Catalog
-from broker.handlers import explain
+from broker.context import Context, Session
+from broker.evaluator import Evaluator
+from broker.handlers import execute
+from broker.results import error_body
 from broker.searchstate import SearchState
 from broker.service import Broker
-from broker.statements import Context, error_body, execute, unpack_result
+from broker.tables import Tables
 from shift.errors import SchedulerError, ShiftError, WorkerError
 from shift.ql import from_json, render, to_json
 from shift.ql import nodes as n
 from shift.tasks import TaskSpec, TaskState
 
 log = logging.getLogger(__name__)
-
-SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS queries (id TEXT PRIMARY KEY, seq INTEGER NOT NULL, "
-    "session TEXT NOT NULL, tree TEXT NOT NULL, statement TEXT NOT NULL, kind TEXT NOT NULL, "
-    "status TEXT NOT NULL, wait INTEGER NOT NULL, progress TEXT NOT NULL, result TEXT, "
-    "error TEXT, created_at REAL NOT NULL, finished_at REAL)",
-    "CREATE INDEX IF NOT EXISTS queries_seq ON queries(seq)",
-    "CREATE TABLE IF NOT EXISTS variables (session TEXT NOT NULL, name TEXT NOT NULL, "
-    "names TEXT NOT NULL, PRIMARY KEY (session, name))",
-)
-
-COLUMNS = (
-    "id, seq, session, tree, statement, kind, status, wait, progress, result, error, "
-    "created_at, finished_at"
-)
 
 TIMING_SAMPLE = 2000
 """Most past tasks EXPLAIN reads to estimate costs."""
@@ -136,7 +125,6 @@ class QueryService:
     Args:
         broker: The started broker.
         catalog: The opened catalog.
-        features_dir: Feature store path named in task payloads.
         finetune_dir: Where fine-tunes keep checkpoints and weights (named in payloads).
         wall: Wall clock for ``created_at``/``finished_at``.
     """
@@ -145,13 +133,12 @@ class QueryService:
         self,
         broker: Broker,
         catalog: Catalog,
-        features_dir: str,
         wall: Callable[[], float] = time.time,
         finetune_dir: str = "",
     ) -> None:
         self.broker = broker
         self.catalog = catalog
-        self.features_dir = features_dir
+        self.tables = Tables(broker.store)
         self.finetune_dir = finetune_dir
         self._wall = wall
         self._live: dict[str, Query] = {}
@@ -162,7 +149,7 @@ class QueryService:
         self._variables: dict[str, dict[str, list[str]]] = defaultdict(dict)
         self._seq = 0
         self._closing = False
-        self.search = SearchState(broker.store)
+        self.search = SearchState(self.tables)
 
     @property
     def store(self) -> Any:
@@ -170,20 +157,12 @@ class QueryService:
         return self.broker.store
 
     async def open(self) -> None:
-        """Create the tables, load variables and resume unfinished queries."""
-        for sql in SCHEMA:
-            await self.store.execute(sql)
+        """Load variables and search state, and resume unfinished queries."""
         await self.search.open()
-        for session, name, names in await self.store.fetch(
-            "SELECT session, name, names FROM variables"
-        ):
-            self._variables[session][name] = json.loads(names)
-        (top,) = (await self.store.fetch("SELECT COALESCE(MAX(seq), 0) FROM queries"))[0]
-        self._seq = int(top)
-        rows = await self.store.fetch(
-            f"SELECT {COLUMNS} FROM queries WHERE status IN ('queued', 'running') ORDER BY seq"
-        )
-        for values in rows:
+        for session, name, names in await self.tables.variables():
+            self._variables[session][name] = names
+        self._seq = await self.tables.last_query_seq()
+        for values in await self.tables.unfinished_queries():
             try:
                 query = _from_row(values)
             except ShiftError as error:
@@ -242,17 +221,13 @@ class QueryService:
         live = self._live.get(query_id)
         if live is not None:
             return live
-        rows = await self.store.fetch(f"SELECT {COLUMNS} FROM queries WHERE id = ?", (query_id,))
-        return _from_row(rows[0]) if rows else None
+        row = await self.tables.query(query_id)
+        return _from_row(row) if row is not None else None
 
     async def recent(self, session: str | None, limit: int) -> list[Query]:
         """The most recent queries, newest first."""
-        where, args = ("WHERE session = ?", [session]) if session is not None else ("", [])
-        rows = await self.store.fetch(
-            f"SELECT {COLUMNS} FROM queries {where} ORDER BY seq DESC LIMIT ?", (*args, limit)
-        )
         out = []
-        for values in rows:
+        for values in await self.tables.recent_queries(session, limit):
             live = self._live.get(values[0])
             out.append(live if live is not None else _from_row(values))
         return out
@@ -371,99 +346,39 @@ class QueryService:
             query.created_at,
             query.finished_at,
         )
-        marks = ", ".join("?" for _ in values)
-        return self.store.execute(
-            f"INSERT OR REPLACE INTO queries ({COLUMNS}) VALUES ({marks})", values
-        )
+        return self.tables.save_query(values)
 
     # ---- the context handed to statements ------------------------------------------------
 
     def _context(self, query: Query) -> Context:
-        variables = self._variables[query.session]
+        session = query.session
 
-        async def declare(name: str, names: list[str]) -> None:
-            variables[name] = names
-            await self.store.execute(
-                "INSERT OR REPLACE INTO variables (session, name, names) VALUES (?, ?, ?)",
-                (query.session, name, json.dumps(names)),
-            )
+        async def persist(name: str, names: list[str]) -> None:
+            await self.tables.save_variable(session, name, names)
 
-        async def run_tasks(specs: Sequence[TaskSpec]) -> dict[str, Any]:
-            return await self._run_tasks(query, specs)
-
-        def task_state(task_id: str) -> str | None:
-            state = self.broker.dispatcher.state_of(task_id)
-            return None if state is None else state.value
-
+        tasks = QueryTasks(self, query)
         return Context(
             self.catalog,
-            variables,
-            declare,
-            run_tasks,
-            task_state,
-            self._forget,
-            self._timings,
-            self.features_dir,
+            Session(self._variables[session], persist),
+            tasks,
+            Evaluator(tasks, self.search),
             self.search,
-            self._task_result,
             self.finetune_dir,
         )
 
-    async def _task_result(self, task_id: str) -> Any:
-        row = await self.broker.store.get(task_id)
-        return row.result if row is not None and row.state is TaskState.SUCCEEDED else None
-
-    async def _run_tasks(self, query: Query, specs: Sequence[TaskSpec]) -> dict[str, Any]:
-        if not specs:
-            return {}
-        await self.broker.submit(specs)
-        ids = list(dict.fromkeys(s.task_id for s in specs))
-        for task_id in ids:
-            query.task_ids.add(task_id)
-            self._needs[task_id].add(query.id)
-        query.total += len(ids)
-        query.publish("progress", {"done": query.done, "total": query.total})
-        for future in asyncio.as_completed([self.broker.wait_final(t) for t in ids]):
-            await future
-            query.done += 1
-            query.publish("progress", {"done": query.done, "total": query.total})
-        results: dict[str, Any] = {}
-        by_id = {s.task_id: s for s in specs}
-        for task_id in ids:
-            row = await self.broker.store.get(task_id)
-            if row is None or row.state is not TaskState.SUCCEEDED:
-                spec = by_id[task_id]
-                model = spec.payload.get("model", {}).get("name", "?")
-                reason = row.error if row is not None else "it is unknown"
-                state = row.state.value if row is not None else "missing"
-                raise WorkerError(f"{spec.kind} task for model {model} {state}: {reason}")
-            results[task_id] = row.result
-        return results
-
-    async def _forget(self, kind: str) -> int:
-        rows = await self.store.fetch(
-            "SELECT id FROM tasks WHERE kind = ? AND state IN ('succeeded', 'failed', 'cancelled')",
-            (kind,),
-        )
-        gone = self.broker.dispatcher.forget([r[0] for r in rows])
-        for start in range(0, len(gone), 500):
-            chunk = gone[start : start + 500]
-            marks = ", ".join("?" for _ in chunk)
-            self.store.execute(f"DELETE FROM tasks WHERE id IN ({marks})", chunk)
+    async def forget(self, kind: str) -> int:
+        """Delete the finished tasks of a kind (and, for classify, the search state)."""
+        gone = self.broker.dispatcher.forget(await self.store.finished_ids(kind))
+        await self.store.delete(gone)
         if kind == "classify":
             await self.search.clear()
-        await self.store.barrier()
         return len(gone)
 
-    async def _timings(self) -> dict[tuple[str, str], float]:
-        rows = await self.store.fetch(
-            "SELECT kind, model, result FROM tasks WHERE state = 'succeeded' "
-            "AND kind IN ('embed', 'classify', 'task2vec') ORDER BY seq DESC LIMIT ?",
-            (TIMING_SAMPLE,),
-        )
+    async def timings(self) -> dict[tuple[str, str], float]:
+        """Mean seconds of past tasks by (kind, model key) and per-row forward seconds."""
+        rows = await self.store.recent_results(("embed", "classify", "task2vec"), TIMING_SAMPLE)
         sums: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0.0, 0.0])
-        for kind, model, blob in rows:
-            value = unpack_result(blob)
+        for kind, model, value in rows:
             if not isinstance(value, dict) or value.get("cached"):
                 continue
             seconds = sum(float(value.get(k) or 0.0) for k in TIMED_PARTS)
@@ -478,3 +393,75 @@ class QueryService:
                     sums[key][0] += per_row
                     sums[key][1] += 1
         return {key: total / count for key, (total, count) in sums.items() if count}
+
+    async def task_result(self, task_id: str) -> Any:
+        """The stored result of a succeeded task (``None`` otherwise)."""
+        row = await self.broker.store.get(task_id)
+        return row.result if row is not None and row.state is TaskState.SUCCEEDED else None
+
+
+class QueryTasks:
+    """The task queue as one running query sees it (:class:`broker.context.TaskRunner`).
+
+    Submitting records which tasks the query needs (cancelling the query cancels those no
+    other query needs) and pushes ``done``/``total`` progress as they finish; a task the
+    query already waits on is counted once however often it is asked for.
+    """
+
+    def __init__(self, service: QueryService, query: Query) -> None:
+        self.service = service
+        self.query = query
+
+    async def run(self, specs: Sequence[TaskSpec]) -> dict[str, Any]:
+        """Submit, wait, and return results by task id (see :class:`TaskRunner`)."""
+        if not specs:
+            return {}
+        service, query = self.service, self.query
+        broker = service.broker
+        await broker.submit(specs)
+        ids = list(dict.fromkeys(s.task_id for s in specs))
+        new = [t for t in ids if t not in query.task_ids]
+        for task_id in new:
+            query.task_ids.add(task_id)
+            service._needs[task_id].add(query.id)
+        query.total += len(new)
+        query.publish("progress", {"done": query.done, "total": query.total})
+        counted = set(new)
+
+        async def final(task_id: str) -> str:
+            await broker.wait_final(task_id)
+            return task_id
+
+        for future in asyncio.as_completed([final(t) for t in ids]):
+            if await future in counted:
+                query.done += 1
+                query.publish("progress", {"done": query.done, "total": query.total})
+        results: dict[str, Any] = {}
+        by_id = {s.task_id: s for s in specs}
+        for task_id in ids:
+            row = await broker.store.get(task_id)
+            if row is None or row.state is not TaskState.SUCCEEDED:
+                spec = by_id[task_id]
+                model = spec.payload.get("model", {}).get("name", "?")
+                reason = row.error if row is not None else "it is unknown"
+                state = row.state.value if row is not None else "missing"
+                raise WorkerError(f"{spec.kind} task for model {model} {state}: {reason}")
+            results[task_id] = row.result
+        return results
+
+    def state(self, task_id: str) -> str | None:
+        """The current state of a task (``None``: unknown)."""
+        state = self.service.broker.dispatcher.state_of(task_id)
+        return None if state is None else state.value
+
+    async def result(self, task_id: str) -> Any:
+        """The stored result of a succeeded task."""
+        return await self.service.task_result(task_id)
+
+    async def forget(self, kind: str) -> int:
+        """Delete the finished tasks of a kind."""
+        return await self.service.forget(kind)
+
+    async def timings(self) -> dict[tuple[str, str], float]:
+        """Mean seconds of past tasks."""
+        return await self.service.timings()

@@ -1,6 +1,6 @@
 """Search state the broker keeps besides tasks: nearest-neighbour records and halving machines.
 
-Two SQLite tables, written through the store's one writer:
+Two SQLite tables (:mod:`broker.schema`), written through :class:`broker.tables.Tables`:
 
 - ``nn_state``: one :class:`~shift.incremental.NnRecord` per classify result a search
   used, so a later evaluation finds the same evaluation's result (whatever prior its task
@@ -17,18 +17,10 @@ Two SQLite tables, written through the store's one writer:
 from __future__ import annotations
 
 import json
-import time
 from collections import defaultdict
-from typing import Any
 
+from broker.tables import Tables
 from shift.incremental import NnRecord
-
-SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS nn_state (key TEXT PRIMARY KEY, lineage TEXT NOT NULL, "
-    "record TEXT NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS halving (key TEXT PRIMARY KEY, classifier TEXT NOT NULL, "
-    "state TEXT NOT NULL, updated_at REAL NOT NULL)",
-)
 
 
 def _record_json(record: NnRecord) -> str:
@@ -61,19 +53,17 @@ class SearchState:
     """The ``nn_state`` and ``halving`` tables with an in-memory index of the former.
 
     Args:
-        store: The broker's store (``execute``/``fetch``).
+        tables: The broker's tables.
     """
 
-    def __init__(self, store: Any) -> None:
-        self.store = store
+    def __init__(self, tables: Tables) -> None:
+        self.tables = tables
         self._by_key: dict[str, NnRecord] = {}
         self._by_lineage: dict[str, dict[str, NnRecord]] = defaultdict(dict)
 
     async def open(self) -> None:
-        """Create the tables and load the records."""
-        for sql in SCHEMA:
-            await self.store.execute(sql)
-        for (text,) in await self.store.fetch("SELECT record FROM nn_state"):
+        """Load the records."""
+        for text in await self.tables.nn_records():
             self._index(_record(text))
 
     def _index(self, record: NnRecord) -> None:
@@ -91,33 +81,24 @@ class SearchState:
     async def add(self, record: NnRecord) -> None:
         """Index and persist a record (replacing one of the same evaluation)."""
         self._index(record)
-        await self.store.execute(
-            "INSERT OR REPLACE INTO nn_state (key, lineage, record) VALUES (?, ?, ?)",
-            (record.key, record.lineage, _record_json(record)),
-        )
+        await self.tables.save_nn_record(record.key, record.lineage, _record_json(record))
 
     async def drop(self, record: NnRecord) -> None:
         """Forget a record whose result is gone."""
         self._by_key.pop(record.key, None)
         self._by_lineage.get(record.lineage, {}).pop(record.key, None)
-        await self.store.execute("DELETE FROM nn_state WHERE key = ?", (record.key,))
+        await self.tables.delete_nn_record(record.key)
 
     async def load_machine(self, key: str) -> str | None:
         """The stored JSON of a halving machine, or ``None``."""
-        rows = await self.store.fetch("SELECT state FROM halving WHERE key = ?", (key,))
-        return str(rows[0][0]) if rows else None
+        return await self.tables.machine(key)
 
     async def save_machine(self, key: str, classifier: str, state: str) -> None:
         """Persist a halving machine (every transition)."""
-        await self.store.execute(
-            "INSERT OR REPLACE INTO halving (key, classifier, state, updated_at) "
-            "VALUES (?, ?, ?, ?)",
-            (key, classifier, state, time.time()),
-        )
+        await self.tables.save_machine(key, classifier, state)
 
     async def clear(self) -> None:
         """Forget every record and machine (``PURGE RESULTS``)."""
         self._by_key.clear()
         self._by_lineage.clear()
-        await self.store.execute("DELETE FROM nn_state")
-        await self.store.execute("DELETE FROM halving")
+        await self.tables.clear_search()

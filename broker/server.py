@@ -24,18 +24,13 @@ from broker.queries import QueryService
 from broker.search_api import Search
 from broker.service import Broker, BrokerConfig
 from broker.store import Store
+from shift.payloads import FINETUNE_DIR
 from shift.protocol import Timing
 
 log = logging.getLogger(__name__)
 
 DB_NAME = "shift.sqlite"
 """Name of the SQLite file inside the state directory."""
-
-FEATURES_NAME = "features"
-"""Name of the feature store folder inside the state directory."""
-
-FINETUNE_NAME = "finetune"
-"""Name of the folder of fine-tune checkpoints and weights inside the state directory."""
 
 
 def zmq_endpoint(settings: dict[str, Any]) -> str:
@@ -92,17 +87,16 @@ async def serve(
 async def open_search(broker: Broker, settings: dict[str, Any]) -> Search:
     """Open the catalog and the query service over a started broker.
 
-    Task payloads name the feature store ``STATE_DIR/features`` and the fine-tune folder
-    ``STATE_DIR/finetune`` so that every worker (local or on a machine sharing the path)
-    reads and writes the same files; the catalog accepts fine-tuned weights from there.
+    Workers keep features in their own ``STATE_DIR/features``; fine-tune payloads name the
+    folder ``STATE_DIR/finetune`` so that every worker (local or on a machine sharing the
+    path) resumes the same checkpoints; the catalog accepts fine-tuned weights from there.
     """
     from workers.readers.paths import data_roots
 
-    finetune = Path(settings["state_dir"]).resolve() / FINETUNE_NAME
+    finetune = Path(settings["state_dir"]).resolve() / FINETUNE_DIR
     catalog = Catalog(broker, data_roots(str(settings["data_roots"])), own=(finetune,))
     await catalog.open()
-    features = str(Path(settings["state_dir"]) / FEATURES_NAME)
-    queries = QueryService(broker, catalog, features, finetune_dir=str(finetune))
+    queries = QueryService(broker, catalog, finetune_dir=str(finetune))
     await queries.open()
     return Search(catalog, queries)
 

@@ -1,5 +1,8 @@
 """The task store: tasks, attempts and results in one SQLite file (WAL, one writer).
 
+The file holds every table of :mod:`broker.schema`; this module owns ``tasks`` and the
+connections, :mod:`broker.tables` the SQL of the other tables.
+
 All writes go through one writer coroutine that batches every change queued since its last
 commit into one transaction (one ``executemany`` of an upsert, in order). Callers get a
 future that resolves once their change is durable, so the broker tells nobody about a
@@ -20,30 +23,13 @@ from typing import Any
 
 import aiosqlite
 
+from broker.schema import SCHEMA
 from shift.codec import pack, unpack
 from shift.dispatch import Change
 from shift.errors import ProtocolError, SchedulerError
 from shift.tasks import TaskSpec, TaskState
 
 log = logging.getLogger(__name__)
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS tasks (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    id TEXT NOT NULL UNIQUE,
-    kind TEXT NOT NULL,
-    payload BLOB NOT NULL,
-    model TEXT,
-    state TEXT NOT NULL,
-    attempt INTEGER NOT NULL,
-    worker TEXT,
-    result BLOB,
-    error TEXT,
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS tasks_state ON tasks(state, seq);
-"""
 
 UPSERT = """
 INSERT INTO tasks (id, kind, payload, model, state, attempt, worker, result, error,
@@ -266,6 +252,33 @@ class Store:
         rows = rows[:limit]
         cursor_next = rows[-1][0] if more and rows else None
         return [_row(tuple(r[1:])) for r in rows], cursor_next
+
+    async def finished_ids(self, kind: str) -> list[str]:
+        """Ids of the finished (succeeded, failed, cancelled) tasks of a kind."""
+        rows = await self.fetch(
+            "SELECT id FROM tasks WHERE kind = ? AND state IN ('succeeded', 'failed', 'cancelled')",
+            (kind,),
+        )
+        return [r[0] for r in rows]
+
+    def delete(self, task_ids: list[str]) -> asyncio.Future[None]:
+        """Delete tasks (``PURGE``); resolves once committed."""
+        for start in range(0, len(task_ids), 500):
+            chunk = task_ids[start : start + 500]
+            marks = ", ".join("?" for _ in chunk)
+            self.execute(f"DELETE FROM tasks WHERE id IN ({marks})", chunk)
+        return self.barrier()
+
+    async def recent_results(self, kinds: Iterable[str], limit: int) -> list[tuple[str, str, Any]]:
+        """``(kind, model, result)`` of the newest succeeded tasks of some kinds."""
+        kinds = tuple(kinds)
+        marks = ", ".join("?" for _ in kinds)
+        rows = await self.fetch(
+            f"SELECT kind, model, result FROM tasks WHERE state = 'succeeded' "
+            f"AND kind IN ({marks}) ORDER BY seq DESC LIMIT ?",
+            (*kinds, limit),
+        )
+        return [(k, m, None if blob is None else unpack(blob)) for k, m, blob in rows]
 
     async def close(self) -> None:
         """Commit what is pending and close (idempotent)."""

@@ -17,8 +17,11 @@ from typing import Any
 import numpy as np
 
 from broker.catalog import EntryStatus
+from broker.context import Context
 from broker.explain import Step, explain_steps, explains, forward_row_seconds
-from broker.statements import Context, Result, Table, handles, source_rows, variable
+from broker.results import Result, Table
+from broker.sources import source_rows, variable
+from broker.statements import handles
 from shift import evaluate
 from shift.errors import CatalogError
 from shift.planner import DatasetEntry
@@ -153,7 +156,7 @@ def _closest(names: Sequence[str], distances: np.ndarray) -> str:
 async def run_vec(statement: n.VecSelect, ctx: Context) -> Result:
     """SELECT vec: the Task2Vec distance matrix of the datasets under the probe."""
     planned = await plan_vec(statement, ctx)
-    results = await ctx.run_tasks(planned.tasks)
+    results = await ctx.tasks.run(planned.tasks)
     embeddings: list[Any] = [
         np.asarray(results[t.task_id]["embedding"], dtype=np.float64) for t in planned.tasks
     ]
@@ -172,7 +175,7 @@ async def run_vec(statement: n.VecSelect, ctx: Context) -> Result:
 async def explain_vec(statement: n.VecSelect, ctx: Context) -> tuple[dict[str, Any], list[Table]]:
     """SELECT vec: one task2vec task per dataset, costed from the probe's forward timings."""
     planned = await plan_vec(statement, ctx)
-    timings = await ctx.timings()
+    timings = await ctx.tasks.timings()
     per_row = forward_row_seconds(timings, planned.probe.key)
     steps = []
     for name, entry, task in zip(planned.names, planned.entries, planned.tasks, strict=True):

@@ -23,23 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shift.hashing import content_hash
-from shift.specs import DatasetSpec
-
-NN_CLASSIFIERS = frozenset({"euclidean_nn", "cosine_nn"})
-"""Proxies whose results carry nearest-neighbour state."""
-
-
-def lineage_key(payload: Mapping[str, Any]) -> str:
-    """What must match for two classify results' neighbours to be comparable."""
-    return content_hash(
-        {
-            "model": payload["model"],
-            "test": payload["test"],
-            "test_rows": payload.get("test_rows"),
-            "classifier": payload["classifier"],
-            "params": payload.get("params") or {},
-        }
-    )
+from shift.payloads import ClassifyResult, Mutation, PayloadError, Prior, TrainItem, parse_items
 
 
 def evaluation_key(lineage: str, items: Sequence[Mapping[str, Any]], rows: int | None) -> str:
@@ -47,36 +31,30 @@ def evaluation_key(lineage: str, items: Sequence[Mapping[str, Any]], rows: int |
     return content_hash({"lineage": lineage, "items": list(items), "rows": rows})
 
 
-def describe_items(train: Sequence[Any], sizes: Mapping[str, int]) -> list[dict[str, Any]]:
-    """Describe classify ``train`` items by dataset key and rows (see the module docstring).
+def describe_items(train: Sequence[TrainItem], sizes: Mapping[str, int]) -> list[dict[str, Any]]:
+    """Describe training items by dataset key and rows (see the module docstring).
 
     Args:
-        train: The payload's train items: DatasetSpec JSON or ``{"mutation": ...}``.
+        train: The payload's training items.
         sizes: Rows of each dataset, by dataset key.
     """
     out: list[dict[str, Any]] = []
     for item in train:
-        if isinstance(item, Mapping) and "mutation" in item:
-            body = item["mutation"]
-            base, target = _key(body["base"]), _key(body["target"])
+        if isinstance(item, Mutation):
+            base, target = item.base.key, item.target.key
             out.append(
                 {
                     "base": base,
-                    "base_rows": body.get("base_rows") or sizes.get(base, 0),
-                    "from": list(body["from"]),
+                    "base_rows": item.base_rows or sizes.get(base, 0),
+                    "from": list(item.from_labels),
                     "target": target,
-                    "target_rows": body.get("target_rows") or sizes.get(target, 0),
-                    "to": list(body["to"]),
+                    "target_rows": item.target_rows or sizes.get(target, 0),
+                    "to": list(item.to_labels),
                 }
             )
         else:
-            key = _key(item)
-            out.append({"dataset": key, "rows": sizes.get(key, 0)})
+            out.append({"dataset": item.key, "rows": sizes.get(item.key, 0)})
     return out
-
-
-def _key(spec: Any) -> str:
-    return DatasetSpec.from_json(spec).key
 
 
 def segments(items: Sequence[Mapping[str, Any]]) -> list[tuple[str, int]] | None:
@@ -128,11 +106,11 @@ class NnRecord:
     """A stored classify result that later evaluations may continue from.
 
     Attributes:
-        lineage: :func:`lineage_key` of its payload.
+        lineage: :meth:`~shift.payloads.ClassifyPayload.lineage` of its payload.
         items: :func:`describe_items` of its train items.
         rows: Rows it was fitted on (``None``: all rows of a mutated set).
         task_id: The task holding the result.
-        train: Its payload's train items (a source prior names them).
+        train: Its payload's train items as JSON (a source prior names them).
         train_rows: Its payload's ``train_rows``.
     """
 
@@ -156,18 +134,19 @@ class PriorChoice:
     record: NnRecord
     prefix: bool
 
-    def payload(self, result: Mapping[str, Any]) -> dict[str, Any]:
-        """The classify ``prior`` built from the record's stored result."""
-        prior: dict[str, Any] = {
-            "nn_index": list(result["nn_index"]),
-            "nn_distance": list(result["nn_distance"]),
-        }
+    def prior(self, result: ClassifyResult) -> Prior:
+        """The classify prior built from the record's stored result.
+
+        Raises:
+            PayloadError: the result carries no nearest-neighbour state, or the record's
+                training items do not parse.
+        """
+        if result.nn_index is None or result.nn_distance is None:
+            raise PayloadError(f"result {self.record.task_id} has no nearest-neighbour state")
         if self.prefix:
-            prior["train_rows"] = int(result["train_rows"])
-        else:
-            prior["train"] = list(self.record.train)
-            prior["train_rows"] = self.record.train_rows
-        return prior
+            return Prior(result.train_rows, result.nn_index, result.nn_distance)
+        train = parse_items(list(self.record.train), "prior train")
+        return Prior(self.record.train_rows, result.nn_index, result.nn_distance, train)
 
 
 def choose_prior(

@@ -2,34 +2,39 @@
 
 Pure functions, no broker imports. :func:`plan` turns a :class:`~shift.ql.nodes.TaskSelect`,
 its candidate models (already filtered by WHERE / OTHER THAN) and the dataset entries into
-``embed`` tasks (one per model, dataset and feature block) and ``classify`` tasks (one per
-model, classifier and (train, test) pair) with exactly the payloads ``workers.embed`` and
-``workers.classify`` read. :func:`rankings` turns classify results into one ranking per
-classifier; :func:`explain` describes a plan against the tasks already known.
+``embed`` tasks (one per model, dataset and feature block) and ``classify`` evaluations (one
+per model, classifier and (train, test) pair) as typed payloads (:mod:`shift.payloads`).
+:func:`rankings` turns classify results into one ranking per classifier; :func:`explain`
+describes a plan against the tasks already known.
 
 Evaluation pairs: without ``BENCHMARK`` the train sets are concatenated and every test set
 is scored against them; several test sets are pooled (errors and rows summed, which is the
 error on the concatenated test set). With ``BENCHMARK`` train set ``i`` (or the single one)
 is paired with test set ``i`` and the per-pair scores are combined by the ORDER BY
 aggregate (``avg`` by default). :func:`plan` is the exhaustive plan; successive halving
-(``CHUNK``/``BUDGET``) builds its tasks round by round with :func:`embed_task`,
-:func:`blocks_for` and :func:`classify_task` (``broker.halving``).
+(``CHUNK``/``BUDGET``) builds its payloads round by round with :func:`embed_payload` and
+:func:`classify_payload`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from shift.errors import SchedulerError
+from shift.payloads import (
+    BLOCK_ROWS,
+    ClassifyPayload,
+    EmbedPayload,
+    Mutation,
+    blocks_for,
+)
+from shift.payloads import TrainItem as PayloadItem
 from shift.proxies import CLASSIFIERS
 from shift.ql import nodes as n
 from shift.specs import DatasetSpec, ModelSpec
 from shift.tasks import TaskSpec
-
-BLOCK_ROWS = 256
-"""Rows per feature block (the worker feature store's layout, ``workers.features``)."""
 
 RESULT_COLUMNS = ("name", "err", "acc", "train_rows", "test_rows")
 """Columns of a ranking row."""
@@ -96,8 +101,9 @@ def item_label(item: TrainItem) -> str:
 
 @dataclass(frozen=True)
 class ClassifyTask:
-    """A planned classify task and what it scores."""
+    """A planned classify evaluation and what it scores."""
 
+    payload: ClassifyPayload
     spec: TaskSpec
     model: str
     classifier: str
@@ -112,7 +118,7 @@ class Plan:
         models: Candidate model names, in catalog order.
         pairs: The evaluations each model gets per classifier.
         classifiers: Canonical classifier names with their parameters.
-        embeds: ``embed`` tasks, grouped by model.
+        embeds: ``embed`` tasks, grouped by model (``embed_payloads``: their payloads).
         classifies: ``classify`` tasks.
         rows: Per model, (training rows, test rows) of one classifier's evaluations.
         notes: Things the user should know (ignored clauses, skipped models).
@@ -125,6 +131,7 @@ class Plan:
     classifies: tuple[ClassifyTask, ...]
     rows: dict[str, tuple[int, int]] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
+    embed_payloads: tuple[EmbedPayload, ...] = ()
 
     @property
     def tasks(self) -> tuple[TaskSpec, ...]:
@@ -173,24 +180,25 @@ def pairs_of(statement: n.TaskSelect) -> tuple[Pair, ...]:
     return tuple(Pair((a,), b) for a, b in zip(train, test, strict=True))
 
 
-def train_payload(pair: Pair, datasets: Mapping[str, DatasetEntry]) -> tuple[list[Any], int | None]:
-    """The classify ``train`` items and ``train_rows`` (``None``: all) of a pair.
+def train_items(pair: Pair, datasets: Mapping[str, DatasetEntry]) -> tuple[PayloadItem, ...]:
+    """The typed training items of a pair (datasets, or mutations of them).
 
     Raises:
-        SchedulerError: ``max_rows`` cuts a dataset that is not the last plain one.
+        SchedulerError: ``max_rows`` cuts a dataset listed with a mutation, or a mutation
+            maps unequal label lists.
     """
     plain = [datasets[i] for i in pair.train if isinstance(i, str)]
     if len(plain) == len(pair.train):
-        return [e.spec.to_json() for e in plain], _train_rows(plain)
+        return tuple(e.spec for e in plain)
     if any(e.cap is not None for e in plain):
         raise SchedulerError(
             "max_rows may not cut a dataset listed with a mutation (CHANGE ... TO); "
             "register it without max_rows"
         )
-    items: list[Any] = []
+    items: list[PayloadItem] = []
     for item in pair.train:
         if isinstance(item, str):
-            items.append(datasets[item].spec.to_json())
+            items.append(datasets[item].spec)
             continue
         base, target = datasets[item.base], datasets[item.target]
         if len(item.from_labels) != len(item.to_labels):
@@ -198,16 +206,24 @@ def train_payload(pair: Pair, datasets: Mapping[str, DatasetEntry]) -> tuple[lis
                 f"{item_label(item)} maps {len(item.from_labels)} label(s) to "
                 f"{len(item.to_labels)}; give as many labels after TO as after CHANGE"
             )
-        mutation = {
-            "base": base.spec.to_json(),
-            "base_rows": base.cap,
-            "from": [v.value for v in item.from_labels],
-            "target": target.spec.to_json(),
-            "target_rows": target.cap,
-            "to": [v.value for v in item.to_labels],
-        }
-        items.append({"mutation": mutation})
-    return items, None
+        items.append(
+            Mutation(
+                base.spec,
+                base.cap,
+                tuple(v.value for v in item.from_labels),
+                target.spec,
+                target.cap,
+                tuple(v.value for v in item.to_labels),
+            )
+        )
+    return tuple(items)
+
+
+def train_prefix(pair: Pair, datasets: Mapping[str, DatasetEntry]) -> int | None:
+    """The classify ``train_rows`` of a whole pair (``None``: all rows)."""
+    if any(not isinstance(i, str) for i in pair.train):
+        return None
+    return _train_rows([datasets[i] for i in pair.train if isinstance(i, str)])
 
 
 def train_size(pair: Pair, datasets: Mapping[str, DatasetEntry]) -> int | None:
@@ -217,53 +233,32 @@ def train_size(pair: Pair, datasets: Mapping[str, DatasetEntry]) -> int | None:
     return sum(datasets[t].rows for t in pair.train if isinstance(t, str))
 
 
-def embed_task(
-    model: ModelSpec, entry: DatasetEntry, block: int, store: str | None = None
-) -> TaskSpec:
-    """The ``embed`` task of one feature block."""
-    payload = {"model": model.to_json(), "dataset": entry.spec.to_json(), "block": block}
-    return TaskSpec("embed", _payload_store(payload, store), model.key)
+def embed_payload(model: ModelSpec, entry: DatasetEntry, block: int) -> EmbedPayload:
+    """The ``embed`` payload of one feature block."""
+    return EmbedPayload(model, entry.spec, block)
 
 
-def blocks_for(rows: int, block_rows: int = BLOCK_ROWS) -> range:
-    """The feature blocks the first ``rows`` rows need."""
-    return range(-(-rows // block_rows))
-
-
-def classify_task(
+def classify_payload(
     model: ModelSpec,
     classifier: str,
-    params: dict[str, Any],
+    params: Mapping[str, Any],
     pair: Pair,
     datasets: Mapping[str, DatasetEntry],
-    store: str | None = None,
     train_rows: int | None = None,
-) -> TaskSpec:
-    """The ``classify`` task of one evaluation (``train_rows``: a prefix, else the pair's)."""
-    items, rows = train_payload(pair, datasets)
+) -> ClassifyPayload:
+    """The ``classify`` payload of one evaluation (``train_rows``: a prefix, else the pair's)."""
+    items = train_items(pair, datasets)
+    rows = train_prefix(pair, datasets)
     if train_rows is not None and train_rows != train_size(pair, datasets):
         rows = train_rows
-    payload = {
-        "model": model.to_json(),
-        "train": items,
-        "train_rows": rows,
-        "test": datasets[pair.test].spec.to_json(),
-        "test_rows": datasets[pair.test].cap,
-        "classifier": classifier,
-        "params": params,
-    }
-    return TaskSpec("classify", _payload_store(payload, store), model.key)
-
-
-def _payload_store(payload: dict[str, Any], store: str | None) -> dict[str, Any]:
-    return payload if store is None else {**payload, "store": store}
+    test = datasets[pair.test]
+    return ClassifyPayload(model, items, rows, test.spec, test.cap, classifier, dict(params))
 
 
 def plan(
     statement: n.TaskSelect,
     models: Sequence[ModelSpec],
     datasets: Mapping[str, DatasetEntry],
-    store: str | None = None,
     block_rows: int = BLOCK_ROWS,
 ) -> Plan:
     """Plan an exhaustive task-aware query.
@@ -272,7 +267,6 @@ def plan(
         statement: The query.
         models: Candidate models (after WHERE and OTHER THAN), in the order to list them.
         datasets: Every dataset the statement names, by name.
-        store: Feature store path for the payloads (``None``: each worker's default).
         block_rows: Rows per feature block.
 
     Raises:
@@ -286,19 +280,19 @@ def plan(
     classifiers = tuple(
         (m.name, {p.name: p.value.value for p in m.params}) for m in statement.classifiers
     )
-    embeds: list[TaskSpec] = []
+    embeds: list[EmbedPayload] = []
     classifies: list[ClassifyTask] = []
     rows: dict[str, tuple[int, int]] = {}
     for model in models:
         for name in used:
             entry = datasets[name]
-            embeds += [
-                embed_task(model, entry, b, store) for b in blocks_for(entry.rows, block_rows)
-            ]
+            embeds += [embed_payload(model, entry, b) for b in blocks_for(entry.rows, block_rows)]
         for classifier, params in classifiers:
             for index, pair in enumerate(pairs):
-                spec = classify_task(model, classifier, params, pair, datasets, store)
-                classifies.append(ClassifyTask(spec, model.name, classifier, index))
+                payload = classify_payload(model, classifier, params, pair, datasets)
+                classifies.append(
+                    ClassifyTask(payload, payload.task(), model.name, classifier, index)
+                )
         rows[model.name] = (
             sum(train_size(p, datasets) or _base_rows(p, datasets) for p in pairs),
             sum(datasets[p.test].rows for p in pairs),
@@ -307,10 +301,11 @@ def plan(
         tuple(m.name for m in models),
         pairs,
         classifiers,
-        tuple(embeds),
+        tuple(e.task() for e in embeds),
         tuple(classifies),
         rows,
         (),
+        tuple(embeds),
     )
 
 
@@ -339,25 +334,34 @@ class Ranking:
     rows: tuple[dict[str, Any], ...]
 
 
-def score_of(statement: n.TaskSelect, results: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+class Scored(Protocol):
+    """What a ranking reads of one classify result (:class:`~shift.payloads.ClassifyResult`)."""
+
+    err: float
+    acc: float
+    train_rows: int
+    test_rows: int
+
+
+def score_of(statement: n.TaskSelect, results: Sequence[Scored]) -> dict[str, Any]:
     """One model's score (``err acc train_rows test_rows``) from its classify results."""
-    train_rows = sum(int(r["train_rows"]) for r in results)
-    test_rows = sum(int(r["test_rows"]) for r in results)
+    train_rows = sum(int(r.train_rows) for r in results)
+    test_rows = sum(int(r.test_rows) for r in results)
     if not statement.benchmark:
-        errors = sum(float(r["err"]) * int(r["test_rows"]) for r in results)
+        errors = sum(float(r.err) * int(r.test_rows) for r in results)
         err = errors / test_rows if test_rows else 0.0
         return {"err": err, "acc": 1.0 - err, "train_rows": train_rows, "test_rows": test_rows}
     combine = _AGGREGATES[statement.order.aggregate or n.Aggregate.AVG]
     return {
-        "err": combine([float(r["err"]) for r in results]),
-        "acc": combine([float(r["acc"]) for r in results]),
+        "err": combine([float(r.err) for r in results]),
+        "acc": combine([float(r.acc) for r in results]),
         "train_rows": train_rows,
         "test_rows": test_rows,
     }
 
 
 def rankings(
-    statement: n.TaskSelect, planned: Plan, results: Mapping[str, Mapping[str, Any]]
+    statement: n.TaskSelect, planned: Plan, results: Mapping[str, Scored]
 ) -> list[Ranking]:
     """One ranking per classifier from classify results (by task id).
 
@@ -370,7 +374,7 @@ def rankings(
     out = []
     metric, descending = statement.order.column.value, statement.order.descending
     for classifier, _ in planned.classifiers:
-        per_model: dict[str, list[Mapping[str, Any]]] = {}
+        per_model: dict[str, list[Scored]] = {}
         for task in planned.classifies:
             if task.classifier != classifier:
                 continue

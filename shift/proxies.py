@@ -85,6 +85,9 @@ CLASSIFIERS: dict[str, MethodSpec] = {
     )
 }
 
+NN_CLASSIFIERS = frozenset({"euclidean_nn", "cosine_nn"})
+"""Proxies whose results carry nearest-neighbour state (incremental over chunks)."""
+
 RANKERS: dict[str, MethodSpec] = {
     spec.name: spec
     for spec in (

@@ -59,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
         describe,
         embed,
         finetune,
+        purge,
         task2vec,
     )
     from workers.runtime import Worker, WorkerConfig, default_memory_bytes

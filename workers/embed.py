@@ -1,7 +1,8 @@
 """The ``embed`` task kind: one model over one block of a dataset, into the feature store.
 
-TASK body: ``{"model": ModelSpec JSON, "dataset": DatasetSpec JSON, "block": int,
-"store": path (optional; default <state_dir>/features)}``. RESULT: ``{"model_key",
+TASK body: :class:`shift.payloads.EmbedPayload` ``{"model": ModelSpec JSON, "dataset":
+DatasetSpec JSON, "block": int}``. The feature store is the worker's own
+``<state_dir>/features`` (its settings), never a path from the payload. RESULT: ``{"model_key",
 "dataset_key", "block", "start", "stop", "rows", "num_rows", "num_blocks", "num_classes",
 "feature_dim", "num_params", "cached", "load_s", "read_s", "embed_s", "write_s"}``.
 A block already on disk is not recomputed (``cached`` is then true).
@@ -14,22 +15,18 @@ from pathlib import Path
 from typing import Any
 
 from shift.errors import CatalogError, WorkerError
+from shift.payloads import BLOCK_ROWS, FEATURES_DIR, EmbedPayload
 from shift.specs import DatasetSpec, ModelSpec
-from workers.features import BLOCK_ROWS, FeatureStore, block_count, block_range
+from workers.features import FeatureStore, block_count, block_range
 from workers.kinds import TaskContext, device_of, task_kind
 from workers.readers import Dataset, open_dataset
 
 
-def feature_store(payload: dict[str, Any]) -> FeatureStore:
-    """The store a payload names, or ``<state_dir>/features``."""
-    root = payload.get("store")
-    if root is None:
-        from shift.settings import load_settings
+def feature_store() -> FeatureStore:
+    """This worker's feature store, ``<state_dir>/features`` of its settings."""
+    from shift.settings import load_settings
 
-        root = str(Path(load_settings()["state_dir"]) / "features")
-    if not isinstance(root, str):
-        raise WorkerError(f"'store' must be a path, got {root!r}")
-    return FeatureStore(root)
+    return FeatureStore(Path(load_settings()["state_dir"]) / FEATURES_DIR)
 
 
 def specs(payload: dict[str, Any], *names: str) -> list[Any]:
@@ -134,15 +131,19 @@ def embed_block(
     }
 
 
+def embed_payload(
+    payload: dict[str, Any], ctx: TaskContext | None = None, store: FeatureStore | None = None
+) -> dict[str, Any]:
+    """Run the ``embed`` kind (``store``: another feature store than this worker's own)."""
+    task = EmbedPayload.from_json(payload)
+    device = device_of(payload, ctx)
+    return embed_block(task.model, task.dataset, task.block, store or feature_store(), device, ctx)
+
+
 @task_kind("embed")
 def embed(payload: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
     """Write one block of a model's features on a dataset to the feature store."""
-    model, dataset = specs(payload, "model", "dataset")
-    block = payload.get("block")
-    if isinstance(block, bool) or not isinstance(block, int):
-        raise WorkerError(f"'block' must be an integer, got {block!r}")
-    device = device_of(payload, ctx)
-    return embed_block(model, dataset, block, feature_store(payload), device, ctx)
+    return embed_payload(payload, ctx)
 
 
-__all__ = ["BLOCK_ROWS", "embed", "embed_block", "feature_store", "read", "specs"]
+__all__ = ["BLOCK_ROWS", "embed", "embed_block", "embed_payload", "feature_store", "read", "specs"]

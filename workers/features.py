@@ -17,10 +17,8 @@ from typing import Any
 import numpy as np
 
 from shift.errors import WorkerError
+from shift.payloads import BLOCK_ROWS
 from workers.atomic import atomic_write
-
-BLOCK_ROWS = 256
-"""Rows per stored block."""
 
 
 def block_count(num_rows: int, block_rows: int = BLOCK_ROWS) -> int:

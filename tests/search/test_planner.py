@@ -6,6 +6,7 @@ import pytest
 
 from shift import zoo
 from shift.errors import SchedulerError
+from shift.payloads import ClassifyResult
 from shift.planner import BLOCK_ROWS, DatasetEntry, explain, plan, rankings
 from shift.ql import parse
 from shift.specs import DatasetSpec
@@ -22,8 +23,10 @@ def query(text: str):
     return parse(text)
 
 
-def result(err: float, train_rows: int, test_rows: int) -> dict:
-    return {"err": err, "acc": 1 - err, "train_rows": train_rows, "test_rows": test_rows}
+def result(err: float, train_rows: int, test_rows: int) -> ClassifyResult:
+    return ClassifyResult.from_json(
+        {"err": err, "acc": 1 - err, "train_rows": train_rows, "test_rows": test_rows}
+    )
 
 
 def test_embed_and_classify_tasks_with_worker_payloads():
@@ -31,7 +34,7 @@ def test_embed_and_classify_tasks_with_worker_payloads():
         'SELECT * FROM models ORDER BY err TRAINED ON "a" TESTED ON "b" '
         'CLASSIFIED BY ["Euclidean NN", Linear(lr=0.1, epochs=5)]'
     )
-    planned = plan(statement, MODELS, DATASETS, store="/s")
+    planned = plan(statement, MODELS, DATASETS)
     # a has 300 rows = 2 blocks of 256, b one block; per model.
     assert BLOCK_ROWS == 256
     assert len(planned.embeds) == 2 * 3
@@ -41,7 +44,6 @@ def test_embed_and_classify_tasks_with_worker_payloads():
         "model": MODELS[0].to_json(),
         "dataset": DATASETS["a"].spec.to_json(),
         "block": 0,
-        "store": "/s",
     }
     assert len(planned.classifies) == 2 * 2
     linear = next(c for c in planned.classifies if c.classifier == "linear").spec.payload
@@ -51,7 +53,7 @@ def test_embed_and_classify_tasks_with_worker_payloads():
     assert linear["train_rows"] is None and linear["test_rows"] is None
     assert planned.rows[MODELS[0].name] == (300, 10)
     # Content hashing: planning again gives the same task ids.
-    again = plan(statement, MODELS, DATASETS, store="/s")
+    again = plan(statement, MODELS, DATASETS)
     assert [t.task_id for t in again.tasks] == [t.task_id for t in planned.tasks]
 
 

@@ -3,10 +3,13 @@ on the photo-crop task, 1-NN ranks pretrained EfficientNet-Lite0 above its rando
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from shift import zoo
 from shift.errors import WorkerError
+from shift.payloads import PayloadError
 from shift.specs import DatasetSpec
 from workers import classify, embed  # noqa: F401  (register the kinds)
 from workers.kinds import TaskContext, get_kind
@@ -26,6 +29,12 @@ def ctx():
     return TaskContext("t", 1, None, lambda done, total, message: None)
 
 
+@pytest.fixture(autouse=True)
+def worker_state(store_dir, monkeypatch):
+    """The worker's own state directory holds the feature store (payloads name no path)."""
+    monkeypatch.setenv("SHIFT_STATE_DIR", store_dir)
+
+
 def run_classify(model, store_dir, classifier="euclidean_nn", **extra):
     payload = {
         "model": zoo.model(model).to_json(),
@@ -34,7 +43,6 @@ def run_classify(model, store_dir, classifier="euclidean_nn", **extra):
         "test": photos("test"),
         "test_rows": TEST_ROWS,
         "classifier": classifier,
-        "store": store_dir,
         **extra,
     }
     return get_kind("classify").run(payload, ctx())
@@ -45,7 +53,6 @@ def test_embed_writes_a_block_once(models, store_dir):
         "model": zoo.model("efficientnet-lite0").to_json(),
         "dataset": photos("test"),
         "block": 0,
-        "store": store_dir,
     }
     first = get_kind("embed").run(payload, ctx())
     assert (first["start"], first["stop"], first["feature_dim"]) == (0, 64, 1280)
@@ -53,6 +60,22 @@ def test_embed_writes_a_block_once(models, store_dir):
     assert get_kind("embed").run(payload, ctx())["cached"]
     with pytest.raises(WorkerError, match="outside"):
         get_kind("embed").run({**payload, "block": 1}, ctx())
+    assert (Path(store_dir) / "features").is_dir()
+
+
+def test_a_payload_cannot_name_a_store(tmp_path):
+    """A client chooses no path on a worker: the field of earlier versions is refused."""
+    payload = {
+        "model": zoo.model("efficientnet-lite0").to_json(),
+        "dataset": photos("test"),
+        "block": 0,
+        "store": str(tmp_path / "elsewhere"),
+    }
+    with pytest.raises(PayloadError, match=r"unknown field\(s\) 'store'"):
+        get_kind("embed").run(payload, ctx())
+    with pytest.raises(PayloadError, match="unknown field"):
+        run_classify("efficientnet-lite0", "", store=str(tmp_path))
+    assert not (tmp_path / "elsewhere").exists()
 
 
 def test_pretrained_beats_random_init_on_photo_crops(models, store_dir):

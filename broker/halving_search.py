@@ -1,13 +1,10 @@
-"""Running task-aware searches on the broker: incremental classify and successive halving.
-
-:func:`classify` runs one evaluation through the nearest-neighbour state
-(:mod:`broker.searchstate`): the same evaluation done before answers at once, otherwise
-the task continues from the best stored prior (:func:`shift.incremental.choose_prior`).
+"""Successive-halving searches on the broker: the machine decides, the evaluator runs.
 
 :func:`run_halving` drives one :class:`~shift.halving.SuccessiveHalving` machine per
 classifier (each classifier ranks the models on its own, so each has its own search). An
-evaluation is: the embed tasks of the arm's test blocks and of the training blocks its
-prefix needs (blocks of 256 rows, so rows beyond the prefix are not embedded), then a
+evaluation, run by :class:`broker.evaluator.Evaluator`, is: the embed tasks of the arm's
+test blocks and of the training blocks its prefix needs (blocks of
+:data:`~shift.payloads.BLOCK_ROWS` rows, so rows beyond the prefix are not embedded), then a
 classify task with ``train_rows`` = the prefix, continuing from the arm's previous round.
 Every machine transition is persisted before its requests are dispatched; a restarted
 broker restores the machine, which asks only for the losses it lacks. The test-set
@@ -21,8 +18,9 @@ import asyncio
 import contextlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from broker.context import Context
 from shift.errors import SchedulerError
 from shift.halving import (
     Evaluation,
@@ -33,76 +31,17 @@ from shift.halving import (
     plan_schedule,
 )
 from shift.hashing import content_hash
-from shift.incremental import (
-    NN_CLASSIFIERS,
-    NnRecord,
-    choose_prior,
-    describe_items,
-    evaluation_key,
-    lineage_key,
-    rows_of,
-)
+from shift.payloads import EmbedPayload, blocks_for, item_json
 from shift.planner import (
     DatasetEntry,
     Pair,
-    blocks_for,
-    classify_task,
-    embed_task,
+    embed_payload,
     pairs_of,
-    score_of,
-    train_payload,
+    train_items,
     train_size,
 )
 from shift.ql import nodes as n
 from shift.specs import ModelSpec
-from shift.tasks import TaskSpec
-
-if TYPE_CHECKING:
-    from broker.statements import Context
-
-
-def sizes_of(entries: Mapping[str, DatasetEntry]) -> dict[str, int]:
-    """Rows a query uses of each dataset, by dataset key."""
-    return {e.spec.key: e.rows for e in entries.values()}
-
-
-async def classify(ctx: Context, spec: TaskSpec, sizes: Mapping[str, int]) -> dict[str, Any]:
-    """The result of one classify evaluation, reusing and continuing stored 1-NN state."""
-    payload = spec.payload
-    lineage = lineage_key(payload)
-    items = describe_items(payload["train"], sizes)
-    rows = rows_of(items, payload.get("train_rows"))
-    search = ctx.search
-    if search is not None:
-        hit = search.exact(evaluation_key(lineage, items, rows))
-        if hit is not None:
-            found = await ctx.task_result(hit.task_id)
-            if isinstance(found, dict):
-                return found
-            await search.drop(hit)
-        if ctx.task_state(spec.task_id) is None and payload["classifier"] in NN_CLASSIFIERS:
-            choice = choose_prior(items, rows, search.candidates(lineage))
-            if choice is not None:
-                prior = await ctx.task_result(choice.record.task_id)
-                if isinstance(prior, dict) and "nn_index" in prior:
-                    spec = TaskSpec(
-                        "classify", {**payload, "prior": choice.payload(prior)}, spec.model
-                    )
-                else:
-                    await search.drop(choice.record)
-    results = await ctx.run_tasks([spec])
-    result: dict[str, Any] = results[spec.task_id]
-    if search is not None:
-        record = NnRecord(
-            lineage,
-            tuple(items),
-            rows,
-            spec.task_id,
-            tuple(payload["train"]),
-            payload.get("train_rows"),
-        )
-        await search.add(record)
-    return result
 
 
 def loss_of(statement: n.TaskSelect, score: Mapping[str, Any]) -> float:
@@ -120,7 +59,6 @@ class HalvingSearch:
     params: dict[str, Any]
     models: tuple[ModelSpec, ...]
     entries: Mapping[str, DatasetEntry]
-    store: str | None
 
     @property
     def pairs(self) -> tuple[Pair, ...]:
@@ -159,23 +97,23 @@ class HalvingSearch:
                 "params": self.params,
                 "config": self.config().to_dict(),
                 "models": [m.key for m in self.models],
-                "train": train_payload(pair, self.entries)[0],
+                "train": [item_json(i) for i in train_items(pair, self.entries)],
                 "tests": [self.entries[p.test].spec.key for p in self.pairs],
                 "metric": [self.statement.order.column.value, self.statement.order.descending],
                 "benchmark": self.statement.benchmark,
             }
         )
 
-    def test_embeds(self, model: ModelSpec) -> list[TaskSpec]:
-        """Embed tasks of every test block of one arm."""
+    def test_embeds(self, model: ModelSpec) -> list[EmbedPayload]:
+        """Embeds of every test block of one arm."""
         out = []
         for test in dict.fromkeys(p.test for p in self.pairs):
             entry = self.entries[test]
-            out += [embed_task(model, entry, b, self.store) for b in blocks_for(entry.rows)]
+            out += [embed_payload(model, entry, b) for b in blocks_for(entry.rows)]
         return out
 
-    def train_embeds(self, model: ModelSpec, rows: int) -> list[TaskSpec]:
-        """Embed tasks of the training blocks the first ``rows`` rows need."""
+    def train_embeds(self, model: ModelSpec, rows: int) -> list[EmbedPayload]:
+        """Embeds of the training blocks the first ``rows`` rows need."""
         out = []
         left = rows
         for name in self.pairs[0].train:
@@ -183,7 +121,7 @@ class HalvingSearch:
                 break
             entry = self.entries[name]
             take = min(left, entry.rows)
-            out += [embed_task(model, entry, b, self.store) for b in blocks_for(take)]
+            out += [embed_payload(model, entry, b) for b in blocks_for(take)]
             left -= take
         return out
 
@@ -191,16 +129,17 @@ class HalvingSearch:
 async def _evaluate(
     search: HalvingSearch, ctx: Context, model: ModelSpec, rows: int, embed: bool
 ) -> dict[str, Any]:
-    sizes = sizes_of(search.entries)
-    if embed:
-        await ctx.run_tasks(search.test_embeds(model) + search.train_embeds(model, rows))
-    results = []
-    for pair in search.pairs:
-        spec = classify_task(
-            model, search.classifier, search.params, pair, search.entries, search.store, rows
-        )
-        results.append(await classify(ctx, spec, sizes))
-    return score_of(search.statement, results)
+    embeds = search.test_embeds(model) + search.train_embeds(model, rows) if embed else []
+    return await ctx.evaluator.evaluate(
+        search.statement,
+        model,
+        search.classifier,
+        search.params,
+        search.pairs,
+        search.entries,
+        rows,
+        embeds,
+    )
 
 
 @dataclass(frozen=True)
@@ -220,8 +159,8 @@ class HalvingOutcome:
 async def restore(search: HalvingSearch, ctx: Context) -> SuccessiveHalving:
     """The stored machine of a search, or a new one (a stale or unreadable state is dropped)."""
     config = search.config()
-    if ctx.search is not None:
-        text = await ctx.search.load_machine(search.key())
+    if ctx.machines is not None:
+        text = await ctx.machines.load_machine(search.key())
         if text is not None:
             with contextlib.suppress(SchedulerError):
                 machine = SuccessiveHalving.from_json(text)
@@ -237,8 +176,8 @@ async def run_halving(search: HalvingSearch, ctx: Context) -> HalvingOutcome:
     by_name = {m.name: m for m in search.models}
 
     async def persist() -> None:
-        if ctx.search is not None:
-            await ctx.search.save_machine(key, search.classifier, machine.to_json())
+        if ctx.machines is not None:
+            await ctx.machines.save_machine(key, search.classifier, machine.to_json())
 
     await persist()
     scores: dict[tuple[str, int], dict[str, Any]] = {}
@@ -248,7 +187,9 @@ async def run_halving(search: HalvingSearch, ctx: Context) -> HalvingOutcome:
         return request, await _evaluate(search, ctx, model, request.train_rows, embed=True)
 
     early = [t for m in search.models for t in search.test_embeds(m)]
-    prefetch = asyncio.ensure_future(ctx.run_tasks(early)) if machine.next_requests() else None
+    prefetch = (
+        asyncio.ensure_future(ctx.evaluator.embed(early)) if machine.next_requests() else None
+    )
     pending = {asyncio.ensure_future(evaluate(r)) for r in machine.next_requests()}
     try:
         while pending:
@@ -295,9 +236,9 @@ def schedule_of(search: HalvingSearch) -> dict[str, Any]:
 
 async def stored_scores(search: HalvingSearch, ctx: Context) -> list[dict[str, Any]]:
     """Every loss the stored machine holds (empty before a run), for EXPLAIN."""
-    if ctx.search is None:
+    if ctx.machines is None:
         return []
-    text = await ctx.search.load_machine(search.key())
+    text = await ctx.machines.load_machine(search.key())
     if text is None:
         return []
     try:
@@ -314,7 +255,6 @@ def searches(
     statement: n.TaskSelect,
     models: Sequence[ModelSpec],
     entries: Mapping[str, DatasetEntry],
-    store: str | None,
 ) -> list[HalvingSearch]:
     """One halving search per classifier of the statement."""
     return [
@@ -324,7 +264,6 @@ def searches(
             {p.name: p.value.value for p in m.params},
             tuple(models),
             entries,
-            store,
         )
         for m in statement.classifiers
     ]

@@ -1,0 +1,164 @@
+"""Task-aware search: ``SELECT ... TRAINED ON ... TESTED ON ... CLASSIFIED BY ...``.
+
+:func:`resolve` turns the statement into candidate models and dataset entries (nothing
+runs); the exhaustive search plans every evaluation (:func:`shift.planner.plan`) and hands
+them to the evaluator; ``CHUNK``/``BUDGET`` hands the same evaluator to successive-halving
+machines (:mod:`broker.halving_search`). ``RANK`` is answered "not supported yet".
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from broker import halving_search
+from broker.catalog import EntryStatus
+from broker.context import Context
+from broker.evaluator import dataset_sizes
+from broker.results import NotSupported, Result, Table
+from broker.sources import check_other_than, source_rows
+from broker.statements import handles
+from shift import evaluate
+from shift.errors import CatalogError
+from shift.planner import RESULT_COLUMNS, DatasetEntry, Plan, dataset_names, plan, rankings
+from shift.proxies import CLASSIFIERS
+from shift.ql import nodes as n
+from shift.specs import ModelSpec
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """A task-aware query's candidate models and dataset entries, and what was left out."""
+
+    models: tuple[ModelSpec, ...]
+    entries: dict[str, DatasetEntry]
+    notes: tuple[str, ...]
+
+
+async def resolve(statement: n.TaskSelect, ctx: Context) -> Resolved:
+    """Resolve datasets and candidate models (nothing is run).
+
+    Raises:
+        CatalogError: an unknown name (closest match given), a dataset that could not be
+            read, or a FROM that names datasets.
+    """
+    catalog = ctx.catalog
+    used = list(dict.fromkeys(dataset_names(statement.train) + dataset_names(statement.test)))
+    for name in used:
+        catalog.get("dataset", name)
+    await catalog.settle("dataset", used)
+    entries = {}
+    for name in used:
+        entry = catalog.get("dataset", name)
+        if entry.status is EntryStatus.FAILED:
+            raise CatalogError(f"dataset {name!r} could not be read: {entry.error}")
+        size = int((entry.measured or {}).get("size") or 0)
+        entries[name] = DatasetEntry(entry.spec, size)  # type: ignore[arg-type]
+    modalities = {catalog.get("dataset", d).row["modality"] for d in used} - {None}
+    kind, rows = source_rows(statement.source, ctx)
+    if kind != "model":
+        raise CatalogError("a task-aware query ranks models; FROM names datasets")
+    check_other_than(statement, ctx)
+    await catalog.settle("model", [r["name"] for r in rows])
+    rows = source_rows(statement.source, ctx)[1]
+    pool = n.Select((), statement.source, statement.where, (), None, statement.other_than)
+    candidates = evaluate.select(pool, rows, dict(ctx.variables))
+    notes = []
+    chosen: list[ModelSpec] = []
+    for row in candidates:
+        entry = catalog.get("model", row["name"])
+        if entry.status is EntryStatus.FAILED:
+            notes.append(f"left out {row['name']} (it failed to load: {entry.error})")
+        elif modalities and row["modality"] not in modalities:
+            notes.append(
+                f"left out {row['name']} ({row['modality']} model, {'/'.join(modalities)} data)"
+            )
+        else:
+            chosen.append(entry.spec)  # type: ignore[arg-type]
+    return Resolved(tuple(chosen), entries, tuple(notes))
+
+
+async def plan_statement(statement: n.TaskSelect, ctx: Context) -> tuple[Plan, list[str]]:
+    """Resolve datasets and candidate models and plan the exhaustive tasks (nothing runs)."""
+    found = await resolve(statement, ctx)
+    return plan(statement, found.models, found.entries), list(found.notes)
+
+
+def is_halving(statement: n.TaskSelect) -> bool:
+    """True when the statement asks for successive halving (``CHUNK`` or ``BUDGET``)."""
+    return statement.chunk is not None or statement.budget is not None
+
+
+def _ranking_columns(statement: n.TaskSelect) -> list[str]:
+    asked = [c.value for c in statement.columns]
+    extra = ["eliminated_in"] if is_halving(statement) else []
+    if not asked:
+        return list(RESULT_COLUMNS) + extra
+    return asked + [c for c in (*RESULT_COLUMNS, *extra) if c not in asked]
+
+
+def _tables(
+    statement: n.TaskSelect, ctx: Context, ranked: Sequence[tuple[str, Sequence[dict[str, Any]]]]
+) -> tuple[tuple[Table, ...], tuple[str, ...]]:
+    catalog_rows = {r["name"]: r for r in ctx.catalog.rows("model")}
+    columns = _ranking_columns(statement)
+    tables = []
+    for title, found in ranked:
+        rows = list(found)[: statement.limit] if statement.limit is not None else list(found)
+        rows = [{**catalog_rows.get(r["name"], {}), **r} for r in rows]
+        tables.append(Table.of(title, columns, rows))
+    first = ranked[0][1] if ranked else ()
+    limit = statement.limit if statement.limit is not None else len(first)
+    return tuple(tables), tuple(r["name"] for r in list(first)[:limit])
+
+
+async def rank_exhaustively(statement: n.TaskSelect, ctx: Context) -> Result:
+    """Score every candidate on every row: embed everything, then every classify."""
+    found = await resolve(statement, ctx)
+    planned = plan(statement, found.models, found.entries)
+    await ctx.evaluator.embed(planned.embed_payloads)
+    sizes = dataset_sizes(found.entries)
+    answers = await asyncio.gather(
+        *(ctx.evaluator.classify(c.payload, sizes) for c in planned.classifies)
+    )
+    results = {c.spec.task_id: a for c, a in zip(planned.classifies, answers, strict=True)}
+    ranked = rankings(statement, planned, results)
+    tables, names = _tables(statement, ctx, [(r.title, r.rows) for r in ranked])
+    message = f"{len(planned.models)} model(s) ranked on {len(planned.tasks)} task(s)"
+    return Result(tables, "; ".join([message, *planned.notes, *found.notes]), names)
+
+
+async def rank_by_halving(statement: n.TaskSelect, ctx: Context) -> Result:
+    """Successive halving: one machine per classifier, eliminated models below survivors."""
+    found = await resolve(statement, ctx)
+    searches = halving_search.searches(statement, found.models, found.entries)
+    outcomes = await asyncio.gather(*(halving_search.run_halving(s, ctx) for s in searches))
+    ranked = []
+    for outcome in outcomes:
+        spec = CLASSIFIERS.get(outcome.search.classifier)
+        ranked.append((spec.display if spec else outcome.search.classifier, outcome.rows))
+    tables, names = _tables(statement, ctx, ranked)
+    schedule = outcomes[0].machine.schedule
+    message = (
+        f"{len(found.models)} model(s) ranked by successive halving: "
+        f"{len(schedule.rounds)} round(s), CHUNK {schedule.chunk_rows}, "
+        f"BUDGET {schedule.budget_pulls}; finalists scored on {schedule.final_rows} "
+        "training rows"
+    )
+    return Result(tables, "; ".join([message, *found.notes]), names)
+
+
+@handles(n.TaskSelect)
+async def run_task_select(statement: n.TaskSelect, ctx: Context) -> Result:
+    """Task-aware query: rank the pool on the user's data."""
+    if is_halving(statement):
+        return await rank_by_halving(statement, ctx)
+    return await rank_exhaustively(statement, ctx)
+
+
+@handles(n.Rank)
+async def run_rank(statement: n.Rank, ctx: Context) -> Result:
+    """RANK is not built yet: say so before anything runs."""
+    raise NotSupported("RANK (model rankers such as LogME)")
