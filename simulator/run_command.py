@@ -14,6 +14,15 @@ from typing import Any
 
 from shift.errors import ShiftError
 
+HELP = (
+    "Simulate a search (exhaustive or successive halving) on a fake clock with the broker's "
+    "dispatcher: makespan, utilisation, speedups, Gantt chart."
+)
+"""One line of ``shift simulate --help``."""
+
+SWEEP_HELP = "Simulate searches over chunk/budget settings and device counts (table and plot)."
+"""One line of ``shift simulate --help`` for ``sweep``."""
+
 FORMATS = ("table", "json")
 
 
