@@ -100,7 +100,7 @@ class _Parser(argparse.ArgumentParser):
         word = re.search(r"invalid choice: '([^']*)'", message)
         choices = re.search(r"\(choose from (.*)\)", message)
         if word and choices:
-            names = re.findall(r"'([^']*)'", choices.group(1))
+            names = [n.strip().strip("'") for n in choices.group(1).split(",")]
             close = difflib.get_close_matches(word.group(1), names, n=1)
             if close:
                 message += f"; did you mean {close[0]!r}?"

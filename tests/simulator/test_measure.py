@@ -100,3 +100,14 @@ def test_an_unreachable_broker_is_a_measure_error() -> None:
         port = probe.getsockname()[1]
     with pytest.raises(MeasureError, match=f"cannot read tasks from http://127.0.0.1:{port}"):
         read_url(f"http://127.0.0.1:{port}")
+
+
+@pytest.mark.slow
+def test_read_url_sends_the_token_a_broker_requires(state_dir: Path, tmp_path: Path) -> None:
+    broker = BrokerProcess(state_dir, tmp_path / "broker.log", token="s3cret").start()
+    try:
+        with pytest.raises(MeasureError, match="broker answered 401"):
+            read_url(broker.http)
+        assert len(read_url(broker.http, "s3cret")) == 3
+    finally:
+        broker.stop()
