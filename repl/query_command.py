@@ -16,6 +16,9 @@ import sys
 
 from repl.runner import ScriptRunner
 
+HELP = "Run SHiFT-QL statements against a broker and print results."
+"""One line of ``shift --help``."""
+
 FLAGS = ("url", "token")
 
 __all__ = ["ScriptRunner", "configure", "run"]
@@ -37,7 +40,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the statements; see the module docstring for exit codes."""
     from repl.client import BrokerClient
-    from shift.commands.parse import read_source
+    from repl.parse_command import read_source
     from shift.errors import QueryError, ShiftError
     from shift.ql import parse_script
     from shift.settings import load_settings
