@@ -1,4 +1,4 @@
-"""Successive halving (DESIGN section 6): the schedule and a pure, resumable state machine.
+"""Successive halving (docs/halving.md): the schedule and a pure, resumable state machine.
 
 Arms are the candidate models; a pull is one chunk of ``chunk_rows`` training rows; the
 budget is counted in pulls. :func:`plan_schedule` computes every round before anything runs

@@ -19,7 +19,7 @@ from shift.ql import from_json, parse_script
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMANDS = ("demo", "parse", "query", "repl", "up", "broker", "worker", "zoo", "simulate")
-"""The subcommands users, tests and the README name (DESIGN section 8)."""
+"""The subcommands users, tests and the README name (the README command table)."""
 
 
 def shift(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:

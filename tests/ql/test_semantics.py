@@ -1,4 +1,4 @@
-"""Exact tree fields for the tricky parts of SHiFT-QL (issue 2, items 4 and 5)."""
+"""Exact tree fields for the tricky parts of SHiFT-QL (numbers, units, precedence, aliases)."""
 
 from __future__ import annotations
 
