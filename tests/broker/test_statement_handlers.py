@@ -36,21 +36,29 @@ def model(name: str) -> ModelSpec:
     return ModelSpec(name, "timm", Modality.VISION, {"arch": f"arch_{name}"})
 
 
-def dataset(name: str) -> DatasetSpec:
-    return DatasetSpec(name, "npz", {"path": f"{name}.npz"}, Modality.VISION)
+def dataset(name: str, modality: Modality = Modality.VISION) -> DatasetSpec:
+    return DatasetSpec(name, "npz", {"path": f"{name}.npz"}, modality)
 
 
 class FakeCatalog:
     """Measured entries of three models and two datasets (the Catalog's read methods)."""
 
     def __init__(self) -> None:
-        sizes = {"train": 1000, "test": 200}
+        sizes = {"train": 1000, "test": 200, "letters": 200, "reviews": 200}
+        labels = {"letters": ["a", "b"], "reviews": ["fresh", "rotten"]}
         self._entries: dict[str, dict[str, Entry]] = {"model": {}, "dataset": {}}
         for seq, name in enumerate(ERRORS):
             self._add("model", model(name), seq, {"num_params": 1000, "feature_dim": 8})
         for seq, (name, size) in enumerate(sizes.items()):
-            measured = {"size": size, "num_classes": 2, "modality": "vision", "classes": [0, 1]}
-            self._add("dataset", dataset(name), seq, measured)
+            modality = Modality.TEXT if name == "reviews" else Modality.VISION
+            classes = labels.get(name, [0, 1])
+            measured = {
+                "size": size,
+                "num_classes": 2,
+                "modality": modality.value,
+                "classes": classes,
+            }
+            self._add("dataset", dataset(name, modality), seq, measured)
 
     def _add(self, kind: str, spec: Any, seq: int, measured: dict[str, Any]) -> None:
         entry = Entry(kind, spec, EntryStatus.READY, "2026-12-01", seq, measured)
@@ -230,6 +238,10 @@ async def test_errors_before_any_task(ctx, tasks):
         await execute(parse(SEARCH.replace('"train"', '"trian"')), ctx)
     with pytest.raises(CatalogError, match="variable"):
         await execute(parse("PRINT nothing_declared"), ctx)
+    with pytest.raises(CatalogError, match=r"mixes text and vision data.*'reviews' is text"):
+        await execute(parse(SEARCH.replace('"test"', '"reviews"')), ctx)
+    with pytest.raises(CatalogError, match="no label of test set 'letters'"):
+        await execute(parse(SEARCH.replace('"test"', '"letters"')), ctx)
     with pytest.raises(NotSupported, match="RANK"):
         await execute(
             parse('RANK * FROM models TRAINED ON "train" TESTED ON "test" BY "logme"'), ctx
