@@ -7,7 +7,8 @@ through the store's one writer), so a restarted broker still answers ``GET
 /v1/queries/{id}`` and resumes queries that were queued or running when it stopped:
 their tasks are content-hashed, so finished work is reused.
 
-Progress (``done``/``total`` tasks) is pushed to event subscribers as tasks finish; the
+Progress (``done``/``total`` tasks, and ``cached``: how many of them had already succeeded
+when the query asked for them) is pushed to event subscribers as tasks finish; the
 final state is pushed after it is committed. Cancelling a query cancels its unfinished
 tasks that no other live query needs.
 """
@@ -65,6 +66,7 @@ class Query:
     created_at: float
     done: int = 0
     total: int = 0
+    cached: int = 0
     result: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
     finished_at: float | None = None
@@ -85,12 +87,16 @@ class Query:
             "kind": self.statement.TAG,
             "status": self.status.value,
             "wait": self.wait,
-            "progress": {"done": self.done, "total": self.total},
+            "progress": self.progress(),
             "result": self.result,
             "error": self.error,
             "created_at": self.created_at,
             "finished_at": self.finished_at,
         }
+
+    def progress(self) -> dict[str, int]:
+        """Tasks done, asked for, and found already done (``cached``)."""
+        return {"done": self.done, "total": self.total, "cached": self.cached}
 
     def publish(self, event: str, body: dict[str, Any]) -> None:
         """Push an event to every subscriber."""
@@ -113,6 +119,7 @@ def _from_row(values: tuple[Any, ...]) -> Query:
         created,
         counts.get("done", 0),
         counts.get("total", 0),
+        counts.get("cached", 0),
         json.loads(result) if result else None,
         json.loads(error) if error else None,
         finished,
@@ -169,7 +176,7 @@ class QueryService:
                 log.error("cannot resume stored query %s: %s", values[0], error)
                 continue
             log.info("resuming query %s (%s)", query.id, query.status)
-            query.status, query.done, query.total = QueryStatus.QUEUED, 0, 0
+            query.status, query.done, query.total, query.cached = QueryStatus.QUEUED, 0, 0, 0
             self._enqueue(query)
 
     async def close(self) -> None:
@@ -340,7 +347,7 @@ class QueryService:
             query.statement.TAG,
             query.status.value,
             int(query.wait),
-            json.dumps({"done": query.done, "total": query.total}),
+            json.dumps(query.progress()),
             None if query.result is None else json.dumps(query.result),
             None if query.error is None else json.dumps(query.error),
             query.created_at,
@@ -418,14 +425,16 @@ class QueryTasks:
             return {}
         service, query = self.service, self.query
         broker = service.broker
-        await broker.submit(specs)
+        submitted = await broker.submit(specs)
+        found = {s.task_id for s in submitted if not s.created and s.state is TaskState.SUCCEEDED}
         ids = list(dict.fromkeys(s.task_id for s in specs))
         new = [t for t in ids if t not in query.task_ids]
         for task_id in new:
             query.task_ids.add(task_id)
             service._needs[task_id].add(query.id)
         query.total += len(new)
-        query.publish("progress", {"done": query.done, "total": query.total})
+        query.cached += sum(1 for t in new if t in found)
+        query.publish("progress", query.progress())
         counted = set(new)
 
         async def final(task_id: str) -> str:
@@ -435,7 +444,7 @@ class QueryTasks:
         for future in asyncio.as_completed([final(t) for t in ids]):
             if await future in counted:
                 query.done += 1
-                query.publish("progress", {"done": query.done, "total": query.total})
+                query.publish("progress", query.progress())
         results: dict[str, Any] = {}
         by_id = {s.task_id: s for s in specs}
         for task_id in ids:

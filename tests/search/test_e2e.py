@@ -104,6 +104,7 @@ def test_same_query_again_creates_no_task(installed: Cluster) -> None:
     assert query["status"] == "succeeded"
     assert installed.task_count() == before
     assert query["progress"]["done"] == query["progress"]["total"] > 0
+    assert query["progress"]["cached"] == query["progress"]["total"]
     print("\ntimings:", json.dumps({k: round(v, 2) for k, v in TIMES.items()}))
 
 
@@ -254,3 +255,56 @@ def test_restarted_broker_still_answers(installed: Cluster) -> None:
     assert again["status"] == "succeeded" and again["result"] == declared["result"]
     (printed,) = installed.query("PRINT kept", session="s2")
     assert len(printed["result"]["tables"][0]["rows"]) == 4
+
+
+def _shift_query(installed: Cluster, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "shift", "query", "--url", installed.url, *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
+
+
+def test_the_cli_says_cache_and_waits_by_id(installed: Cluster) -> None:
+    """`shift query` says when the cache answered, and `--id` waits for an earlier query."""
+    installed.query(PHOTO_QUERY)
+    cached = _shift_query(installed, PHOTO_QUERY + " WAIT")
+    assert cached.returncode == 0, cached.stderr
+    assert "answered from cache (0 tasks run" in cached.stdout
+    started = _shift_query(installed, PHOTO_QUERY.replace("ORDER BY err ASC", "ORDER BY acc DESC"))
+    assert started.returncode == 0, started.stderr
+    if "--id" in started.stdout:  # still running after the short look: wait for it by id
+        query_id = started.stdout.split("shift query --id ")[1].split("`")[0]
+        later = _shift_query(installed, "--id", query_id)
+        assert later.returncode == 0, later.stderr
+        assert "efficientnet-lite" in later.stdout
+    else:
+        assert "efficientnet-lite" in started.stdout
+    missing = _shift_query(installed, "--id", "0123456789abcdef")
+    assert missing.returncode == 1 and "404" in missing.stderr
+
+
+def test_a_refused_statement_without_wait_fails_the_run(installed: Cluster) -> None:
+    """A statement the broker refuses at once fails the run even without WAIT."""
+    text = (
+        'SELECT * FROM models ORDER BY err ASC TRAINED ON "rt-small-train" '
+        'TESTED ON "photos-small-test"'
+    )
+    out = _shift_query(installed, text)
+    assert out.returncode == 1, out.stdout
+    assert "failed" in out.stderr and "mixes text and vision" in out.stderr
+
+
+def test_text_training_data_with_an_image_test_set_fails_before_any_task(
+    installed: Cluster,
+) -> None:
+    before = installed.task_count()
+    (query,) = installed.query(
+        'SELECT * FROM models ORDER BY err ASC TRAINED ON "rt-small-train" '
+        'TESTED ON "photos-small-test" CLASSIFIED BY ["Cosine NN"]'
+    )
+    assert query["status"] == "failed"
+    assert "mixes text and vision data" in query["error"]["message"]
+    assert installed.task_count() == before
