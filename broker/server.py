@@ -96,7 +96,7 @@ async def open_search(broker: Broker, settings: dict[str, Any]) -> Search:
     ``STATE_DIR/finetune`` so that every worker (local or on a machine sharing the path)
     reads and writes the same files; the catalog accepts fine-tuned weights from there.
     """
-    from workers.readers.paths import data_roots
+    from shift.paths import data_roots
 
     finetune = Path(settings["state_dir"]).resolve() / FINETUNE_NAME
     catalog = Catalog(broker, data_roots(str(settings["data_roots"])), own=(finetune,))

@@ -11,6 +11,7 @@ weights, tagged ``finetuned``, with its base model, data, hyperparameters and ac
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from shift.errors import SchedulerError
@@ -41,6 +42,15 @@ DEFAULTS: dict[Modality, dict[str, Any]] = {
 METHOD = {"version": 1, "head": "linear probe on frozen features", "schedule": "cosine"}
 """The training method, carried in every payload (``workers.finetune`` implements it):
 changing it changes every task's content hash, so no stale fine-tune is reused."""
+
+CHECKPOINT_FOLDER = "finetune"
+"""The folder under a state directory where fine-tunes keep checkpoints and weights."""
+
+
+def checkpoint_root(state_dir: str | Path) -> Path:
+    """The fine-tune folder of a state directory (absolute, symlinks resolved)."""
+    return Path(state_dir).expanduser().resolve() / CHECKPOINT_FOLDER
+
 
 HYPERPARAMETERS = tuple(name for name in FINETUNE_PARAMS if name != "test")
 """The options that change training (``test`` only names the dataset to report on)."""
