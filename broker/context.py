@@ -93,7 +93,6 @@ class Context:
         tasks: Task submission, states, stored results and timings.
         evaluator: Cached, incremental model scoring.
         machines: Stored halving machines (``None``: nothing persists).
-        finetune_dir: Where ``finetune`` tasks keep checkpoints and fine-tuned weights.
     """
 
     catalog: Catalog
@@ -101,7 +100,6 @@ class Context:
     tasks: TaskRunner
     evaluator: Evaluator
     machines: MachineStore | None = None
-    finetune_dir: str = ""
 
     @property
     def variables(self) -> dict[str, list[str]]:

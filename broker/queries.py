@@ -132,7 +132,6 @@ class QueryService:
     Args:
         broker: The started broker.
         catalog: The opened catalog.
-        finetune_dir: Where fine-tunes keep checkpoints and weights (named in payloads).
         wall: Wall clock for ``created_at``/``finished_at``.
     """
 
@@ -141,12 +140,10 @@ class QueryService:
         broker: Broker,
         catalog: Catalog,
         wall: Callable[[], float] = time.time,
-        finetune_dir: str = "",
     ) -> None:
         self.broker = broker
         self.catalog = catalog
         self.tables = Tables(broker.store)
-        self.finetune_dir = finetune_dir
         self._wall = wall
         self._live: dict[str, Query] = {}
         self._queues: dict[str, list[Query]] = defaultdict(list)
@@ -370,7 +367,6 @@ class QueryService:
             tasks,
             Evaluator(tasks, self.search),
             self.search,
-            self.finetune_dir,
         )
 
     async def forget(self, kind: str) -> int:

@@ -24,7 +24,7 @@ from broker.queries import QueryService
 from broker.search_api import Search
 from broker.service import Broker, BrokerConfig
 from broker.store import Store
-from shift.payloads import FINETUNE_DIR
+from shift.finetuning import checkpoint_root
 from shift.protocol import Timing
 
 log = logging.getLogger(__name__)
@@ -87,16 +87,16 @@ async def serve(
 async def open_search(broker: Broker, settings: dict[str, Any]) -> Search:
     """Open the catalog and the query service over a started broker.
 
-    Workers keep features in their own ``STATE_DIR/features``; fine-tune payloads name the
-    folder ``STATE_DIR/finetune`` so that every worker (local or on a machine sharing the
-    path) resumes the same checkpoints; the catalog accepts fine-tuned weights from there.
+    Workers keep features and fine-tune checkpoints in their own ``STATE_DIR/features`` and
+    ``STATE_DIR/finetune`` (payloads name no path); local workers share the broker's state
+    directory, so the catalog accepts fine-tuned weights from its ``finetune`` folder.
     """
-    from workers.readers.paths import data_roots
+    from shift.paths import data_roots
 
-    finetune = Path(settings["state_dir"]).resolve() / FINETUNE_DIR
+    finetune = checkpoint_root(settings["state_dir"])
     catalog = Catalog(broker, data_roots(str(settings["data_roots"])), own=(finetune,))
     await catalog.open()
-    queries = QueryService(broker, catalog, finetune_dir=str(finetune))
+    queries = QueryService(broker, catalog)
     await queries.open()
     return Search(catalog, queries)
 

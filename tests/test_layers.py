@@ -68,12 +68,7 @@ RULES = {
 }
 LAZY_REASON = "torch, timm and transformers load only inside a function of workers/ (lazily)"
 
-KNOWN_CROSSINGS: dict[tuple[str, str], str] = {
-    # confine() and data_roots() move from workers/readers/paths.py into shift/ (a change of
-    # its own); when they have, these two entries fail as stale and are deleted.
-    ("broker/catalog.py", "workers.readers.paths"): "confine() moves into shift/",
-    ("broker/server.py", "workers.readers.paths"): "data_roots() moves into shift/",
-}
+KNOWN_CROSSINGS: dict[tuple[str, str], str] = {}
 """``(file, module) -> why``: crossings allowed until the named change lands."""
 
 IMPORTERS = {"import_module": 0, "__import__": 0, "find_spec": 0, "resolve_name": 0}

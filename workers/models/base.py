@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 
 from shift.errors import CatalogError, WorkerError
+from shift.finetuning import checkpoint_root
+from shift.paths import confine, data_roots
 from shift.registry import lookup, register_once, summary
 from shift.specs import Modality, ModelSpec, resolve_file
 
@@ -172,16 +174,86 @@ WEIGHTS_KEY = "weights"
 how fine-tuned models are registered (their base spec's loader plus their weights)."""
 
 
+def local_roots() -> tuple[tuple[Path, ...], tuple[Path, ...]]:
+    """This worker's data roots and the folders shift writes (fine-tuned weights), from its
+    settings: where a model's local files may lie."""
+    from shift.settings import load_settings
+
+    settings = load_settings()
+    roots = data_roots(str(settings["data_roots"]))
+    return roots, (checkpoint_root(settings["state_dir"]),)
+
+
 def model_file(spec: ModelSpec, ref: Any) -> Path:
     """The path of a file a model's loader names (see :func:`shift.specs.resolve_file`).
 
+    A packaged file (``{"distribution", "path"}``) is found in its installed package; a
+    plain path (a string or ``{"path"}``) is confined to the data roots exactly as dataset
+    paths are (a relative path is looked up under each root), or lies in a folder shift
+    writes itself.
+
     Raises:
-        WorkerError: the reference is malformed or the file is missing; names the model.
+        WorkerError: the reference is malformed, the file is missing or it lies outside the
+            data roots; names the model.
     """
     try:
+        if isinstance(ref, str):
+            ref = {"path": ref}
+        if isinstance(ref, dict) and "distribution" not in ref and isinstance(ref.get("path"), str):
+            roots, own = local_roots()
+            return confine(ref["path"], roots, also=own)
         return resolve_file(ref)
     except CatalogError as error:
         raise WorkerError(f"model {spec.name!r}: {error}") from None
+
+
+def failure_reason(error: BaseException) -> str:
+    """One line saying why a third-party loader refused a file.
+
+    torch's weights-only refusal opens with advice to load the file unsafely; the line that
+    names the refused global is the reason worth reporting.
+    """
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    named = [line for line in lines if "WeightsUnpickler error" in line]
+    line = (named or lines or [type(error).__name__])[0]
+    return line if len(line) <= 300 else line[:297] + "..."
+
+
+def load_state_file(spec: ModelSpec, path: Path) -> dict[str, Any]:
+    """The state dict (names to tensors) in a ``.safetensors`` file or a ``torch.save`` file.
+
+    ``torch.save`` files load with ``weights_only=True``: tensors and plain containers only,
+    never a pickled object. A ``{"state_dict": ...}`` wrapper is unwrapped.
+
+    Raises:
+        WorkerError: the file is corrupt, not of its kind, or holds no state dict.
+    """
+    kind = "safetensors" if path.suffix == ".safetensors" else "PyTorch state-dict"
+    try:
+        if kind == "safetensors":
+            from safetensors.torch import load_file
+
+            state: Any = load_file(str(path))
+        else:
+            import torch
+
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # zipfile, unpickler, safetensors and torch errors: a bad file
+        raise WorkerError(
+            f"model {spec.name!r}: checkpoint {path} is corrupt or not a {kind} file: "
+            f"{failure_reason(error)}"
+        ) from None
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if (
+        not isinstance(state, dict)
+        or not state
+        or not all(hasattr(v, "shape") for v in state.values())
+    ):
+        raise WorkerError(
+            f"model {spec.name!r}: checkpoint {path} is not a state dict (names to tensors)"
+        )
+    return state
 
 
 def load_model(spec: ModelSpec, device: str = "cpu") -> FeatureExtractor:
@@ -194,11 +266,9 @@ def load_model(spec: ModelSpec, device: str = "cpu") -> FeatureExtractor:
     weights = spec.loader.get(WEIGHTS_KEY)
     if weights is None:
         return extractor
-    import torch
-
     path = model_file(spec, weights)
     module = extractor.torch_module()
-    state = torch.load(path, map_location=device, weights_only=True)
+    state = load_state_file(spec, path)
     try:
         module.load_state_dict(state, strict=True)
     except RuntimeError as error:

@@ -1,6 +1,7 @@
 """The ``timm`` family: image models with ``num_classes=0`` pooled features.
 
-Loader parameters: ``arch`` (timm model name); ``checkpoint`` (a file reference; its state
+Loader parameters: ``arch`` (timm model name); ``checkpoint`` (a file reference to a
+``torch.save`` state dict, read with ``weights_only=True``, or a ``.safetensors`` file; its state
 dict is mapped onto the architecture key by key, in order, with every shape checked, so
 checkpoints with other key names load too); ``pretrained`` (hub weights, for users with
 internet; default true without a checkpoint); ``seed`` (random init when not pretrained);
@@ -15,7 +16,7 @@ from typing import Any
 
 from shift.errors import WorkerError
 from shift.specs import ModelSpec
-from workers.models.base import FeatureExtractor, model_file, register_family
+from workers.models.base import FeatureExtractor, load_state_file, model_file, register_family
 
 
 def load_by_position(module: Any, state: dict[str, Any], source: str) -> None:
@@ -58,8 +59,7 @@ def load_timm(spec: ModelSpec, device: str) -> FeatureExtractor:
         if checkpoint is not None:
             model = timm.create_model(arch, pretrained=False)
             path = model_file(spec, checkpoint)
-            state = torch.load(path, map_location="cpu", weights_only=True)
-            load_by_position(model, state.get("state_dict", state), path.name)
+            load_by_position(model, load_state_file(spec, path), path.name)
             model.reset_classifier(0)
         else:
             model = timm.create_model(arch, pretrained=pretrained, num_classes=0)
