@@ -3,7 +3,7 @@
 :func:`resolve` turns the statement into candidate models and dataset entries (nothing
 runs); the exhaustive search plans every evaluation (:func:`shift.planner.plan`) and hands
 them to the evaluator; ``CHUNK``/``BUDGET`` hands the same evaluator to successive-halving
-machines (:mod:`broker.halving_search`). ``RANK`` is answered "not supported yet".
+machines (:mod:`broker.halving_search`). ``RANK`` is :mod:`broker.rank_statements`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from broker import halving_search
 from broker.catalog import EntryStatus
 from broker.context import Context
 from broker.evaluator import dataset_sizes
-from broker.results import NotSupported, Result, Table
+from broker.results import Result, Table
 from broker.sources import check_other_than, source_rows
 from broker.statements import handles
 from shift import evaluate
@@ -37,7 +37,7 @@ class Resolved:
     notes: tuple[str, ...]
 
 
-async def resolve(statement: n.TaskSelect, ctx: Context) -> Resolved:
+async def resolve(statement: n.TaskSelect | n.Rank, ctx: Context) -> Resolved:
     """Resolve datasets and candidate models (nothing is run).
 
     Raises:
@@ -221,9 +221,3 @@ async def run_task_select(statement: n.TaskSelect, ctx: Context) -> Result:
     if is_halving(statement):
         return await rank_by_halving(statement, ctx)
     return await rank_exhaustively(statement, ctx)
-
-
-@handles(n.Rank)
-async def run_rank(statement: n.Rank, ctx: Context) -> Result:
-    """RANK is not built yet: say so before anything runs."""
-    raise NotSupported("RANK (model rankers such as LogME)")

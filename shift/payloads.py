@@ -35,6 +35,10 @@ FINETUNE_DIR = "finetune"
 """The fine-tune checkpoints' folder under a state directory."""
 
 
+RANK_RESAMPLES = 20
+"""Bootstrap resamples behind a ranker score's interval (each refits the ranker)."""
+
+
 class PayloadError(ProtocolError):
     """A task payload or result does not have the shape its kind requires."""
 
@@ -586,6 +590,8 @@ class RankPayload:
         train: Training items, concatenated in order; ``train_rows`` a prefix of them.
         ranker: A ranker's canonical name (:data:`shift.proxies.RANKERS`).
         params: Its parameters (defaults filled in by the parser).
+        resamples: Bootstrap resamples of the rows behind the score's interval.
+        seed: Seeds the resamples.
         embed_missing: Compute missing feature blocks on the worker (default true).
     """
 
@@ -595,6 +601,8 @@ class RankPayload:
     train_rows: int | None
     ranker: str
     params: dict[str, Any] = field(default_factory=dict)
+    resamples: int = RANK_RESAMPLES
+    seed: int = 0
     embed_missing: bool = True
 
     def to_json(self) -> dict[str, Any]:
@@ -605,6 +613,8 @@ class RankPayload:
             "train_rows": self.train_rows,
             "ranker": self.ranker,
             "params": dict(self.params),
+            "resamples": self.resamples,
+            "seed": self.seed,
         }
         if not self.embed_missing:
             out["embed_missing"] = False
@@ -617,7 +627,7 @@ class RankPayload:
             value,
             cls.KIND,
             ("model", "train", "ranker"),
-            ("train_rows", "params", "embed_missing", "device"),
+            ("train_rows", "params", "resamples", "seed", "embed_missing", "device"),
         )
         if not isinstance(body["ranker"], str):
             raise PayloadError(f"'ranker' must be a name, got {body['ranker']!r}")
@@ -627,6 +637,8 @@ class RankPayload:
             _count(body.get("train_rows"), "train_rows", optional=True),
             body["ranker"],
             _mapping(body.get("params"), "params"),
+            _count(body.get("resamples", RANK_RESAMPLES), "resamples"),
+            _count(body.get("seed", 0), "seed"),
             bool(body.get("embed_missing", True)),
         )
 

@@ -334,7 +334,7 @@ class Ranking:
     rows: tuple[dict[str, Any], ...]
 
 
-class Scored(Protocol):
+class ClassifyFigures(Protocol):
     """What a ranking reads of one classify result (:class:`~shift.payloads.ClassifyResult`)."""
 
     err: float
@@ -343,7 +343,7 @@ class Scored(Protocol):
     test_rows: int
 
 
-def score_of(statement: n.TaskSelect, results: Sequence[Scored]) -> dict[str, Any]:
+def score_of(statement: n.TaskSelect, results: Sequence[ClassifyFigures]) -> dict[str, Any]:
     """One model's score (``err acc train_rows test_rows``) from its classify results."""
     train_rows = sum(int(r.train_rows) for r in results)
     test_rows = sum(int(r.test_rows) for r in results)
@@ -361,7 +361,7 @@ def score_of(statement: n.TaskSelect, results: Sequence[Scored]) -> dict[str, An
 
 
 def rankings(
-    statement: n.TaskSelect, planned: Plan, results: Mapping[str, Scored]
+    statement: n.TaskSelect, planned: Plan, results: Mapping[str, ClassifyFigures]
 ) -> list[Ranking]:
     """One ranking per classifier from classify results (by task id).
 
@@ -374,7 +374,7 @@ def rankings(
     out = []
     metric, descending = statement.order.column.value, statement.order.descending
     for classifier, _ in planned.classifiers:
-        per_model: dict[str, list[Scored]] = {}
+        per_model: dict[str, list[ClassifyFigures]] = {}
         for task in planned.classifies:
             if task.classifier != classifier:
                 continue
