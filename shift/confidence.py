@@ -135,7 +135,9 @@ def binomial_interval(error: float, rows: int, level: float = 0.95) -> Interval:
     z = NormalDist().inv_cdf(0.5 + level / 2.0)
     centre = (error + z * z / (2 * rows)) / (1 + z * z / rows)
     half = z / (1 + z * z / rows) * math.sqrt(error * (1 - error) / rows + z * z / (4 * rows**2))
-    return Interval(max(0.0, centre - half), min(1.0, centre + half), level, "wilson")
+    low = 0.0 if error == 0.0 else max(0.0, centre - half)  # exact ends, not rounding noise
+    high = 1.0 if error == 1.0 else min(1.0, centre + half)
+    return Interval(low, high, level, "wilson")
 
 
 def _check_rate(error: float, rows: int) -> None:

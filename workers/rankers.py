@@ -330,31 +330,28 @@ def _log_softmax(scores: np.ndarray) -> np.ndarray:
     return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
 
 
-def _pinv_trace(a: np.ndarray, b: np.ndarray) -> float:
-    """``tr(pinv(a) @ b)`` for symmetric ``a``: eigenvalues below ``d * eps * max`` count as 0."""
-    w, q = np.linalg.eigh(a)
-    top = float(w.max()) if w.size else 0.0
-    if top <= 0.0:
-        return 0.0
-    keep = w > a.shape[0] * _EPS * top
-    q = q[:, keep]
-    return float(np.sum(np.einsum("ij,ik,kj->j", q, b, q) / w[keep]))
+def ledoit_wolf_shrinkage(x: np.ndarray, eigenvalues: np.ndarray) -> tuple[float, float]:
+    """Ledoit-Wolf (2004) shrinkage of ``S = x^T x / n`` (rows ``x`` centred) and ``tr(S)/d``.
+
+    ``S`` shrinks towards ``mu I`` (``mu = tr(S)/d``) with intensity ``min(b2, d2) / d2``,
+    ``d2 = ||S - mu I||_F^2 / d`` and ``b2 = (sum_k ||x_k||^4 / n - ||S||_F^2) / (n d)``;
+    ``eigenvalues`` are the nonzero eigenvalues of ``S``, so no ``d x d`` matrix is formed.
+    """
+    n, d = x.shape
+    trace = float(eigenvalues.sum())
+    frobenius2 = float(np.sum(eigenvalues**2))
+    mu = trace / d
+    d2 = (frobenius2 - 2.0 * mu * trace + d * mu * mu) / d
+    norms = np.sum(x * x, axis=1)
+    b2 = (float(np.sum(norms * norms)) / n - frobenius2) / (n * d)
+    return (0.0 if d2 <= 0.0 else min(max(b2, 0.0), d2) / d2), mu
 
 
 def ledoit_wolf(x: np.ndarray) -> tuple[np.ndarray, float]:
-    """Ledoit-Wolf (2004) shrunk covariance of centred rows ``x`` and its shrinkage.
-
-    ``S = x^T x / n`` shrinks towards ``mu I`` (``mu = tr(S)/d``) with intensity
-    ``min(b2, d2) / d2``, ``d2 = ||S - mu I||_F^2 / d`` and
-    ``b2 = (sum_k ||x_k||^4 / n - ||S||_F^2) / (n d)``.
-    """
+    """The Ledoit-Wolf shrunk covariance of centred rows ``x`` and its shrinkage."""
     n, d = x.shape
     s = x.T @ x / n
-    mu = float(np.trace(s)) / d
-    d2 = (float(np.sum(s * s)) - 2.0 * mu * float(np.trace(s)) + d * mu * mu) / d
-    norms = np.sum(x * x, axis=1)
-    b2 = (float(np.sum(norms * norms)) / n - float(np.sum(s * s))) / (n * d)
-    shrinkage = 0.0 if d2 <= 0.0 else min(max(b2, 0.0), d2) / d2
+    shrinkage, mu = ledoit_wolf_shrinkage(x, np.linalg.eigvalsh(s))
     shrunk = (1.0 - shrinkage) * s
     shrunk.flat[:: d + 1] += shrinkage * mu
     return shrunk, shrinkage
@@ -506,21 +503,34 @@ def sfda_classifier(
     centred = x - x.mean(axis=0)
     st = centred.T @ centred / n
     if shrinkage is None:
-        shrinkage = max(math.exp(-a * float(np.linalg.eigvalsh(sw)[-1])), 1e-10)
+        shrinkage = max(math.exp(-a * _top_eigenvalue(sw)), 1e-10)
     scale = float(np.trace(st)) / d or 1.0  # the ridge when every class is a single point
     sw_l = _shrink(sw, shrinkage, scale)
-    sb = _shrink(st, shrinkage, scale) - sw_l
-    w, q = np.linalg.eigh(sw_l)
-    w = np.maximum(w, float(w.max()) * d * _EPS)
-    whiten = (q / np.sqrt(w)) @ q.T  # symmetric sw_l^(-1/2)
-    e, p = np.linalg.eigh(whiten @ sb @ whiten)
-    v = whiten @ p[:, np.argsort(e)[::-1]]
-    if n_components:
-        v = v[:, : min(n_components, d)]
-    projected_means = means @ v
-    scores = (x @ v) @ projected_means.T
-    scores += -0.5 * np.sum(projected_means**2, axis=1) + np.log(counts / n)
-    return _log_softmax(scores), shrinkage
+    if n_components == 0 or n_components >= d:
+        # every direction: V V^T = Sw^-1, so the classifier is LDA with the shrunk Sw
+        solved = np.linalg.solve(sw_l, means.T)  # (d, C)
+        scores = x @ solved - 0.5 * np.sum(means.T * solved, axis=0)
+    else:
+        sb = _shrink(st, shrinkage, scale) - sw_l
+        w, q = np.linalg.eigh(sw_l)
+        w = np.maximum(w, float(w.max()) * d * _EPS)
+        whiten = (q / np.sqrt(w)) @ q.T  # symmetric sw_l^(-1/2)
+        e, p = np.linalg.eigh(whiten @ sb @ whiten)
+        v = whiten @ p[:, np.argsort(e)[::-1][:n_components]]
+        projected_means = means @ v
+        scores = (x @ v) @ projected_means.T - 0.5 * np.sum(projected_means**2, axis=1)
+    return _log_softmax(scores + np.log(counts / n)), shrinkage
+
+
+def _top_eigenvalue(s: np.ndarray) -> float:
+    """The largest eigenvalue of a symmetric matrix (Lanczos from a fixed start when large)."""
+    d = s.shape[0]
+    if d <= 256:
+        return float(np.linalg.eigvalsh(s)[-1])
+    from scipy.sparse.linalg import eigsh
+
+    top = eigsh(s, k=1, which="LA", v0=np.ones(d), tol=1e-12, return_eigenvectors=False)
+    return float(top[0])
 
 
 @ranker("sfda")
@@ -552,15 +562,24 @@ def sfda(
 # ------------------------------------------------------------------------------ H-score
 
 
+def _between_projections(f: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenvalues ``sigma`` of ``F^T F`` (``F`` centred) and ``q_i = u_i^T P u_i``, ``P`` the
+    projection onto class-constant vectors: ``cov(E[f|y])`` in ``F``'s eigenbasis."""
+    classes = _classes(labels)
+    sigma, u = _gram_spectrum(f)
+    sums = u.T @ _onehot(labels, classes)  # (k, C): sum of u over each class's rows
+    counts = np.bincount(labels, minlength=classes)
+    return sigma, np.sum(sums**2 / counts, axis=1)
+
+
 @ranker("hscore")
 def hscore(features: np.ndarray, labels: np.ndarray, *, logits: np.ndarray | None = None) -> float:
     """H-score: ``tr(cov(f)^+ cov(E[f|y]))``."""
     f = np.asarray(features, dtype=np.float64)
     f = f - f.mean(axis=0)
-    means, _ = _class_means(f, labels, _classes(labels))
-    g = means[labels]
-    n = len(f)
-    return _pinv_trace(f.T @ f / n, g.T @ g / n)
+    # with F = U S V^T: tr(pinv(F^T F) F^T P F) = tr(U^T P U) over the kept directions
+    _, q = _between_projections(f, labels)
+    return float(q.sum())
 
 
 @ranker("hscore_shrinkage")
@@ -570,10 +589,13 @@ def hscore_shrinkage(
     """H-score with the Ledoit-Wolf covariance: ``tr(cov_a(f)^+ (1 - a) cov(E[f|y]))``."""
     f = np.asarray(features, dtype=np.float64)
     f = f - f.mean(axis=0)
-    cov, shrinkage = ledoit_wolf(f)
-    means, _ = _class_means(f, labels, _classes(labels))
-    g = means[labels]
-    return _pinv_trace(cov, (1.0 - shrinkage) * (g.T @ g / len(f)))
+    n = len(f)
+    sigma, q = _between_projections(f, labels)
+    shrinkage, mu = ledoit_wolf_shrinkage(f, sigma / n)
+    # cov(E[f|y]) lies in the span of F's right singular vectors, where the shrunk
+    # covariance has eigenvalues (1 - a) sigma_i / n + a mu
+    shrunk = (1.0 - shrinkage) * sigma / n + shrinkage * mu
+    return float((1.0 - shrinkage) * np.sum(sigma / n / shrunk * q))
 
 
 # ------------------------------------------------------------------------------ NCE, LEEP

@@ -516,3 +516,9 @@ def test_knn_interval_resamples_the_leave_one_out_hits():
 def test_random_interval_has_zero_width():
     result = score_with_interval("random", None, np.array([0, 1]), model="m")
     assert result.interval.low == result.interval.high == result.score
+
+
+def test_the_top_eigenvalue_of_a_large_scatter_matrix_is_exact():
+    x = np.random.default_rng(18).normal(size=(400, 300)) * np.linspace(0.1, 3.0, 300)
+    s = x.T @ x / 400
+    assert R._top_eigenvalue(s) == pytest.approx(np.linalg.eigvalsh(s)[-1], rel=1e-10)
