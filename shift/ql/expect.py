@@ -152,9 +152,7 @@ def continuations(text: str) -> Continuations:
     failures = Failures(text + _SENTINEL)
     try:
         packrat: Any = defaultdict(dict)
-        grammar["statement_text"].match_core(
-            failures.text, 0, packrat, cast(Any, failures)
-        )
+        grammar["statement_text"].match_core(failures.text, 0, packrat, cast(Any, failures))
     except RecursionError:
         return Continuations(text, (), ())
     if failures.pos != len(text):
@@ -163,6 +161,12 @@ def continuations(text: str) -> Continuations:
         Expected(token, path, _phrase(grammar, token, path)) for token, path in failures.paths
     )
     return Continuations(text, expected, tuple(failures.matched))
+
+
+def alternatives(rule: str) -> tuple[str, ...]:
+    """The named alternatives of a grammar rule (``clause``: ``order_by``, ``limit``...)."""
+    members = getattr(_traced_grammar()[rule], "members", ())
+    return tuple(m.name for m in members if m.name)
 
 
 def _phrase(grammar: Grammar, token: str, path: tuple[Frame, ...]) -> tuple[str, ...]:
@@ -195,7 +199,8 @@ def _traced_grammar() -> Grammar:
 
 
 def _trace(expr: Expression) -> None:
-    inner: Callable[..., Any] = expr._uncached_match
+    target = cast(Any, expr)
+    inner: Callable[..., Any] = target._uncached_match
     name = expr.name
 
     def traced(text: str, pos: int, cache_: Any, error: Failures) -> Any:
@@ -210,4 +215,4 @@ def _trace(expr: Expression) -> None:
 
     # parsimonious calls ``self._uncached_match`` on a cache miss; an instance attribute
     # wraps it for this grammar copy only.
-    expr._uncached_match = traced  # type: ignore[method-assign]
+    target._uncached_match = traced

@@ -39,8 +39,7 @@ def check_limits(text: str, source: str = "<query>") -> None:
                 f"the limit is {MAX_QUERY_CHARS:,}",
                 line,
                 column,
-                hint="split it into smaller statements, or register long value lists "
-                "as a dataset",
+                hint="split it into smaller statements, or register long value lists as a dataset",
                 source=source,
             )
         )

@@ -899,8 +899,10 @@ class _Builder:
 
 def _is_method_word(word: str) -> bool:
     """A classifier or ranker name as written in a string: ``Euclidean NN``, ``logme``."""
-    return bool(word) and (word[0].isascii() and (word[0].isalpha() or word[0] == "_")) and all(
-        c.isascii() and (c.isalnum() or c in "_ -") for c in word
+    return (
+        bool(word)
+        and (word[0].isascii() and (word[0].isalpha() or word[0] == "_"))
+        and all(c.isascii() and (c.isalnum() or c in "_ -") for c in word)
     )
 
 
