@@ -33,6 +33,7 @@ _COLOURS: dict[Kind, _TokenType] = {
     Kind.NUMBER: Number,
     Kind.BAD_NUMBER: Error,
     Kind.OP: Operator,
+    Kind.HOSTPORT: String.Other,
 }
 _PUNCTUATION = frozenset("()[],;")
 

@@ -94,7 +94,7 @@ literal     = number / string / TRUE / FALSE / NULL
 number      = ~r"{NUMBER}" _
 string      = (~r"{SINGLE_QUOTED}" / ~r'{DOUBLE_QUOTED}') _
 name        = !(KEYWORD) ~r"{NAME}" _
-hostport    = ~r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.\-]+):\d+(?![A-Za-z0-9_.])" _
+hostport    = ~r"{HOSTPORT}" _
 KEYWORD     = ~r"(?:{alternation})\b"i
 
 CMP_OP      = ~r"{CMP_OP}" _
@@ -117,6 +117,7 @@ _TERMINALS = {
     "DOUBLE_QUOTED": t.DOUBLE_QUOTED,
     "NAME": t.NAME,
     "CMP_OP": t.CMP_OP,
+    "HOSTPORT": t.HOSTPORT,
     "SPACE": t.SPACE,
     "COMMENT": t.COMMENT,
 }

@@ -140,7 +140,7 @@ def _syntax_problem(text: str, pos: int, expected: set[str]) -> Problem:
             parse_number(token)
         except ValueError:
             return Problem(
-                f"{token!r} is not a number",
+                f"{found} is not a number",
                 span,
                 "numbers look like 42, -1.5, 2e-3, 10M, 1.5K or 3B; "
                 "leave a space between a number and the next word",
@@ -608,7 +608,7 @@ class _Builder:
         if not _is_method_word(word) or (
             opening is not None and (tokens[-1].text != ")" or tokens[-1].kind is not tk.Kind.PUNCT)
         ):
-            self.fail(f"cannot read {text!r} as name(param=value, ...)", node)
+            self.fail(f"cannot read {_short(text)} as name(param=value, ...)", node)
         groups: list[list[tk.Token]] = [[]]
         for token in tokens[opening + 1 : -1] if opening is not None else []:
             if token.kind is tk.Kind.PUNCT and token.text == ",":
@@ -622,7 +622,7 @@ class _Builder:
             part = text[group[0].start : group[-1].end]
             key, eq, rest = group[0], group[1:2], group[2:]
             if key.kind is not tk.Kind.WORD or [t.text for t in eq] != ["="] or not rest:
-                self.fail(f"cannot read {part!r} as param=value in {text!r}", node)
+                self.fail(f"cannot read {_short(part)} as param=value in {_short(text)}", node)
             value: Any
             if len(rest) == 1 and rest[0].kind is tk.Kind.STRING:
                 value = rest[0].value
@@ -630,7 +630,7 @@ class _Builder:
                 try:
                     value = parse_number(text[rest[0].start : rest[-1].end])
                 except ValueError as error:
-                    self.fail(f"{error} in {text!r}", node)
+                    self.fail(f"{error} in {_short(text)}", node)
             params.append(n.Param(key.text, n.Value(value, span=_span(node)), span=_span(node)))
         return word, params
 
@@ -895,6 +895,11 @@ class _Builder:
     def word(self, node: PNode) -> str:
         """A dataset or model name written as a string or a bare name."""
         return self.string(node) if node.expr_name == "string" else self.name(node).value
+
+
+def _short(text: str, limit: int = 40) -> str:
+    """``repr`` of ``text``, cut to ``limit`` characters for a message."""
+    return repr(text if len(text) <= limit else text[: limit - 3] + "...")
 
 
 def _is_method_word(word: str) -> bool:

@@ -47,6 +47,8 @@ SINGLE_QUOTED = r"'(?:[^']|'')*+'"
 DOUBLE_QUOTED = r'"(?:[^"]|"")*+"'
 NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 CMP_OP = r"==|!=|<>|<=|>=|=|<|>"
+#: A broker address written bare after USE: ``localhost:8001``, ``[::1]:8001``.
+HOSTPORT = r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.\-]+):\d+(?![A-Za-z0-9_.])"
 
 
 class Kind(StrEnum):
@@ -56,6 +58,7 @@ class Kind(StrEnum):
     COMMENT = "comment"
     STRING = "string"
     OPEN = "open"
+    HOSTPORT = "hostport"
     NUMBER = "number"
     BAD_NUMBER = "bad_number"
     WORD = "word"
@@ -69,6 +72,7 @@ _TOKEN = re.compile(
   | (?P<comment>{COMMENT})
   | (?P<string>{SINGLE_QUOTED}|{DOUBLE_QUOTED})
   | (?P<open>['"].*)
+  | (?P<hostport>{HOSTPORT})
   | (?P<number>{NUMBER})
   | (?P<bad_number>{BAD_NUMBER})
   | (?P<word>{NAME})
