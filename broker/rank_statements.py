@@ -67,8 +67,7 @@ def _embeds(
 
 
 def _rankers(statement: n.Rank) -> tuple[tuple[str, dict[str, Any]], ...]:
-    methods = statement.ranker if isinstance(statement.ranker, tuple) else (statement.ranker,)
-    return tuple((m.name, {p.name: p.value.value for p in m.params}) for m in methods)
+    return tuple((m.name, {p.name: p.value.value for p in m.params}) for m in statement.rankers)
 
 
 async def plan_rank(statement: n.Rank, ctx: Context) -> RankPlan:

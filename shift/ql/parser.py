@@ -383,14 +383,14 @@ class _Builder:
             return self.vec_select(node, source, where, clauses)
         task = "trained_on" in clauses or "tested_on" in clauses
         if is_rank:
-            self.require(clauses, ("trained_on", "tested_on", "ranked_by"), node, "RANK")
+            self.require(clauses, ("trained_on", "ranked_by"), node, "RANK")
             self.forbid(
                 clauses,
                 ("order_by", "classified_by", "chunk", "budget"),
                 "RANK",
                 "RANK orders by its ranker's score",
             )
-            if value["tested_on"][0]:
+            if value.get("tested_on", (False, ()))[0]:
                 self.fail(
                     "RANK scores one task; BENCHMARK applies to SELECT queries",
                     clauses["tested_on"][0],
@@ -399,7 +399,7 @@ class _Builder:
                 columns,
                 source,
                 value["trained_on"],
-                value["tested_on"][1],
+                value.get("tested_on", (False, ()))[1],
                 value["ranked_by"],
                 where,
                 value.get("limit"),
@@ -592,8 +592,20 @@ class _Builder:
             word, params = self.method_text(word, kids[0])
         return self.method(CLASSIFIERS, word, params, node, "classifier")
 
-    def clause_ranked_by(self, node: PNode) -> n.Method:
+    def clause_ranked_by(self, node: PNode) -> tuple[n.Method, ...]:
         target = _kids(node)[1]
+        items = [
+            k for k in _kids(target) if k.expr_name in ("string", "name")
+        ] if target.expr_name == "ranker_list" else [target]
+        methods = [self.ranker(k) for k in items]
+        seen: set[n.Method] = set()
+        for method, k in zip(methods, items, strict=True):
+            if method in seen:
+                self.fail(f"ranker {method.name} is listed twice", k)
+            seen.add(method)
+        return tuple(methods)
+
+    def ranker(self, target: PNode) -> n.Method:
         if target.expr_name == "string":
             word, params = self.method_text(self.string(target), target)
         else:
@@ -665,6 +677,8 @@ class _Builder:
             value = param.value if param is not None else n.Value(ps.default)
             if ps.kind is int and isinstance(value.value, float) and value.value.is_integer():
                 value = n.Value(int(value.value), span=value.span)
+            elif ps.kind is float and type(value.value) is int:
+                value = n.Value(float(value.value), span=value.span)
             filled.append(n.Param(ps.name, value, span=param.span if param else None))
         return n.Method(spec.name, tuple(filled), span=span)
 

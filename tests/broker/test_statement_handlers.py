@@ -17,13 +17,12 @@ from broker.catalog import Entry, EntryStatus
 from broker.context import Context, Session
 from broker.evaluator import Evaluator
 from broker.handlers import execute
-from broker.results import NotSupported
 from broker.searchstate import SearchState
 from broker.store import Store
 from broker.tables import Tables
 from shift.catalog import unknown_name
-from shift.errors import CatalogError
-from shift.payloads import ClassifyPayload, PurgeFeaturesPayload
+from shift.errors import CatalogError, QueryError
+from shift.payloads import ClassifyPayload, PurgeFeaturesPayload, RankPayload
 from shift.ql import parse
 from shift.specs import DatasetSpec, Modality, ModelSpec
 from shift.tasks import TaskSpec
@@ -97,6 +96,19 @@ class FakeTasks:
     def _compute(self, spec: TaskSpec) -> Any:
         if spec.kind == "embed":
             return {"rows": 256, "cached": False}
+        if spec.kind == "rank":
+            task = RankPayload.from_json(spec.payload)
+            score = 1 - ERRORS[task.model.name]
+            return {
+                "ranker": task.ranker,
+                "params": task.params,
+                "score": score,
+                "train_rows": 1000,
+                "num_classes": 2,
+                "ci_low": score - 0.05,
+                "ci_high": score + 0.05,
+                "resamples": task.resamples,
+            }
         if spec.kind == "purge_features":
             PurgeFeaturesPayload.from_json(spec.payload)
             return {"existed": True, "files": 3, "path": "/state/features"}
@@ -242,8 +254,31 @@ async def test_errors_before_any_task(ctx, tasks):
         await execute(parse(SEARCH.replace('"test"', '"reviews"')), ctx)
     with pytest.raises(CatalogError, match="no label of test set 'letters'"):
         await execute(parse(SEARCH.replace('"test"', '"letters"')), ctx)
-    with pytest.raises(NotSupported, match="RANK"):
-        await execute(
-            parse('RANK * FROM models TRAINED ON "train" TESTED ON "test" BY "logme"'), ctx
-        )
+    with pytest.raises(QueryError, match="did you mean"):
+        await execute(parse('RANK * FROM models TRAINED ON "train" BY "logmee"'), ctx)
+    with pytest.raises(CatalogError, match="did you mean 'train'"):
+        await execute(parse('RANK * FROM models TRAINED ON "trian" BY "logme"'), ctx)
     assert tasks.submitted == []
+
+
+RANK = 'RANK * FROM models TRAINED ON "train" BY ["logme", "knn(k=3)"]'
+
+
+async def test_rank_after_a_search_embeds_nothing_and_again_runs_nothing(ctx, tasks):
+    await execute(parse(SEARCH), ctx)
+    embeds = tasks.kinds().count("embed")
+    result = await execute(parse(RANK), ctx)
+    assert tasks.kinds().count("embed") == embeds  # the search's blocks serve the rankers
+    assert tasks.kinds().count("rank") == 3 * 2
+    assert [t.title for t in result.tables] == [
+        "logme (score: higher is better)",
+        "knn (score: higher is better)",
+    ]
+    table = result.tables[0]
+    assert [row[0] for row in table.rows] == ["good", "fair", "poor"]
+    tied = table.columns.index("tied_with_first")
+    assert [row[tied] for row in table.rows] == [True, False, False]
+    count = len(tasks.submitted)
+    await execute(parse(RANK), ctx)
+    assert len(tasks.submitted) == count
+    assert result.names == ("good", "fair", "poor")

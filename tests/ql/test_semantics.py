@@ -231,7 +231,7 @@ def test_vec_select_takes_the_probe_out_of_the_condition() -> None:
 def test_rank_parameters_in_the_string() -> None:
     tree = parse('RANK * FROM models TRAINED ON "a" TESTED ON "b" BY "random(seed=1)"')
     assert isinstance(tree, n.Rank)
-    assert tree.ranker == n.Method("random", (n.Param("seed", n.Value(1)),))
+    assert tree.rankers == (n.Method("random", (n.Param("seed", n.Value(1)),)),)
 
 
 # ------------------------------------------------------------------ scripts and spans

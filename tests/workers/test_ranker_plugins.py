@@ -72,8 +72,8 @@ def test_the_documented_plugin_ranks_like_a_builtin(site):
     )
 
     tree = parse('RANK * FROM models TRAINED ON a TESTED ON b BY "variance_ratio(floor=1e-9)"')
-    assert tree.ranker.name == "variance_ratio"
-    assert [(p.name, p.value.value) for p in tree.ranker.params] == [("floor", 1e-9)]
+    assert tree.rankers[0].name == "variance_ratio"
+    assert [(p.name, p.value.value) for p in tree.rankers[0].params] == [("floor", 1e-9)]
     assert parse(render(tree)) == tree
     with pytest.raises(QueryError, match="floor must be a number"):
         parse("RANK * FROM models TRAINED ON a TESTED ON b BY \"variance_ratio(floor='x')\"")
