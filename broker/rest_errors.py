@@ -121,11 +121,15 @@ class _JsonErrorProtocol(RequestHandler):
         exc: BaseException | None = None,
         message: str | None = None,
     ) -> web.StreamResponse:
-        super().handle_error(request, status, exc, message)  # logs; refuses after a send
         if status >= 500:
+            super().handle_error(request, status, exc, message)  # logs the traceback
             text = INTERNAL_MESSAGE
         else:
+            # A client's malformed request is its problem, not the broker's: no traceback.
             reason = " ".join((message or "").split())[:200]
+            log.debug("refused an unreadable request from %s: %s", request.remote, reason)
+            if request.writer.output_size > 0:
+                raise ConnectionError("a response was already sent; cannot send the error")
             text = (
                 f"the HTTP request could not be read ({reason}); a request line and each "
                 "header are limited to 8190 bytes"
