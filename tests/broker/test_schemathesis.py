@@ -41,7 +41,9 @@ def _run(url: str, report: Path, token: str = "") -> tuple[subprocess.CompletedP
     ]  # fmt: skip
     if token:
         command += ["-H", f"Authorization: Bearer {token}"]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=400, check=False)
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=400, check=False, cwd=report.parent
+    )
     return done, json.loads(report.read_text())
 
 
