@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from broker.api import create_app
+from broker.api import ApiRunner, check_bind, create_app
 from broker.catalog import Catalog
 from broker.queries import QueryService
 from broker.search_api import Search
@@ -50,6 +50,9 @@ async def serve(
         stop: Set it to shut down.
         on_listening: Called with ``{"http": url, "zmq": endpoint}`` once both listen.
     """
+    warning = check_bind(settings["http_host"], settings["token"])
+    if warning:
+        log.warning(warning)
     store = Store(Path(settings["state_dir"]) / DB_NAME)
     await store.open()
     config = BrokerConfig(
@@ -64,7 +67,7 @@ async def serve(
         await broker.start()
         search = await open_search(broker, settings)
         app = create_app(broker, token=settings["token"], search=search)
-        runner = web.AppRunner(app, access_log=None)
+        runner = ApiRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, settings["http_host"], int(settings["http_port"]))
         await site.start()
@@ -130,7 +133,9 @@ def command_settings(args: Any, flags: Any, command: str) -> dict[str, Any] | No
 
     configure_logging(args.log_level)
     try:
-        return load_settings(setting_overrides(args, flags))
+        settings = load_settings(setting_overrides(args, flags))
+        check_bind(settings["http_host"], settings["token"])  # refuse before starting
+        return settings
     except ShiftError as error:
         print(f"shift {command}: {error}", file=sys.stderr)
         return None

@@ -6,7 +6,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from broker.api import ROUTES, create_app
+from broker.api import ROUTES, ApiRunner, create_app
 from broker.openapi import openapi_document
 from broker.service import Broker, BrokerConfig
 from broker.store import Store
@@ -21,7 +21,7 @@ async def served(tmp_path):
         await store.open()
         broker = Broker(BrokerConfig("tcp://127.0.0.1:0"), store)
         await broker.start()
-        runner = web.AppRunner(create_app(broker, token=token))
+        runner = ApiRunner(create_app(broker, token=token))
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
