@@ -20,13 +20,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from shift.confidence import Scored, rank_with_confidence
-
 from broker.context import Context
 from broker.explain import PLAN_COLUMNS, explains
 from broker.results import Result, Table
 from broker.search_statements import Resolved, resolve
 from broker.statements import handles
+from shift.confidence import Scored, rank_with_confidence
 from shift.payloads import EmbedPayload, RankPayload, RankResult, blocks_for
 from shift.planner import DatasetEntry, Pair, embed_payload, train_items, train_prefix
 from shift.proxies import RANKERS

@@ -594,9 +594,11 @@ class _Builder:
 
     def clause_ranked_by(self, node: PNode) -> tuple[n.Method, ...]:
         target = _kids(node)[1]
-        items = [
-            k for k in _kids(target) if k.expr_name in ("string", "name")
-        ] if target.expr_name == "ranker_list" else [target]
+        items = (
+            [k for k in _kids(target) if k.expr_name in ("string", "name")]
+            if target.expr_name == "ranker_list"
+            else [target]
+        )
         methods = [self.ranker(k) for k in items]
         seen: set[n.Method] = set()
         for method, k in zip(methods, items, strict=True):
