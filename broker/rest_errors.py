@@ -20,6 +20,7 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
 from shift.errors import CatalogError, QueryError, SchedulerError, SettingsError, ShiftError
+from shift.payloads import PayloadError
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,7 @@ STATUS_OF_ERROR: dict[type[ShiftError], int] = {
     QueryError: 400,
     CatalogError: 400,
     SettingsError: 400,
+    PayloadError: 400,
 }
 """HTTP status for shift errors raised by handlers (anything else is 500)."""
 

@@ -489,10 +489,12 @@ class QueryResult(Answer):
 
 
 class QueryProgress(Answer):
-    """Tasks of a query: finished out of submitted."""
+    """Tasks of a query: finished out of asked for, and how many had already succeeded when
+    the query asked for them (found in the cache)."""
 
     done: int
     total: int
+    cached: int = 0
 
 
 class QueryInfo(Answer):

@@ -239,7 +239,7 @@ async def query_events(request: web.Request, call: Call) -> web.StreamResponse:
         return response
     queue = service.subscribe(query)
     try:
-        await response.write(_sse("progress", {"done": query.done, "total": query.total}))
+        await response.write(_sse("progress", query.progress()))
         while True:
             try:
                 event, body = await asyncio.wait_for(queue.get(), SSE_KEEPALIVE_S)

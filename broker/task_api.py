@@ -18,6 +18,7 @@ from broker.rest_endpoint import Call, Endpoint, endpoint
 from broker.rest_errors import ApiError, Handler
 from broker.service import Broker
 from shift import __version__
+from shift.payloads import check_task
 from shift.tasks import TaskSpec, TaskState
 
 BROKER_KEY = web.AppKey("broker", Broker)
@@ -116,6 +117,8 @@ async def submit_tasks(request: web.Request, call: Call) -> web.Response:
     many = isinstance(call.body, m.TaskBatch)
     items: list[m.TaskSpecBody] = call.body.tasks if many else [call.body]
     specs = [TaskSpec(t.kind, dict(t.payload), t.model) for t in items]
+    for spec in specs:
+        check_task(spec)  # a known kind's payload parses, so it names no path on a worker
     answers = await request.app[BROKER_KEY].submit(specs)
     out = [{"id": a.task_id, "state": a.state.value, "created": a.created} for a in answers]
     return json_answer(
