@@ -610,7 +610,10 @@ class SuccessiveHalving:
         before = self._rounds[k - 1].decided
         if before is not None:
             return len(before.survivors)
-        return None if self._keeps_extra(k - 1) else self.schedule.rounds[k].arms
+        if self._keeps_extra(k - 1):
+            return None
+        playing = self._size(k - 1)  # a round without margin keeps exactly its top
+        return None if playing is None else _ceil_div(playing, self.schedule.eta)
 
     def round_arms(self, k: int) -> int:
         """Arms that play round ``k``: the actual count once known, else the planned one."""
