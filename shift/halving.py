@@ -433,7 +433,17 @@ class HalvingConfig:
         missing = {*names, "test_min_rows"} - data.keys()
         if missing:
             raise SchedulerError(f"halving config lacks {', '.join(sorted(missing))}")
-        return cls(*(data[name] for name in names), test_min_rows=data["test_min_rows"])
+        return cls(
+            data["arms"],
+            data["train_rows"],
+            data["chunk"],
+            data["budget"],
+            data["eta"],
+            data["test_rows"],
+            data["racing"],
+            data["delta"],
+            data["test_min_rows"],
+        )
 
 
 class HalvingStatus(StrEnum):
