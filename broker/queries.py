@@ -27,7 +27,7 @@ from typing import Any
 
 from broker import explain
 from broker.catalog import Catalog
-from broker.context import Context, Session
+from broker.context import Context, Session, Stage
 from broker.evaluator import Evaluator
 from broker.handlers import execute
 from broker.results import error_body
@@ -69,6 +69,7 @@ class Query:
     error: dict[str, Any] | None = None
     finished_at: float | None = None
     task_ids: set[str] = field(default_factory=set)
+    stage: dict[str, int] | None = None
     listeners: set[asyncio.Queue[tuple[str, dict[str, Any]]]] = field(default_factory=set)
 
     @property
@@ -85,12 +86,19 @@ class Query:
             "kind": self.statement.TAG,
             "status": self.status.value,
             "wait": self.wait,
-            "progress": {"done": self.done, "total": self.total},
+            "progress": self.progress(),
             "result": self.result,
             "error": self.error,
             "created_at": self.created_at,
             "finished_at": self.finished_at,
         }
+
+    def progress(self) -> dict[str, Any]:
+        """The ``progress`` body: tasks done of total, and the search's ``stage`` when set."""
+        out: dict[str, Any] = {"done": self.done, "total": self.total}
+        if self.stage is not None:
+            out["stage"] = dict(self.stage)
+        return out
 
     def publish(self, event: str, body: dict[str, Any]) -> None:
         """Push an event to every subscriber."""
@@ -425,7 +433,7 @@ class QueryTasks:
             query.task_ids.add(task_id)
             service._needs[task_id].add(query.id)
         query.total += len(new)
-        query.publish("progress", {"done": query.done, "total": query.total})
+        query.publish("progress", query.progress())
         counted = set(new)
 
         async def final(task_id: str) -> str:
@@ -435,7 +443,7 @@ class QueryTasks:
         for future in asyncio.as_completed([final(t) for t in ids]):
             if await future in counted:
                 query.done += 1
-                query.publish("progress", {"done": query.done, "total": query.total})
+                query.publish("progress", query.progress())
         results: dict[str, Any] = {}
         by_id = {s.task_id: s for s in specs}
         for task_id in ids:
@@ -448,6 +456,13 @@ class QueryTasks:
                 raise WorkerError(f"{spec.kind} task for model {model} {state}: {reason}")
             results[task_id] = row.result
         return results
+
+    def report_stage(self, stage: Stage) -> None:
+        """Set the query's search stage and publish a progress event that carries it."""
+        body = stage.to_json()
+        if body != self.query.stage:
+            self.query.stage = body
+            self.query.publish("progress", self.query.progress())
 
     def state(self, task_id: str) -> str | None:
         """The current state of a task (``None``: unknown)."""
