@@ -15,6 +15,7 @@ from typing import Any, TextIO
 
 from repl.client import BrokerClient, ClientError
 from repl.output import render_result
+from repl.progress import stage_text
 from shift.errors import QueryError
 from shift.ql import nodes as n
 from shift.ql import to_json
@@ -85,10 +86,17 @@ class ScriptRunner:
         return self.report(final)
 
     def follow(self, query: dict[str, Any]) -> dict[str, Any]:
-        """Wait until ``query`` is final and return its final state (polling)."""
+        """Wait until ``query`` is final and return its final state (polling); a search's
+        new stage (halving round, arms, rows) is a status line on stderr."""
         final = query
+        shown = ""
         for state in self.client.follow(query["id"]):
             final = state
+            progress = state.get("progress")
+            stage = stage_text(progress.get("stage")) if isinstance(progress, dict) else ""
+            if stage and stage != shown:
+                shown = stage
+                print(stage, file=self.err)
         return final
 
     def cancel(self, query_id: str) -> None:
