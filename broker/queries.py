@@ -28,7 +28,7 @@ from typing import Any
 
 from broker import explain
 from broker.catalog import Catalog
-from broker.context import Context, Session
+from broker.context import Context, Session, Stage
 from broker.evaluator import Evaluator
 from broker.handlers import execute
 from broker.results import error_body
@@ -71,6 +71,7 @@ class Query:
     error: dict[str, Any] | None = None
     finished_at: float | None = None
     task_ids: set[str] = field(default_factory=set)
+    stage: dict[str, int] | None = None
     listeners: set[asyncio.Queue[tuple[str, dict[str, Any]]]] = field(default_factory=set)
 
     @property
@@ -94,9 +95,13 @@ class Query:
             "finished_at": self.finished_at,
         }
 
-    def progress(self) -> dict[str, int]:
-        """Tasks done, asked for, and found already done (``cached``)."""
-        return {"done": self.done, "total": self.total, "cached": self.cached}
+    def progress(self) -> dict[str, Any]:
+        """The ``progress`` body: tasks done of total, found already done (``cached``), and
+        the search's ``stage`` when set."""
+        out: dict[str, Any] = {"done": self.done, "total": self.total, "cached": self.cached}
+        if self.stage is not None:
+            out["stage"] = dict(self.stage)
+        return out
 
     def publish(self, event: str, body: dict[str, Any]) -> None:
         """Push an event to every subscriber."""
@@ -453,6 +458,13 @@ class QueryTasks:
                 raise WorkerError(f"{spec.kind} task for model {model} {state}: {reason}")
             results[task_id] = row.result
         return results
+
+    def report_stage(self, stage: Stage) -> None:
+        """Set the query's search stage and publish a progress event that carries it."""
+        body = stage.to_json()
+        if body != self.query.stage:
+            self.query.stage = body
+            self.query.publish("progress", self.query.progress())
 
     def state(self, task_id: str) -> str | None:
         """The current state of a task (``None``: unknown)."""

@@ -488,13 +488,24 @@ class QueryResult(Answer):
     message: str
 
 
+class QueryStage(Answer):
+    """Where a multi-round search stands (successive halving)."""
+
+    round: int = Field(description="the current round, from 0")
+    rounds: int
+    arms: int = Field(description="models playing the round")
+    train_rows: int
+    test_rows: int
+
+
 class QueryProgress(Answer):
-    """Tasks of a query: finished out of asked for, and how many had already succeeded when
-    the query asked for them (found in the cache)."""
+    """Tasks of a query: finished out of asked for, how many had already succeeded when the
+    query asked for them (found in the cache), and a search's stage."""
 
     done: int
     total: int
     cached: int = 0
+    stage: QueryStage | None = None
 
 
 class QueryInfo(Answer):

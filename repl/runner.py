@@ -20,6 +20,7 @@ from typing import Any, TextIO
 
 from repl.client import FINAL_STATES, BrokerClient, ClientError
 from repl.output import render_result
+from repl.progress import stage_text
 from shift.errors import QueryError
 from shift.ql import nodes as n
 from shift.ql import to_json
@@ -119,20 +120,30 @@ class ScriptRunner:
         return True
 
     def follow(self, query: dict[str, Any]) -> dict[str, Any]:
-        """Wait until ``query`` is final and return its final state (polling); a progress
-        line on stderr while it runs when stderr is a terminal."""
+        """Wait until ``query`` is final and return its final state (polling).
+
+        When stderr is a terminal a progress line shows tasks done, the search's stage
+        (halving round, arms, rows) and the time spent; elsewhere only a new stage is a
+        status line on stderr.
+        """
         final = query
         started = self.clock()
         live = _is_terminal(self.err)
-        shown = False
+        shown, stage_shown = False, ""
         try:
             for state in self.client.follow(query["id"]):
                 final = state
-                progress = state.get("progress") or {}
+                progress = state.get("progress")
+                progress = progress if isinstance(progress, dict) else {}
+                stage = stage_text(progress.get("stage"))
                 if live and progress.get("total"):
                     line = progress_line(progress, self.clock() - started)
+                    line = f"{stage} - {line}" if stage else line
                     print(f"\r{line}\x1b[K", end="", file=self.err, flush=True)
                     shown = True
+                elif not live and stage and stage != stage_shown:
+                    print(stage, file=self.err)
+                stage_shown = stage or stage_shown
         finally:
             if shown:
                 print("\r\x1b[K", end="", file=self.err, flush=True)

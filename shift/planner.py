@@ -245,14 +245,24 @@ def classify_payload(
     pair: Pair,
     datasets: Mapping[str, DatasetEntry],
     train_rows: int | None = None,
+    test_rows: int | None = None,
 ) -> ClassifyPayload:
-    """The ``classify`` payload of one evaluation (``train_rows``: a prefix, else the pair's)."""
+    """The ``classify`` payload of one evaluation.
+
+    Args:
+        train_rows: A prefix of the training rows (``None``: the pair's).
+        test_rows: A prefix of the test rows (``None``, or at least the rows the query
+            uses: all of them).
+    """
     items = train_items(pair, datasets)
     rows = train_prefix(pair, datasets)
     if train_rows is not None and train_rows != train_size(pair, datasets):
         rows = train_rows
     test = datasets[pair.test]
-    return ClassifyPayload(model, items, rows, test.spec, test.cap, classifier, dict(params))
+    scored = test.cap
+    if test_rows is not None and test_rows < test.rows:
+        scored = test_rows
+    return ClassifyPayload(model, items, rows, test.spec, scored, classifier, dict(params))
 
 
 def plan(

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from broker.catalog import Entry, EntryStatus
-from broker.context import Context, Session
+from broker.context import Context, Session, Stage
 from broker.evaluator import Evaluator
 from broker.handlers import execute
 from broker.searchstate import SearchState
@@ -82,6 +82,10 @@ class FakeTasks:
     def __init__(self) -> None:
         self.submitted: list[TaskSpec] = []
         self.results: dict[str, Any] = {}
+        self.stages: list[Stage] = []
+
+    def report_stage(self, stage: Stage) -> None:
+        self.stages.append(stage)
 
     async def run(self, specs: Sequence[TaskSpec]) -> dict[str, Any]:
         out = {}
@@ -227,6 +231,9 @@ async def test_halving_keeps_the_winner_and_embeds_less(ctx, tasks):
     embeds = [s for s in tasks.submitted if s.kind == "embed"]
     train_blocks = [s for s in embeds if s.payload["dataset"]["name"] == "train"]
     assert len(train_blocks) < 3 * 4
+    # The progress followed the rounds: 3 models on 128 rows, then the finalists.
+    assert tasks.stages[0] == Stage(0, 2, 3, 128, 200)
+    assert tasks.stages[-1].round == 1
 
 
 async def test_purge_features_is_work_for_a_worker(ctx, tasks):
