@@ -26,6 +26,7 @@ from broker.results import Result, Table
 from broker.search_statements import Resolved, resolve
 from broker.statements import handles
 from shift.confidence import Scored, rank_with_confidence
+from shift.errors import CatalogError
 from shift.payloads import EmbedPayload, RankPayload, RankResult, blocks_for
 from shift.planner import DatasetEntry, Pair, embed_payload, train_items, train_prefix
 from shift.proxies import RANKERS
@@ -75,7 +76,8 @@ async def plan_rank(statement: n.Rank, ctx: Context) -> RankPlan:
     Raises:
         CatalogError: an unknown name, a dataset that cannot be read, mixed modalities.
     """
-    found = await resolve(statement, ctx)  # type: ignore[arg-type]
+    found = await resolve(statement, ctx)
+    _check_heads(statement, ctx, found)
     pair = _train_pair(statement)
     items = train_items(pair, found.entries)
     rows = train_prefix(pair, found.entries)
@@ -90,6 +92,32 @@ async def plan_rank(statement: n.Rank, ctx: Context) -> RankPlan:
     if statement.test:
         notes.append("rankers score the training rows; TESTED ON is not used by RANK")
     return RankPlan(found, rankers, embeds, payloads, tuple(notes))
+
+
+def _check_heads(statement: n.Rank, ctx: Context, found: Resolved) -> None:
+    """Rankers that read the source head's predictions need models that keep one.
+
+    Raises:
+        CatalogError: such a ranker and models without a source head (named, with the fix).
+    """
+    needing = [
+        m.name for m in statement.rankers if "logits" in getattr(RANKERS.get(m.name), "needs", ())
+    ]
+    if not needing:
+        return
+    headless = [
+        m.name
+        for m in found.models
+        if not (ctx.catalog.get("model", m.name).measured or {}).get("source_classes")
+    ]
+    if headless:
+        names = ", ".join(repr(h) for h in headless)
+        raise CatalogError(
+            f"{' and '.join(needing)} read the source classifier's predictions, and "
+            f"{names} keep no source head (random-init controls, truncations, headless "
+            "checkpoints); rank them with a ranker that reads features (logme, sfda, hscore, "
+            "transrate, knn) or leave them out with WHERE name NOT IN (...)"
+        )
 
 
 def _columns(statement: n.Rank) -> list[str]:

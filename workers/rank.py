@@ -4,7 +4,9 @@ TASK body: :class:`shift.payloads.RankPayload` (parsed once, here): the model, t
 items (datasets or ``CHANGE ... TO`` mutations, concatenated) and a prefix of them, the
 ranker and its parameters, and how many bootstrap resamples give the interval. Features come
 from the feature store, as for ``classify`` (missing blocks are embedded here unless the
-payload says not to), so a RANK after a SELECT on the same data embeds nothing.
+payload says not to), so a RANK after a SELECT on the same data embeds nothing. Rankers that
+read the source head's predictions (LEEP, NCE) get them from the stored features through the
+model's own classifier (``FeatureExtractor.source_logits``): nothing is embedded again.
 
 RESULT: :class:`shift.payloads.RankResult` (score, higher is better, with its bootstrap
 interval and the rows it is based on).
@@ -43,12 +45,6 @@ def rank_features(
 
     task = RankPayload.from_json(payload)
     entry = get_ranker(task.ranker)
-    if "logits" in entry.needs:
-        raise WorkerError(
-            f"ranker {task.ranker!r} on model {task.model.name!r} needs the source head's "
-            "predictions (logits); shift stores frozen features only, so rank with a ranker "
-            "that reads features (logme, sfda, hscore, hscore_shrinkage, transrate, knn)"
-        )
     store = store or feature_store()
     device = device_of(payload, ctx)
     t0 = time.perf_counter()
@@ -63,10 +59,16 @@ def rank_features(
     labels = np.array([ids_of[v] for v in values], dtype=np.int64)
     if ctx is not None:
         ctx.check_cancelled()
+    logits = None
+    if "logits" in entry.needs:
+        from workers.models import MODEL_CACHE
+
+        logits = MODEL_CACHE.get(task.model, device).source_logits(features)
     scored = score_with_interval(
         task.ranker,
         np.asarray(features, dtype=np.float64),
         labels,
+        logits=logits,
         model=task.model.name,
         params=task.params,
         resamples=task.resamples,

@@ -39,6 +39,9 @@ class FeatureExtractor:
         preprocess: Rows to batch input (the family's own preprocessing).
         forward: Batch input to features.
         device: Torch device string.
+        info: Family extras for the catalog (input size, normalisation, ...).
+        head: The source classifier on the features, ``(weight (K, d), bias (K,))``, when
+            the checkpoint has one that reads exactly these features (LEEP and NCE use it).
     """
 
     def __init__(
@@ -49,6 +52,7 @@ class FeatureExtractor:
         forward: Forward,
         device: str,
         info: dict[str, Any] | None = None,
+        head: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> None:
         self.spec = spec
         self.module = module.eval()
@@ -57,6 +61,7 @@ class FeatureExtractor:
         self.info = dict(info or {})
         self.preprocess = preprocess
         self.forward = forward
+        self.head = head
         self.num_params = int(sum(p.numel() for p in module.parameters()))
         probe = _PROBES[spec.modality]()
         self.feature_dim = int(self.embed([probe]).shape[1])
@@ -92,13 +97,30 @@ class FeatureExtractor:
         return self.module
 
     def describe(self) -> dict[str, Any]:
-        """Measured facts for the catalog: feature_dim, num_params, batch_size, extras."""
+        """Measured facts for the catalog: feature_dim, num_params, batch_size, extras, and
+        ``source_classes`` (the source head's classes) when the model keeps its head."""
+        head = {} if self.head is None else {"source_classes": int(self.head[0].shape[0])}
         return {
             "feature_dim": self.feature_dim,
             "num_params": self.num_params,
             "batch_size": self.batch_size,
             **self.info,
+            **head,
         }
+
+    def source_logits(self, features: np.ndarray) -> np.ndarray:
+        """The source head's logits of stored features, ``(n, K)`` float64.
+
+        Raises:
+            WorkerError: the model has no source head on these features.
+        """
+        if self.head is None:
+            raise WorkerError(
+                f"model {self.spec.name!r} has no source classifier head on its features "
+                "(a random-init control, a truncation or a headless checkpoint)"
+            )
+        weight, bias = self.head
+        return np.asarray(features, dtype=np.float64) @ weight.T + bias
 
 
 def _gray_image() -> Any:
