@@ -50,6 +50,8 @@ class Counters:
     frames_out: int = 0
     bad_frames: int = 0
     workers_lost: int = 0
+    reports_refused: int = 0
+    auth_denied: int = 0
 
 
 def _escape(value: str) -> str:
@@ -81,6 +83,17 @@ def render(
         ("shift_frames_sent_total", counters.frames_out, "Frames sent to workers."),
         ("shift_bad_frames_total", counters.bad_frames, "Frames dropped as undecodable."),
         ("shift_workers_lost_total", counters.workers_lost, "Workers declared dead."),
+        (
+            "shift_reports_refused_total",
+            counters.reports_refused,
+            "RESULT, FAILED and PROGRESS reports refused: not from the task's assignee "
+            "or not for its current attempt.",
+        ),
+        (
+            "shift_auth_denied_total",
+            counters.auth_denied,
+            "Worker connections refused: CurveZMQ key not allowed.",
+        ),
     ):
         lines += [f"# HELP {name} {help_text}", f"# TYPE {name} counter", f"{name} {value}"]
     lines += dispatch_latency.render(

@@ -56,6 +56,9 @@ register_command("demo", "The main job: a real search on the offline zoo, end to
 register_command("up", "Run a broker and local workers in the foreground.", "broker.up")
 register_command("broker", "Run the broker alone (REST API and ZeroMQ ROUTER).", "broker.command")
 register_command(
+    "keys", "Create and hand out the CurveZMQ keys of the worker link.", "broker.keys_command"
+)
+register_command(
     "worker", "Run one worker for one device, connected to a broker.", "workers.command"
 )
 register_command(

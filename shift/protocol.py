@@ -33,6 +33,9 @@ DEFAULT_LIVENESS = 3
 MAX_BATCH = 256
 """Most tasks in one TASK frame and most results in one RESULT frame."""
 
+STARTED = "started"
+"""The message of the PROGRESS a worker sends when it starts a task on its device thread."""
+
 
 class Command(StrEnum):
     """The commands of the protocol; the wire form is the ASCII name."""
@@ -181,21 +184,34 @@ class Task:
 
 @dataclass(frozen=True)
 class Progress:
-    """Progress of a running task, ``done`` out of ``total`` units."""
+    """Progress of a running task, ``done`` out of ``total`` units.
+
+    A worker sends ``Progress(task_id, 0, 0, STARTED, attempt)`` as it starts a task on its
+    device thread: the broker then knows the task was running if the worker dies.
+
+    Attributes:
+        task_id: The task.
+        done: Units done.
+        total: Units in all (0 when unknown).
+        message: A few words for a person.
+        attempt: The attempt the worker runs (from its :class:`TaskItem`).
+    """
 
     task_id: str
     done: float
     total: float
     message: str = ""
+    attempt: int = 1
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """The value one task produced and how long it ran on the worker."""
+    """The value one task produced, how long it ran and for which attempt."""
 
     task_id: str
     value: Any
     elapsed_s: float = 0.0
+    attempt: int = 1
 
 
 @dataclass(frozen=True)
@@ -214,12 +230,14 @@ class Failed:
         error: What went wrong, for a person.
         retryable: True when another attempt may succeed (a transient failure).
         cancelled: True when the task stopped because it was cancelled.
+        attempt: The attempt that failed.
     """
 
     task_id: str
     error: str
     retryable: bool = False
     cancelled: bool = False
+    attempt: int = 1
 
 
 @dataclass(frozen=True)
