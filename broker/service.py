@@ -53,6 +53,7 @@ from shift.protocol import (
     Progress,
     Ready,
     Result,
+    Started,
     Task,
     TaskItem,
     Timing,
@@ -74,7 +75,7 @@ RCV_HWM = 1000
 WARN_INTERVAL_S = 10.0
 """Seconds between two warnings of the same kind about the same peer."""
 
-_REPORTS = (Command.RESULT, Command.FAILED, Command.PROGRESS)
+_REPORTS = (Command.RESULT, Command.FAILED, Command.PROGRESS, Command.STARTED)
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,7 @@ class Broker:
             Result: self._on_result,
             Failed: self._on_failed,
             Progress: self._on_progress,
+            Started: self._on_started,
             Disconnect: self._on_disconnect,
         }
 
@@ -484,6 +486,13 @@ class Broker:
         effects = self.dispatcher.fail(worker_id, failed, self._clock())
         self._refused(effects.refused, Command.FAILED)
         self._apply(effects)
+
+    def _on_started(self, worker_id: str, started: Started) -> None:
+        effects = self.dispatcher.started(worker_id, started)
+        if effects.refused:
+            self._refused(effects.refused, Command.STARTED)
+        else:
+            self._send(worker_id, started)  # the worker runs the task once it has this
 
     def _on_progress(self, worker_id: str, progress: Progress) -> None:
         effects = self.dispatcher.progress(worker_id, progress)

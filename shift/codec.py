@@ -33,6 +33,7 @@ from shift.protocol import (
     Progress,
     Ready,
     Result,
+    Started,
     Task,
     TaskItem,
     join_frames,
@@ -197,6 +198,8 @@ def _encode_body(message: Message) -> dict[str, Any]:
                     for i in message.items
                 ]
             }
+        case Started():
+            return {"id": message.task_id, "attempt": message.attempt}
         case Progress():
             return {
                 "id": message.task_id,
@@ -286,6 +289,7 @@ _DECODERS: dict[Command, Callable[[dict[str, Any]], Message]] = {
     Command.READY: _decode_ready,
     Command.HEARTBEAT: lambda b: Heartbeat(_strings(_get(b, "models", list, []), "models")),
     Command.TASK: _decode_task,
+    Command.STARTED: lambda b: Started(_get(b, "id", str), _attempt(b)),
     Command.PROGRESS: lambda b: Progress(
         _get(b, "id", str),
         _number(b, "done"),

@@ -15,17 +15,17 @@ Rules:
   to a worker with nothing in flight, and nothing is prefetched behind it: no task waits
   behind a fine-tune while another worker could run it.
 - A worker announces at most ``prefetch_max`` slots, whatever its READY asks for.
-- RESULT, FAILED and PROGRESS are accepted only from the registered worker the task is
-  assigned to, and only for the task's current attempt. Anything else is refused (the
-  effects list it, so the shell can count and log it) and changes nothing: a peer cannot
-  finish, fail or fake progress of a task it does not hold. A late frame about a task that
-  finished while still on its worker (cancelled) only frees the worker's slot.
-- A worker that dies charges one attempt to the task it had started (it sent PROGRESS for
-  it; the runtime does so as it starts a device-thread task); its other in-flight tasks go
-  back to the queue free. A task whose ``attempt`` reaches ``max_attempts`` when its worker
-  dies fails with a clear error. So a peer that takes tasks and vanishes without running
-  them cannot make a task fail. A worker that leaves cleanly, or reconnects with the same
-  session, charges nothing.
+- STARTED, PROGRESS, RESULT and FAILED are accepted only from the registered worker the
+  task is assigned to, and only for the task's current attempt. Anything else is refused
+  (the effects list it, so the shell can count and log it) and changes nothing: a peer
+  cannot finish, fail or fake progress of a task it does not hold. A late frame about a
+  task that finished while still on its worker (cancelled) only frees the worker's slot.
+- A worker that dies charges one attempt to the task it had started (it sent STARTED or
+  PROGRESS for it; the runtime sends STARTED, and waits for the broker's answer, before it
+  runs a device-thread task); its other in-flight tasks go back to the queue free. A task
+  whose ``attempt`` reaches ``max_attempts`` when its worker dies fails with a clear
+  error. So a peer that takes tasks and vanishes without running them cannot make a task
+  fail. A worker that leaves cleanly, or reconnects with the same session, charges nothing.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from enum import StrEnum
 from typing import Any
 
 from shift.errors import SchedulerError
-from shift.protocol import Failed, Outcome, Progress, Ready, TaskItem
+from shift.protocol import Failed, Outcome, Progress, Ready, Started, TaskItem
 from shift.tasks import TaskSpec, TaskState
 
 EXCLUSIVE_KINDS = frozenset({"finetune"})
@@ -368,13 +368,17 @@ class Dispatcher:
             self._finish(task, TaskState.FAILED, effects, error=failed.error)
         return effects
 
-    def progress(self, worker_id: str, progress: Progress) -> Effects:
-        """Note progress from the task's assignee: the task has started on that worker."""
+    def started(self, worker_id: str, started: Started) -> Effects:
+        """The task's assignee is about to run it: from now on its death charges the task."""
         effects = Effects()
-        task = self._holder(worker_id, progress.task_id, progress.attempt, effects)
+        task = self._holder(worker_id, started.task_id, started.attempt, effects)
         if task is not None:
             task.started = True
         return effects
+
+    def progress(self, worker_id: str, progress: Progress) -> Effects:
+        """Check progress from the task's assignee (progress also means it has started)."""
+        return self.started(worker_id, Started(progress.task_id, progress.attempt))
 
     def _holder(self, worker_id: str, task_id: str, attempt: int, effects: Effects) -> _Task | None:
         """The running task if ``worker_id`` holds its current ``attempt``; else record why not.

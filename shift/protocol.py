@@ -33,9 +33,6 @@ DEFAULT_LIVENESS = 3
 MAX_BATCH = 256
 """Most tasks in one TASK frame and most results in one RESULT frame."""
 
-STARTED = "started"
-"""The message of the PROGRESS a worker sends when it starts a task on its device thread."""
-
 
 class Command(StrEnum):
     """The commands of the protocol; the wire form is the ASCII name."""
@@ -43,6 +40,7 @@ class Command(StrEnum):
     READY = "READY"
     HEARTBEAT = "HEARTBEAT"
     TASK = "TASK"
+    STARTED = "STARTED"
     PROGRESS = "PROGRESS"
     RESULT = "RESULT"
     FAILED = "FAILED"
@@ -183,11 +181,25 @@ class Task:
 
 
 @dataclass(frozen=True)
+class Started:
+    """A worker is about to run a task on its device thread; the broker answers in kind.
+
+    The worker waits for the broker's answer (up to one heartbeat interval) before it runs
+    the task, so if the task then takes the process down, the broker knows it was running
+    and charges it the attempt. Tasks a dead worker had not started are not charged.
+
+    Attributes:
+        task_id: The task.
+        attempt: The attempt about to run.
+    """
+
+    task_id: str
+    attempt: int = 1
+
+
+@dataclass(frozen=True)
 class Progress:
     """Progress of a running task, ``done`` out of ``total`` units.
-
-    A worker sends ``Progress(task_id, 0, 0, STARTED, attempt)`` as it starts a task on its
-    device thread: the broker then knows the task was running if the worker dies.
 
     Attributes:
         task_id: The task.
@@ -254,12 +266,13 @@ class Disconnect:
     reason: str = ""
 
 
-Message = Ready | Heartbeat | Task | Progress | Result | Failed | Cancel | Disconnect
+Message = Ready | Heartbeat | Task | Started | Progress | Result | Failed | Cancel | Disconnect
 
 COMMAND_OF: dict[type, Command] = {
     Ready: Command.READY,
     Heartbeat: Command.HEARTBEAT,
     Task: Command.TASK,
+    Started: Command.STARTED,
     Progress: Command.PROGRESS,
     Result: Command.RESULT,
     Failed: Command.FAILED,

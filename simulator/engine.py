@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shift.dispatch import Dispatcher, Effects
-from shift.protocol import STARTED, Outcome, Progress, Ready
+from shift.protocol import Outcome, Ready, Started
 from shift.tasks import TaskSpec, TaskState
 from simulator.costs import Overheads, Workload
 from simulator.errors import SimulatorError
@@ -355,8 +355,8 @@ class Simulation:
                 self._segments.append(Segment(device.index, now, now + load, "load", job.model))
             self._segments.append(Segment(device.index, now + load, end, job.kind, job.model))
         device.running = task_id
-        started = Progress(task_id, 0, 0, STARTED, self._attempts[task_id])
-        self.dispatcher.progress(device.worker_id, started)  # as the worker runtime does
+        started = Started(task_id, self._attempts[task_id])
+        self.dispatcher.started(device.worker_id, started)  # as the worker runtime does
         device.busy_s += end - now
         device.load_s += load
         self._push(end, "done", (device.index, device.session, task_id))

@@ -7,8 +7,9 @@ reconnect with exponential backoff; on :meth:`Worker.stop`, take no more tasks, 
 running one finish (up to a grace period), send its result and DISCONNECT, then close.
 
 Every report names the task's attempt. Before a task runs on the device thread the worker
-sends the results it has and a PROGRESS ``started``: if the process then dies, the broker
-charges that task (and only it) for the death. Frames stay within ``max_frame_bytes``
+sends the results it has and STARTED, and waits (up to one heartbeat interval) for the
+broker to answer STARTED: if the process then dies, the broker knows which task was running
+and charges that one (and only it) for the death. Frames stay within ``max_frame_bytes``
 (results are split into batches that fit; a single result too large fails its task). With
 :class:`shift.keys.CurveClient` keys the DEALER is a CurveZMQ client; a refused key is
 logged (rate-limited) from the socket monitor.
@@ -39,7 +40,6 @@ from shift.keys import CurveClient
 from shift.liveness import Backoff, Liveness
 from shift.protocol import (
     MAX_BATCH,
-    STARTED,
     Cancel,
     Disconnect,
     Failed,
@@ -49,6 +49,7 @@ from shift.protocol import (
     Progress,
     Ready,
     Result,
+    Started,
     Task,
     TaskItem,
     Timing,
@@ -184,6 +185,7 @@ class Worker:
         self._have_work = asyncio.Event()
         self._running: tuple[TaskItem, TaskContext] | None = None
         self._results: list[Outcome] = []
+        self._acks: dict[str, asyncio.Event] = {}
         self._limits = Limits(max_bytes=config.max_frame_bytes)
         self._warnings = WarningLimit(10.0)
         self._stopping = asyncio.Event()
@@ -308,6 +310,10 @@ class Worker:
                         self._have_work.set()
                 case Cancel():
                     self._cancel(message.task_id)
+                case Started():
+                    ack = self._acks.get(message.task_id)
+                    if ack is not None:
+                        ack.set()
                 case Disconnect():
                     log.info("broker does not know this worker (%s); announcing", message.reason)
                     self._announce()
@@ -378,7 +384,7 @@ class Worker:
                 if self._device is None:
                     raise WorkerError("worker device thread is not running")
                 self._flush()  # finished results leave before a long task starts
-                self._send(Progress(item.task_id, 0, 0, STARTED, attempt))
+                await self._announce_start(item)
                 value = await self._device.run(kind.run, item.payload, ctx)
             self._check_size(Outcome(item.task_id, value, 0.0, attempt))
         except Cancelled as error:
@@ -395,6 +401,16 @@ class Worker:
                 self.models.append(item.model)
         finally:
             self._running = None
+
+    async def _announce_start(self, item: TaskItem) -> None:
+        """Send STARTED and wait until the broker has it (a heartbeat interval at most)."""
+        ack = self._acks[item.task_id] = asyncio.Event()
+        try:
+            if self._send(Started(item.task_id, item.attempt)):
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(ack.wait(), self.config.timing.heartbeat_s)
+        finally:
+            self._acks.pop(item.task_id, None)
 
     def _check_size(self, outcome: Outcome) -> None:
         """Refuse a value msgpack cannot carry or too large for one frame.
@@ -422,7 +438,11 @@ class Worker:
         """Stop intake, let the running task finish (up to the grace period), say goodbye."""
         self._pending.clear()
         deadline = self._clock() + self.config.shutdown_grace_s
+        beat = self._clock()
         while self._running is not None and self._clock() < deadline:
+            if self._clock() >= beat:  # still alive: the broker must not requeue the task
+                self._send(Heartbeat(tuple(self.models)))
+                beat = self._clock() + self.config.timing.heartbeat_s
             await asyncio.sleep(0.01)
         if self._running is not None:
             log.warning(

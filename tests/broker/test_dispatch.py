@@ -6,7 +6,7 @@ import pytest
 
 from shift.dispatch import CancelOrder, Dispatcher, Refusal, Refused
 from shift.errors import SchedulerError
-from shift.protocol import STARTED, Failed, Outcome, Progress, Ready
+from shift.protocol import Failed, Outcome, Progress, Ready, Started
 from shift.tasks import TaskSpec, TaskState
 
 
@@ -24,7 +24,7 @@ def sent(effects):
 
 def start(d, worker_id, task_id, attempt=1):
     """The worker says it started the task (what the runtime sends before running it)."""
-    assert d.progress(worker_id, Progress(task_id, 0, 0, STARTED, attempt)).refused == []
+    assert d.started(worker_id, Started(task_id, attempt)).refused == []
 
 
 def test_submit_dispatch_complete():
@@ -286,7 +286,8 @@ def test_only_the_assignee_of_the_current_attempt_reports_on_a_task():
         for effects in (
             d.complete(worker_id, Outcome(task, "forged", attempt=attempt)),
             d.fail(worker_id, Failed(task, "forged", attempt=attempt), 0.0),
-            d.progress(worker_id, Progress(task, 0, 0, STARTED, attempt)),
+            d.started(worker_id, Started(task, attempt)),
+            d.progress(worker_id, Progress(task, 1, 2, "half", attempt)),
         ):
             assert effects.changes == []
             assert effects.refused == [Refusal(worker_id, task, attempt, reason)]
