@@ -467,9 +467,16 @@ class Broker:
                 ready.prefetch,
                 cap,
             )
-        log.info(
-            "worker %s ready (%s, prefetch %d)", worker_id, ready.device, min(ready.prefetch, cap)
-        )
+        known = self.dispatcher.workers.get(worker_id)
+        if known is None or known.session != ready.session:
+            log.info(
+                "worker %s ready (%s, prefetch %d)",
+                worker_id,
+                ready.device,
+                min(ready.prefetch, cap),
+            )
+        else:  # a reconnect, or a peer repeating itself: not worth a line each time
+            self._warn(("reconnect", worker_id), "worker %s announced itself again", worker_id)
         self._apply(self.dispatcher.worker_ready(ready, now))
 
     def _on_heartbeat(self, worker_id: str, heartbeat: Heartbeat) -> None:
