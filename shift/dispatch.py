@@ -181,11 +181,17 @@ class WorkerView:
     prefetch: int
     models: list[str] = field(default_factory=list)
     inflight: dict[str, None] = field(default_factory=dict)
+    exclusive: set[str] = field(default_factory=set)
 
     @property
     def free(self) -> int:
         """Slots this worker has for more tasks."""
         return self.prefetch - len(self.inflight)
+
+    def release(self, task_id: str) -> None:
+        """The worker no longer holds ``task_id`` (it reported on it)."""
+        self.inflight.pop(task_id, None)
+        self.exclusive.discard(task_id)
 
     def hold(self, model: str) -> None:
         """Record that the worker has ``model`` loaded (most recent last)."""
@@ -346,7 +352,7 @@ class Dispatcher:
         if task is None:
             return effects
         worker = self._workers[worker_id]
-        worker.inflight.pop(task.task_id, None)
+        worker.release(task.task_id)
         if task.spec.model:
             worker.hold(task.spec.model)
         self._finish(task, TaskState.SUCCEEDED, effects, value=outcome.value)
@@ -358,7 +364,7 @@ class Dispatcher:
         task = self._holder(worker_id, failed.task_id, failed.attempt, effects)
         if task is None:
             return effects
-        self._workers[worker_id].inflight.pop(task.task_id, None)
+        self._workers[worker_id].release(task.task_id)
         if failed.cancelled:
             # The worker stopped it without being asked (shutting down): run it elsewhere.
             self._requeue(task, task.attempt, now, effects)
@@ -393,7 +399,7 @@ class Dispatcher:
             reason = Refused.UNREGISTERED
         elif task is None:
             if task_id in worker.inflight:
-                del worker.inflight[task_id]
+                worker.release(task_id)
                 return None
             reason = Refused.NOT_ASSIGNED if task_id in self._final else Refused.UNKNOWN_TASK
         elif task.state is not TaskState.RUNNING or task.worker != worker_id:
@@ -455,12 +461,8 @@ class Dispatcher:
             self._by_model[task.spec.model].pop(task.task_id, None)
 
     def _free(self, worker: WorkerView) -> int:
-        """Slots ``worker`` has now: none while an exclusive task is in flight on it."""
-        for task_id in worker.inflight:
-            task = self._tasks.get(task_id)  # a finished task may still be on its worker
-            if task is not None and task.spec.kind in EXCLUSIVE_KINDS:
-                return 0
-        return worker.free
+        """Slots ``worker`` has now: none while an exclusive task is on it (even cancelled)."""
+        return 0 if worker.exclusive else worker.free
 
     def _pick(self, worker: WorkerView, affinity: bool) -> _Task | None:
         best: _Task | None = None
@@ -491,6 +493,8 @@ class Dispatcher:
         task.worker = worker.worker_id
         task.started = False
         worker.inflight[task.task_id] = None
+        if task.spec.kind in EXCLUSIVE_KINDS:
+            worker.exclusive.add(task.task_id)
         effects.dispatch_latency_s.append(max(0.0, now - task.queued_at))
         effects.changes.append(Change(task.task_id, TaskState.RUNNING, task.attempt, task.worker))
 
