@@ -21,6 +21,9 @@ BROKER_FLAGS: tuple[Flag, ...] = (
     ("--heartbeat-ms", "heartbeat_ms", int),
     ("--liveness", "liveness", int),
     ("--max-attempts", "max_attempts", int),
+    ("--zmq-auth", "zmq_auth", str),
+    ("--prefetch-max", "prefetch_max", int),
+    ("--max-frame-bytes", "max_frame_bytes", int),
 )
 """Flags that override settings of the same name."""
 
@@ -34,6 +37,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the broker until SIGINT or SIGTERM; returns the exit code."""
     from broker.server import command_settings, install_stop_signals, print_listening, serve
+    from shift.errors import ShiftError
 
     settings = command_settings(args, BROKER_FLAGS, "broker")
     if settings is None:
@@ -49,4 +53,7 @@ def run(args: argparse.Namespace) -> int:
     except OSError as error:
         print(f"shift broker: cannot listen: {error}", file=sys.stderr)
         return 1
+    except ShiftError as error:
+        print(f"shift broker: {error}", file=sys.stderr)
+        return 2
     return 0

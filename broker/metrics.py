@@ -57,6 +57,8 @@ class Counters:
     frames_out: int = 0
     bad_frames: int = 0
     workers_lost: int = 0
+    reports_refused: int = 0
+    auth_denied: int = 0
 
 
 COUNTER_METRICS: dict[str, tuple[str, str]] = {
@@ -64,6 +66,15 @@ COUNTER_METRICS: dict[str, tuple[str, str]] = {
     "frames_out": ("shift_frames_sent_total", "Frames sent to workers."),
     "bad_frames": ("shift_bad_frames_total", "Frames dropped as undecodable."),
     "workers_lost": ("shift_workers_lost_total", "Workers declared dead."),
+    "reports_refused": (
+        "shift_reports_refused_total",
+        "RESULT, FAILED and PROGRESS reports refused: not from the task's assignee "
+        "or not for its current attempt.",
+    ),
+    "auth_denied": (
+        "shift_auth_denied_total",
+        "Worker connections refused: CurveZMQ key not allowed.",
+    ),
 }
 """Metric name and help of each :class:`Counters` field (a test checks every field has one)."""
 

@@ -20,6 +20,7 @@ from aiohttp import web
 
 from broker.api import ApiRunner, check_bind, create_app
 from broker.catalog import Catalog
+from broker.keys import curve_server
 from broker.queries import QueryService
 from broker.search_api import Search
 from broker.service import Broker, BrokerConfig
@@ -38,10 +39,37 @@ def zmq_endpoint(settings: dict[str, Any]) -> str:
     return f"tcp://{settings['zmq_host']}:{settings['zmq_port']}"
 
 
+def broker_config(settings: dict[str, Any], *, create_keys: bool = False) -> BrokerConfig:
+    """The ROUTER's configuration from settings, CurveZMQ keys included.
+
+    Args:
+        settings: Resolved settings.
+        create_keys: Make the broker key pair when missing (``shift up``).
+
+    Raises:
+        SettingsError: a value is out of range, or the link needs keys that are missing.
+    """
+    from shift.errors import SettingsError
+
+    for name in ("prefetch_max", "max_frame_bytes", "max_attempts"):
+        if int(settings[name]) < 1:
+            raise SettingsError(f"setting {name} must be at least 1, got {settings[name]}")
+    return BrokerConfig(
+        endpoint=zmq_endpoint(settings),
+        timing=Timing.from_settings(settings),
+        max_attempts=int(settings["max_attempts"]),
+        prefetch_max=int(settings["prefetch_max"]),
+        max_frame_bytes=int(settings["max_frame_bytes"]),
+        curve=curve_server(settings, create=create_keys),
+    )
+
+
 async def serve(
     settings: dict[str, Any],
     stop: asyncio.Event,
     on_listening: Callable[[dict[str, str]], None] | None = None,
+    *,
+    create_keys: bool = False,
 ) -> None:
     """Run a broker until ``stop`` is set.
 
@@ -49,17 +77,17 @@ async def serve(
         settings: Resolved settings (``load_settings``).
         stop: Set it to shut down.
         on_listening: Called with ``{"http": url, "zmq": endpoint}`` once both listen.
+        create_keys: Make the CurveZMQ broker key pair when missing (``shift up``).
+
+    Raises:
+        SettingsError: the worker link's settings or keys are not usable.
     """
     warning = check_bind(settings["http_host"], settings["token"])
     if warning:
         log.warning(warning)
+    config = broker_config(settings, create_keys=create_keys)
     store = Store(Path(settings["state_dir"]) / DB_NAME)
     await store.open()
-    config = BrokerConfig(
-        endpoint=zmq_endpoint(settings),
-        timing=Timing.from_settings(settings),
-        max_attempts=int(settings["max_attempts"]),
-    )
     broker = Broker(config, store)
     runner: web.AppRunner | None = None
     search: Search | None = None

@@ -4,6 +4,13 @@ This is the thin shell around :class:`shift.dispatch.Dispatcher`: it reads the c
 decodes frames, feeds events to the dispatcher and carries out the returned effects
 (persist changes, send batches, forward cancellations). A frame that does not decode is
 counted, logged and dropped; nothing a peer sends can stop the loop.
+
+What a peer can send is bounded: frames past ``max_frame_bytes`` are dropped by ZeroMQ
+before they are read, each peer's inbound queue holds at most :data:`RCV_HWM` messages,
+bodies are unpacked under :class:`shift.codec.Limits` (a peer that has not registered only
+gets :data:`shift.codec.SMALL_LIMITS`), and every warning about a peer's frames is
+rate-limited per peer. With :class:`shift.keys.CurveServer` keys the ROUTER is a CurveZMQ
+server and a ZAP handler admits only workers whose public key is in the allowed folder.
 """
 
 from __future__ import annotations
@@ -19,15 +26,26 @@ from typing import Any
 
 import zmq
 import zmq.asyncio
+from zmq.auth.asyncio import AsyncioAuthenticator
 
+from broker.keys import AllowedKeys
 from broker.metrics import Counters, Histogram, render
 from broker.store import Store
-from shift.codec import from_frames, to_frames
-from shift.dispatch import Dispatcher, Effects, Submitted
-from shift.errors import ProtocolError, SchedulerError
+from shift.codec import (
+    DEFAULT_MAX_FRAME_BYTES,
+    SMALL_LIMITS,
+    Limits,
+    decode,
+    encode,
+    encode_batches,
+)
+from shift.dispatch import Dispatch, Dispatcher, Effects, Refusal, Submitted
+from shift.errors import ProtocolError, SchedulerError, SettingsError
+from shift.keys import CurveServer
 from shift.liveness import Liveness
 from shift.protocol import (
     Cancel,
+    Command,
     Disconnect,
     Failed,
     Heartbeat,
@@ -35,9 +53,15 @@ from shift.protocol import (
     Progress,
     Ready,
     Result,
+    Started,
     Task,
+    TaskItem,
     Timing,
+    join_frames,
+    split_frames,
 )
+from shift.ratelimit import WarningLimit
+from shift.settings import endpoint_host, is_loopback_host
 from shift.tasks import TaskSpec, TaskState
 
 log = logging.getLogger(__name__)
@@ -45,20 +69,34 @@ log = logging.getLogger(__name__)
 DRAIN_LIMIT = 4096
 """Most frames handled in one turn of the receive loop before yielding to the event loop."""
 
+RCV_HWM = 1000
+"""Most messages queued from one peer before ZeroMQ stops reading from it."""
+
+WARN_INTERVAL_S = 10.0
+"""Seconds between two warnings of the same kind about the same peer."""
+
+_REPORTS = (Command.RESULT, Command.FAILED, Command.PROGRESS, Command.STARTED)
+
 
 @dataclass(frozen=True)
 class BrokerConfig:
-    """How the broker binds and times out.
+    """How the broker binds, authenticates, limits and times out.
 
     Attributes:
         endpoint: ZeroMQ endpoint to bind, e.g. ``tcp://127.0.0.1:5555``.
         timing: Heartbeat interval and liveness.
         max_attempts: Workers a task may kill before it fails.
+        prefetch_max: Most tasks in flight on one worker, whatever its READY asks.
+        max_frame_bytes: Largest frame accepted (``ZMQ_MAXMSGSIZE``) and sent.
+        curve: CurveZMQ server keys; ``None`` for a plain link (loopback only).
     """
 
     endpoint: str
     timing: Timing = field(default_factory=Timing)
     max_attempts: int = 3
+    prefetch_max: int = 256
+    max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
+    curve: CurveServer | None = None
 
 
 @dataclass(frozen=True)
@@ -85,7 +123,7 @@ class Broker:
         self.config = config
         self.store = store
         self._clock = clock
-        self.dispatcher = Dispatcher(config.max_attempts)
+        self.dispatcher = Dispatcher(config.max_attempts, config.prefetch_max)
         self.liveness = Liveness(config.timing.expiry_s)
         self.counters = Counters()
         self.dispatch_latency = Histogram()
@@ -96,6 +134,9 @@ class Broker:
         self._out: zmq.Socket[bytes] | None = None
         self._identities: dict[str, bytes] = {}
         self._told_unknown: dict[bytes, float] = {}
+        self._limits = Limits(max_bytes=config.max_frame_bytes)
+        self._warnings = WarningLimit(WARN_INTERVAL_S)
+        self._auth: AsyncioAuthenticator | None = None
         self._waiters: dict[str, list[asyncio.Future[TaskState]]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._pump_scheduled = False
@@ -107,6 +148,7 @@ class Broker:
             Result: self._on_result,
             Failed: self._on_failed,
             Progress: self._on_progress,
+            Started: self._on_started,
             Disconnect: self._on_disconnect,
         }
 
@@ -120,10 +162,28 @@ class Broker:
             self.dispatcher.restore(row.spec, row.state, row.attempt, now)
         requeued = sum(1 for r in rows if r.state is TaskState.RUNNING)
         log.info("restored %d tasks (%d were running, now queued)", len(rows), requeued)
+        self._check_bind()
         sock = self._ctx.socket(zmq.ROUTER)
         sock.setsockopt(zmq.LINGER, 0)
-        sock.setsockopt(zmq.RCVHWM, 0)
+        sock.setsockopt(zmq.RCVHWM, RCV_HWM)
         sock.setsockopt(zmq.SNDHWM, 0)
+        sock.setsockopt(zmq.MAXMSGSIZE, self.config.max_frame_bytes)
+        curve = self.config.curve
+        if curve is not None:
+            self._auth = AsyncioAuthenticator(self._ctx)
+            self._auth.start()
+            allowed = AllowedKeys(curve.allowed_dir, self._on_key_denied)
+            self._auth.configure_curve_callback("*", allowed)
+            sock.setsockopt(zmq.CURVE_SERVER, 1)
+            sock.setsockopt(zmq.CURVE_SECRETKEY, curve.keys.secret.encode("ascii"))
+            sock.setsockopt(zmq.CURVE_PUBLICKEY, curve.keys.public.encode("ascii"))
+            log.info(
+                "worker link: CurveZMQ; %d worker keys allowed in %s",
+                len(allowed.names()),
+                curve.allowed_dir,
+            )
+        else:
+            log.info("worker link: plain (no CurveZMQ keys); any local process may connect")
         sock.bind(self.config.endpoint)
         self.bound_endpoint = sock.getsockopt_string(zmq.LAST_ENDPOINT)
         self._sock = sock
@@ -146,6 +206,8 @@ class Broker:
                 await task
         if self._sock is not None:
             self._sock.close(linger=0)
+        if self._auth is not None:
+            self._auth.stop()
         self._ctx.term()
         for waiters in self._waiters.values():
             for waiter in waiters:
@@ -260,6 +322,8 @@ class Broker:
         now = self._clock()
         effects = Effects()
         for worker_id in self.liveness.expired(now):
+            if worker_id not in self.dispatcher.workers:
+                continue
             log.warning(
                 "worker %s silent for %.1f s: declared dead", worker_id, self.config.timing.expiry_s
             )
@@ -271,36 +335,108 @@ class Broker:
             self._send(worker_id, Heartbeat())
         cutoff = now - self.config.timing.expiry_s
         self._told_unknown = {k: t for k, t in self._told_unknown.items() if t > cutoff}
+        self._warnings.prune(now)
         self._pump()
 
     # ---- frames --------------------------------------------------------------------------
 
+    def _check_bind(self) -> None:
+        """Refuse a plain link on a non-loopback address; warn about a reachable one."""
+        host = endpoint_host(self.config.endpoint)
+        if host is None or is_loopback_host(host):
+            return
+        if self.config.curve is None:
+            raise SettingsError(
+                f"refusing to bind the ZeroMQ ROUTER to {self.config.endpoint} without CurveZMQ "
+                "keys: any process that can reach it could take tasks and forge results; "
+                "bind 127.0.0.1, or create keys with `shift keys init` and `shift keys add-worker`"
+            )
+        log.warning(
+            "the ZeroMQ ROUTER binds %s, reachable from other machines; only workers whose "
+            "key is in %s can connect",
+            self.config.endpoint,
+            self.config.curve.allowed_dir,
+        )
+
     def _handle(self, frames: list[bytes]) -> None:
         self.counters.frames_in += 1
         try:
-            identity, message = from_frames(frames, routed=True)
+            envelope = split_frames(frames, routed=True)
+            identity = envelope.identity
             worker_id = identity.decode("utf-8")
         except (ProtocolError, UnicodeDecodeError) as error:
-            self.counters.bad_frames += 1
-            if self.counters.bad_frames <= 10 or self.counters.bad_frames % 1000 == 0:
-                log.warning("dropped bad frame #%d: %s", self.counters.bad_frames, error)
+            self._bad_frame(frames[0] if frames else b"", error)
+            return
+        registered = worker_id in self.dispatcher.workers
+        small = not registered or envelope.command is Command.READY
+        limits = SMALL_LIMITS if small else self._limits
+        try:
+            message = decode(envelope.command, envelope.body, limits)
+        except ProtocolError as error:
+            self._bad_frame(identity, error)
             return
         handler = self._handlers.get(type(message))
         if handler is None:
             self.counters.bad_frames += 1
-            log.warning(
-                "dropped %s from %s: not a worker-to-broker command",
+            self._warn(
+                ("command", identity),
+                "dropped %s from %r: not a worker-to-broker command",
                 type(message).__name__,
                 worker_id,
             )
             return
-        if not isinstance(message, Ready) and worker_id not in self.dispatcher.workers:
+        if isinstance(message, Ready):
+            self._on_ready(worker_id, message)
+            return
+        if not registered:
             self._tell_unknown(identity)
-            if not isinstance(message, Result):
-                return
-        else:
-            self.liveness.seen(worker_id, self._clock())
+            if envelope.command in _REPORTS:
+                self.counters.reports_refused += 1
+                self._warn(
+                    ("unregistered", identity),
+                    "refused %s from %r: it never sent READY",
+                    envelope.command.value,
+                    worker_id,
+                )
+            return
+        self.liveness.seen(worker_id, self._clock())
         handler(worker_id, message)
+
+    def _bad_frame(self, identity: bytes, error: Exception) -> None:
+        self.counters.bad_frames += 1
+        self._warn(("bad", identity[:64]), "dropped a bad frame from %r: %s", identity[:64], error)
+
+    def _warn(self, key: object, message: str, *args: Any) -> None:
+        """Log a warning about a peer unless one with the same key went out recently."""
+        held = self._warnings.allow(key, self._clock())
+        if held is None:
+            return
+        if held:
+            message += " (and %d more like it in the last %.0f s)"
+            args = (*args, held, WARN_INTERVAL_S)
+        log.warning(message, *args)
+
+    def _refused(self, refusals: list[Refusal], command: Command) -> None:
+        for refusal in refusals:
+            self.counters.reports_refused += 1
+            self._warn(
+                ("refused", refusal.worker_id, refusal.reason),
+                "refused %s from %s about task %s attempt %d: %s",
+                command.value,
+                refusal.worker_id,
+                refusal.task_id,
+                refusal.attempt,
+                refusal.reason.value.replace("_", " "),
+            )
+
+    def _on_key_denied(self, key: str) -> None:
+        self.counters.auth_denied += 1
+        self._warn(
+            ("key", key),
+            "refused a worker connection: CurveZMQ key %s is not in the allowed folder "
+            "(shift keys add-worker NAME makes one)",
+            key,
+        )
 
     def _tell_unknown(self, identity: bytes) -> None:
         now = self._clock()
@@ -311,13 +447,36 @@ class Broker:
     def _on_ready(self, worker_id: str, ready: Ready) -> None:
         if ready.worker_id != worker_id:
             self.counters.bad_frames += 1
-            log.warning("READY from %r names another worker id %r", worker_id, ready.worker_id)
+            self._warn(
+                ("ready", worker_id),
+                "READY from %r names another worker id %r; ignored",
+                worker_id,
+                ready.worker_id,
+            )
             return
         now = self._clock()
         self._identities[worker_id] = worker_id.encode()
         self.liveness.seen(worker_id, now)
         self._told_unknown.pop(worker_id.encode(), None)
-        log.info("worker %s ready (%s, prefetch %d)", worker_id, ready.device, ready.prefetch)
+        cap = self.dispatcher.prefetch_max
+        if ready.prefetch > cap:
+            self._warn(
+                ("prefetch", worker_id),
+                "worker %s asked for prefetch %d; capped at prefetch_max=%d",
+                worker_id,
+                ready.prefetch,
+                cap,
+            )
+        known = self.dispatcher.workers.get(worker_id)
+        if known is None or known.session != ready.session:
+            log.info(
+                "worker %s ready (%s, prefetch %d)",
+                worker_id,
+                ready.device,
+                min(ready.prefetch, cap),
+            )
+        else:  # a reconnect, or a peer repeating itself: not worth a line each time
+            self._warn(("reconnect", worker_id), "worker %s announced itself again", worker_id)
         self._apply(self.dispatcher.worker_ready(ready, now))
 
     def _on_heartbeat(self, worker_id: str, heartbeat: Heartbeat) -> None:
@@ -327,15 +486,26 @@ class Broker:
         effects = Effects()
         for outcome in result.outcomes:
             effects.extend(self.dispatcher.complete(worker_id, outcome))
-            self.progress.pop(outcome.task_id, None)
+        self._refused(effects.refused, Command.RESULT)
         self._apply(effects)
 
     def _on_failed(self, worker_id: str, failed: Failed) -> None:
-        self.progress.pop(failed.task_id, None)
-        self._apply(self.dispatcher.fail(worker_id, failed, self._clock()))
+        effects = self.dispatcher.fail(worker_id, failed, self._clock())
+        self._refused(effects.refused, Command.FAILED)
+        self._apply(effects)
+
+    def _on_started(self, worker_id: str, started: Started) -> None:
+        effects = self.dispatcher.started(worker_id, started)
+        if effects.refused:
+            self._refused(effects.refused, Command.STARTED)
+        else:
+            self._send(worker_id, started)  # the worker runs the task once it has this
 
     def _on_progress(self, worker_id: str, progress: Progress) -> None:
-        if self.dispatcher.state_of(progress.task_id) is TaskState.RUNNING:
+        effects = self.dispatcher.progress(worker_id, progress)
+        if effects.refused:
+            self._refused(effects.refused, Command.PROGRESS)
+        else:
             self.progress[progress.task_id] = ProgressReport(
                 progress.done, progress.total, progress.message
             )
@@ -366,7 +536,7 @@ class Broker:
         if finals and self._waiters:
             committed.add_done_callback(functools.partial(self._wake_waiters, finals))
         for dispatch in effects.dispatches:
-            self._send(dispatch.worker_id, Task(dispatch.items))
+            self._send_tasks(dispatch)
         for order in effects.cancels:
             self._send(order.worker_id, Cancel(order.task_id))
         if effects.dispatch_latency_s:
@@ -385,23 +555,52 @@ class Broker:
         if identity is not None:
             self._send_raw(identity, message)
 
+    def _send_tasks(self, dispatch: Dispatch) -> None:
+        """Send a batch in as many TASK frames as fit; fail a task too large for any frame."""
+        identity = self._identities.get(dispatch.worker_id)
+        if identity is None:
+            return
+        try:
+            fitting, too_big = encode_batches(dispatch.items, _task, self.config.max_frame_bytes)
+        except ProtocolError as error:
+            log.warning("could not encode a TASK batch for %s: %s", dispatch.worker_id, error)
+            return
+        for _, command, body in fitting:
+            self._send_body(identity, command, body, "TASK")
+        for item in too_big:
+            log.warning("task %s is larger than max_frame_bytes; failing it", item.task_id)
+            error = (
+                f"the task's payload does not fit in one frame of max_frame_bytes="
+                f"{self.config.max_frame_bytes}; raise max_frame_bytes on the broker and workers"
+            )
+            failed = Failed(item.task_id, error, attempt=item.attempt)
+            self._apply(self.dispatcher.fail(dispatch.worker_id, failed, self._clock()))
+
     def _send_raw(self, identity: bytes, message: Message) -> None:
+        try:
+            command, body = encode(message)
+        except ProtocolError as error:
+            log.warning("could not encode %s: %s", type(message).__name__, error)
+            return
+        self._send_body(identity, command, body, type(message).__name__)
+
+    def _send_body(self, identity: bytes, command: Command, body: bytes, what: str) -> None:
         if self._sock is None or self._closed:
             return
         # Send through the asyncio socket (never blocks: ROUTER drops on a full pipe) so
         # pyzmq re-arms its edge-triggered wake-up for the pending receive.
-        try:
-            sent: asyncio.Future[Any] = self._sock.send_multipart(  # type: ignore[assignment]
-                to_frames(message, identity), flags=zmq.DONTWAIT
-            )
-        except ProtocolError as error:
-            log.warning("could not encode %s: %s", type(message).__name__, error)
-            return
+        sent: asyncio.Future[Any] = self._sock.send_multipart(  # type: ignore[assignment]
+            join_frames(command, body, identity), flags=zmq.DONTWAIT
+        )
         failure = sent.exception() if sent.done() else None
         if failure is not None:
-            log.warning("could not send %s to %r: %s", type(message).__name__, identity, failure)
+            log.warning("could not send %s to %r: %s", what, identity, failure)
         else:
             self.counters.frames_out += 1
+
+
+def _task(items: tuple[TaskItem, ...]) -> Task:
+    return Task(items)
 
 
 def _done() -> asyncio.Future[None]:

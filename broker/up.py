@@ -3,6 +3,13 @@
 Workers run as child processes (``python -m workers``) so model work never shares the
 broker's event loop. On SIGINT/SIGTERM the workers are asked to stop first (they finish
 their running task and say goodbye), then the broker closes.
+
+Supervision: each worker is started with ``--parent-pid`` and dies with this process, even
+on ``kill -9`` (``workers.parent``). A worker that exits while ``shift up`` runs is started
+again after a backoff (0.5 s doubling to 30 s, reset after a minute of good health), and
+the log says so. The worker link uses CurveZMQ unless ``zmq_auth=off``: the local workers
+get a key pair made afresh for each run, so a worker left over from an earlier run cannot
+connect, let alone take a current worker's id.
 """
 
 from __future__ import annotations
@@ -13,11 +20,14 @@ import contextlib
 import glob
 import logging
 import os
+import random
 import sys
+from pathlib import Path
 from typing import Any
 
 from broker.broker_command import BROKER_FLAGS
 from shift.cliflags import Flag, add_setting_flags
+from shift.liveness import Backoff
 
 HELP = "Run a broker and local workers in the foreground."
 """One line of ``shift --help``."""
@@ -51,11 +61,26 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-level", default="info", help="Logging level (default info).")
 
 
+RESTART_BASE_S = 0.5
+"""First delay before restarting a worker that died."""
+
+RESTART_MAX_S = 30.0
+"""Longest delay before restarting a worker that keeps dying."""
+
+HEALTHY_S = 60.0
+"""A worker that ran this long before dying is restarted after the shortest delay."""
+
+
 def worker_command(
-    endpoint: str, device: str, worker_id: str, settings: dict[str, Any], level: str
+    endpoint: str,
+    device: str,
+    worker_id: str,
+    settings: dict[str, Any],
+    level: str,
+    keys: Path | None = None,
 ) -> list[str]:
-    """The command line of one local worker."""
-    return [
+    """The command line of one local worker (tied to this process, with ``keys`` if given)."""
+    command = [
         sys.executable, "-m", "workers",
         "--broker", endpoint,
         "--device", device,
@@ -64,8 +89,13 @@ def worker_command(
         "--liveness", str(settings["liveness"]),
         "--prefetch", str(settings["prefetch"]),
         "--shutdown-grace-ms", str(settings["shutdown_grace_ms"]),
+        "--max-frame-bytes", str(settings["max_frame_bytes"]),
+        "--parent-pid", str(os.getpid()),
         "--log-level", level,
     ]  # fmt: skip
+    if keys is not None:
+        command += ["--worker-keys", str(keys)]
+    return command
 
 
 def worker_environment(settings: dict[str, Any], device: str, cpu_workers: int) -> dict[str, str]:
@@ -82,6 +112,40 @@ def worker_environment(settings: dict[str, Any], device: str, cpu_workers: int) 
     if device == "cpu" and cpu_workers > 0 and "OMP_NUM_THREADS" not in os.environ:
         env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // cpu_workers))
     return env
+
+
+async def _supervise(
+    worker_id: str,
+    command: list[str],
+    env: dict[str, str],
+    stopping: asyncio.Event,
+    processes: dict[str, asyncio.subprocess.Process],
+) -> None:
+    """Keep one local worker running until ``stopping``: restart it with backoff when it dies."""
+    loop = asyncio.get_running_loop()
+    backoff = Backoff(RESTART_BASE_S, RESTART_MAX_S, random.Random())
+    restarts = 0
+    while not stopping.is_set():
+        began = loop.time()
+        process = await asyncio.create_subprocess_exec(*command, env=env)
+        processes[worker_id] = process
+        code = await process.wait()
+        if stopping.is_set():
+            return
+        if loop.time() - began > HEALTHY_S:
+            backoff.reset()
+        delay = backoff.next_delay_s()
+        restarts += 1
+        log.warning(
+            "worker %s (pid %d) exited with code %s; restarting it in %.1f s (restart %d)",
+            worker_id,
+            process.pid,
+            code,
+            delay,
+            restarts,
+        )
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), delay)
 
 
 async def _stop_workers(processes: list[asyncio.subprocess.Process], grace_s: float) -> None:
@@ -101,7 +165,10 @@ async def _stop_workers(processes: list[asyncio.subprocess.Process], grace_s: fl
 
 def run(args: argparse.Namespace) -> int:
     """Run the broker and its local workers until SIGINT or SIGTERM."""
+    from broker.keys import curve_server, local_bundle
     from broker.server import command_settings, install_stop_signals, print_listening, serve
+    from shift.errors import ShiftError
+    from shift.keys import KeyPaths
 
     settings = command_settings(args, UP_FLAGS, "up")
     if settings is None:
@@ -110,6 +177,12 @@ def run(args: argparse.Namespace) -> int:
     per_device = 1 if args.workers is None else args.workers
     if per_device < 0:
         print("shift up: --workers must be 0 or more", file=sys.stderr)
+        return 2
+    try:
+        curve = curve_server(settings, create=True)
+        keys = local_bundle(KeyPaths.of(settings["state_dir"])) if curve is not None else None
+    except ShiftError as error:
+        print(f"shift up: {error}", file=sys.stderr)
         return 2
 
     async def main() -> None:
@@ -122,23 +195,31 @@ def run(args: argparse.Namespace) -> int:
             print_listening(where)
             listening.set_result(where)
 
-        server = asyncio.create_task(serve(settings, broker_stop, on_listening))
+        server = asyncio.create_task(serve(settings, broker_stop, on_listening, create_keys=True))
         waiting: set[asyncio.Future[Any]] = {server, listening}
         done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
         if server in done:
             await server  # raises why it could not start
             return
         endpoint = listening.result()["zmq"]
-        processes = []
+        processes: dict[str, asyncio.subprocess.Process] = {}
+        supervisors = []
         cpu_workers = per_device * sum(1 for d in devices if d == "cpu")
         for device in devices:
             env = worker_environment(settings, device, cpu_workers)
             for i in range(per_device):
                 worker_id = f"local-{device.replace(':', '')}-{i}"
-                command = worker_command(endpoint, device, worker_id, settings, args.log_level)
-                processes.append(await asyncio.create_subprocess_exec(*command, env=env))
+                command = worker_command(
+                    endpoint, device, worker_id, settings, args.log_level, keys
+                )
+                supervisors.append(
+                    asyncio.create_task(_supervise(worker_id, command, env, stopping, processes))
+                )
         await stopping.wait()
-        await _stop_workers(processes, int(settings["shutdown_grace_ms"]) / 1000)
+        for supervisor in supervisors:
+            supervisor.cancel()
+        await asyncio.gather(*supervisors, return_exceptions=True)
+        await _stop_workers(list(processes.values()), int(settings["shutdown_grace_ms"]) / 1000)
         broker_stop.set()
         await server
 
@@ -147,4 +228,7 @@ def run(args: argparse.Namespace) -> int:
     except OSError as error:
         print(f"shift up: cannot listen: {error}", file=sys.stderr)
         return 1
+    except ShiftError as error:
+        print(f"shift up: {error}", file=sys.stderr)
+        return 2
     return 0

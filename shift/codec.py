@@ -4,12 +4,18 @@ Bodies are versioned maps (``{"v": 1, ...}``) encoded with ``use_bin_type=True``
 decoded with ``raw=False``; never pickle. Every failure to decode (garbage bytes, truncated
 msgpack, wrong version, missing or mistyped fields) becomes a :class:`ProtocolError`, so a
 bad frame can be logged and dropped without taking the process down.
+
+A body received from a peer is unpacked under :class:`Limits`: its size, the length of any
+one string, array or map, the number of arrays and maps in all, and (msgpack's own stack)
+1,024 levels of nesting. A body past a limit is refused while it is being unpacked, so a
+small frame cannot expand into gigabytes of Python objects.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import msgpack  # type: ignore[import-untyped]
 
@@ -27,6 +33,7 @@ from shift.protocol import (
     Progress,
     Ready,
     Result,
+    Started,
     Task,
     TaskItem,
     join_frames,
@@ -34,7 +41,37 @@ from shift.protocol import (
 )
 
 MAX_BODY_BYTES = 64 * 1024 * 1024
-"""Largest body accepted; larger ones are refused before unpacking."""
+"""Largest stored value :func:`unpack` accepts (payloads and results in the store)."""
+
+DEFAULT_MAX_FRAME_BYTES = 16 * 1024 * 1024
+"""Default largest frame on the worker link (the ``max_frame_bytes`` setting)."""
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one body received from a peer may hold.
+
+    Attributes:
+        max_bytes: Largest body (also the longest string or binary in it).
+        max_array_len: Most elements in one array.
+        max_map_len: Most entries in one map (protocol maps are small records).
+        max_containers: Most arrays and maps in the whole body.
+    """
+
+    max_bytes: int = DEFAULT_MAX_FRAME_BYTES
+    max_array_len: int = 4 * 1024 * 1024
+    max_map_len: int = 1024
+    max_containers: int = 65536
+
+
+FRAME_LIMITS = Limits()
+"""The limits a body gets unless the receiver passes others."""
+
+SMALL_LIMITS = Limits(max_bytes=64 * 1024, max_array_len=4096, max_containers=64)
+"""The limits of a READY, and of any frame from a peer that has not registered (which the
+broker only decodes to count and refuse)."""
 
 
 def pack(value: Any) -> bytes:
@@ -49,18 +86,54 @@ def pack(value: Any) -> bytes:
         raise ProtocolError(f"value cannot be encoded as msgpack: {error}") from None
 
 
-def unpack(data: bytes) -> Any:
+def unpack(data: bytes, limits: Limits | None = None) -> Any:
     """Decode one msgpack value.
 
+    Args:
+        data: The bytes.
+        limits: What the value may hold (a body from a peer); ``None`` for values this
+            process stored itself, which are only bounded by :data:`MAX_BODY_BYTES`.
+
     Raises:
-        ProtocolError: the bytes are not exactly one valid msgpack value.
+        ProtocolError: the bytes are not exactly one valid msgpack value, or pass a limit.
     """
-    if len(data) > MAX_BODY_BYTES:
-        raise ProtocolError(f"body of {len(data)} bytes exceeds the limit of {MAX_BODY_BYTES}")
+    max_bytes = MAX_BODY_BYTES if limits is None else limits.max_bytes
+    if len(data) > max_bytes:
+        raise ProtocolError(f"body of {len(data)} bytes exceeds the limit of {max_bytes}")
     try:
-        return msgpack.unpackb(data, raw=False, strict_map_key=True)
+        if limits is None:
+            return msgpack.unpackb(data, raw=False, strict_map_key=True)
+        return _unpack_limited(data, limits)
+    except ProtocolError:
+        raise
     except Exception as error:  # msgpack raises many unrelated types on bad input
         raise ProtocolError(f"undecodable msgpack body ({type(error).__name__}: {error})") from None
+
+
+def _unpack_limited(data: bytes, limits: Limits) -> Any:
+    containers = 0
+
+    def count(value: Any) -> Any:
+        nonlocal containers
+        containers += 1
+        if containers > limits.max_containers:
+            raise ProtocolError(
+                f"body holds more than {limits.max_containers} arrays and maps; refused"
+            )
+        return value
+
+    return msgpack.unpackb(
+        data,
+        raw=False,
+        strict_map_key=True,
+        object_hook=count,
+        list_hook=count,
+        max_str_len=limits.max_bytes,
+        max_bin_len=limits.max_bytes,
+        max_array_len=limits.max_array_len,
+        max_map_len=limits.max_map_len,
+        max_ext_len=0,
+    )
 
 
 def _get(body: dict[str, Any], name: str, kind: type | tuple[type, ...], default: Any = ...) -> Any:
@@ -125,9 +198,12 @@ def _encode_body(message: Message) -> dict[str, Any]:
                     for i in message.items
                 ]
             }
+        case Started():
+            return {"id": message.task_id, "attempt": message.attempt}
         case Progress():
             return {
                 "id": message.task_id,
+                "attempt": message.attempt,
                 "done": message.done,
                 "total": message.total,
                 "message": message.message,
@@ -135,13 +211,19 @@ def _encode_body(message: Message) -> dict[str, Any]:
         case Result():
             return {
                 "results": [
-                    {"id": o.task_id, "value": o.value, "elapsed_s": o.elapsed_s}
+                    {
+                        "id": o.task_id,
+                        "attempt": o.attempt,
+                        "value": o.value,
+                        "elapsed_s": o.elapsed_s,
+                    }
                     for o in message.outcomes
                 ]
             }
         case Failed():
             return {
                 "id": message.task_id,
+                "attempt": message.attempt,
                 "error": message.error,
                 "retryable": message.retryable,
                 "cancelled": message.cancelled,
@@ -172,12 +254,17 @@ def _decode_ready(b: dict[str, Any]) -> Ready:
     )
 
 
+def _attempt(body: dict[str, Any]) -> int:
+    attempt = _get(body, "attempt", int)
+    if attempt < 1:
+        raise ProtocolError(f"task attempt must be >= 1, got {attempt}")
+    return attempt
+
+
 def _decode_task(b: dict[str, Any]) -> Task:
     items = []
     for t in _items(b, "tasks"):
-        attempt = _get(t, "attempt", int)
-        if attempt < 1:
-            raise ProtocolError(f"task attempt must be >= 1, got {attempt}")
+        attempt = _attempt(t)
         items.append(
             TaskItem(
                 task_id=_get(t, "id", str),
@@ -192,7 +279,7 @@ def _decode_task(b: dict[str, Any]) -> Task:
 
 def _decode_result(b: dict[str, Any]) -> Result:
     outcomes = tuple(
-        Outcome(_get(r, "id", str), r.get("value"), _number(r, "elapsed_s", 0.0))
+        Outcome(_get(r, "id", str), r.get("value"), _number(r, "elapsed_s", 0.0), _attempt(r))
         for r in _items(b, "results")
     )
     return Result(outcomes)
@@ -202,8 +289,13 @@ _DECODERS: dict[Command, Callable[[dict[str, Any]], Message]] = {
     Command.READY: _decode_ready,
     Command.HEARTBEAT: lambda b: Heartbeat(_strings(_get(b, "models", list, []), "models")),
     Command.TASK: _decode_task,
+    Command.STARTED: lambda b: Started(_get(b, "id", str), _attempt(b)),
     Command.PROGRESS: lambda b: Progress(
-        _get(b, "id", str), _number(b, "done"), _number(b, "total"), _get(b, "message", str, "")
+        _get(b, "id", str),
+        _number(b, "done"),
+        _number(b, "total"),
+        _get(b, "message", str, ""),
+        _attempt(b),
     ),
     Command.RESULT: _decode_result,
     Command.FAILED: lambda b: Failed(
@@ -211,6 +303,7 @@ _DECODERS: dict[Command, Callable[[dict[str, Any]], Message]] = {
         _get(b, "error", str),
         _get(b, "retryable", bool, False),
         _get(b, "cancelled", bool, False),
+        _attempt(b),
     ),
     Command.CANCEL: lambda b: Cancel(_get(b, "id", str)),
     Command.DISCONNECT: lambda b: Disconnect(_get(b, "reason", str, "")),
@@ -228,14 +321,14 @@ def encode(message: Message) -> tuple[Command, bytes]:
     return COMMAND_OF[type(message)], pack(body)
 
 
-def decode(command: Command, body: bytes) -> Message:
+def decode(command: Command, body: bytes, limits: Limits = FRAME_LIMITS) -> Message:
     """Decode and validate a body sent under ``command``.
 
     Raises:
-        ProtocolError: the body is not valid msgpack, has another version, or its fields
-            are missing or of the wrong type.
+        ProtocolError: the body is not valid msgpack, passes a limit, has another version,
+            or its fields are missing or of the wrong type.
     """
-    value = _map(unpack(body), "message body")
+    value = _map(unpack(body, limits), "message body")
     version = value.get("v")
     if version != BODY_VERSION:
         raise ProtocolError(f"unsupported body version {version!r}; expected {BODY_VERSION}")
@@ -248,11 +341,49 @@ def to_frames(message: Message, identity: bytes | None = None) -> list[bytes]:
     return join_frames(command, body, identity)
 
 
-def from_frames(frames: Sequence[bytes], *, routed: bool) -> tuple[bytes, Message]:
+def from_frames(
+    frames: Sequence[bytes], *, routed: bool, limits: Limits = FRAME_LIMITS
+) -> tuple[bytes, Message]:
     """Split and decode received frames into the sender identity and the message.
 
     Raises:
         ProtocolError: anything about the frames is wrong.
     """
     envelope = split_frames(frames, routed=routed)
-    return envelope.identity, decode(envelope.command, envelope.body)
+    return envelope.identity, decode(envelope.command, envelope.body, limits)
+
+
+def encode_batches(
+    items: Sequence[T], make: Callable[[tuple[T, ...]], Message], max_bytes: int
+) -> tuple[list[tuple[tuple[T, ...], Command, bytes]], list[T]]:
+    """Encode ``make(items)`` as few messages as keep every body within ``max_bytes``.
+
+    A batch whose body is too large is split in halves until each part fits.
+
+    Args:
+        items: What to send (task items, outcomes).
+        make: Builds the message for a batch of items.
+        max_bytes: The largest body the receiver accepts.
+
+    Returns:
+        The batches that fit (items, command, body) and the items too large on their own.
+
+    Raises:
+        ProtocolError: an item holds values msgpack cannot encode.
+    """
+    fitting: list[tuple[tuple[T, ...], Command, bytes]] = []
+    too_big: list[T] = []
+    pending = [tuple(items)]
+    while pending:
+        batch = pending.pop()
+        if not batch:
+            continue
+        command, body = encode(make(batch))
+        if len(body) <= max_bytes:
+            fitting.append((batch, command, body))
+        elif len(batch) == 1:
+            too_big.append(batch[0])
+        else:
+            half = len(batch) // 2
+            pending += [batch[half:], batch[:half]]
+    return fitting, too_big

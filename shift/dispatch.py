@@ -14,12 +14,18 @@ Rules:
 - A task of an :data:`EXCLUSIVE_KINDS` kind (minutes of work, e.g. ``finetune``) goes only
   to a worker with nothing in flight, and nothing is prefetched behind it: no task waits
   behind a fine-tune while another worker could run it.
-- A result is accepted from any worker while the task is not final (identical work gives
-  an identical result); a copy still running elsewhere is cancelled. Later results for the
-  same task are ignored, so every task has exactly one result.
-- A worker that dies charges each of its in-flight tasks one attempt; a task whose
-  ``attempt`` reaches ``max_attempts`` when its worker dies fails with a clear error.
-  A worker that leaves cleanly, or reconnects with the same session, charges nothing.
+- A worker announces at most ``prefetch_max`` slots, whatever its READY asks for.
+- STARTED, PROGRESS, RESULT and FAILED are accepted only from the registered worker the
+  task is assigned to, and only for the task's current attempt. Anything else is refused
+  (the effects list it, so the shell can count and log it) and changes nothing: a peer
+  cannot finish, fail or fake progress of a task it does not hold. A late frame about a
+  task that finished while still on its worker (cancelled) only frees the worker's slot.
+- A worker that dies charges one attempt to the task it had started (it sent STARTED or
+  PROGRESS for it; the runtime sends STARTED, and waits for the broker's answer, before it
+  runs a device-thread task); its other in-flight tasks go back to the queue free. A task
+  whose ``attempt`` reaches ``max_attempts`` when its worker dies fails with a clear
+  error. So a peer that takes tasks and vanishes without running them cannot make a task
+  fail. A worker that leaves cleanly, or reconnects with the same session, charges nothing.
 """
 
 from __future__ import annotations
@@ -27,10 +33,11 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from shift.errors import SchedulerError
-from shift.protocol import Failed, Outcome, Ready, TaskItem
+from shift.protocol import Failed, Outcome, Progress, Ready, Started, TaskItem
 from shift.tasks import TaskSpec, TaskState
 
 EXCLUSIVE_KINDS = frozenset({"finetune"})
@@ -63,6 +70,32 @@ class Change:
     error: str | None = None
 
 
+class Refused(StrEnum):
+    """Why a RESULT, FAILED or PROGRESS was refused."""
+
+    UNREGISTERED = "unregistered"
+    UNKNOWN_TASK = "unknown_task"
+    NOT_ASSIGNED = "not_assigned"
+    STALE_ATTEMPT = "stale_attempt"
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A frame about a task that its sender may not report on.
+
+    Attributes:
+        worker_id: The sender.
+        task_id: The task the frame names.
+        attempt: The attempt the frame names.
+        reason: Why it was refused.
+    """
+
+    worker_id: str
+    task_id: str
+    attempt: int
+    reason: Refused
+
+
 @dataclass(frozen=True)
 class Dispatch:
     """A batch of tasks to send to one worker."""
@@ -88,12 +121,14 @@ class Effects:
         dispatches: Batches to send.
         cancels: Cancellations to forward to workers.
         dispatch_latency_s: Queue wait of every task dispatched.
+        refused: Frames refused because their sender does not hold the task.
     """
 
     changes: list[Change] = field(default_factory=list)
     dispatches: list[Dispatch] = field(default_factory=list)
     cancels: list[CancelOrder] = field(default_factory=list)
     dispatch_latency_s: list[float] = field(default_factory=list)
+    refused: list[Refusal] = field(default_factory=list)
 
     def extend(self, other: Effects) -> None:
         """Append another event's effects to these."""
@@ -101,6 +136,7 @@ class Effects:
         self.dispatches.extend(other.dispatches)
         self.cancels.extend(other.cancels)
         self.dispatch_latency_s.extend(other.dispatch_latency_s)
+        self.refused.extend(other.refused)
 
 
 @dataclass(frozen=True)
@@ -126,6 +162,7 @@ class _Task:
     attempt: int
     queued_at: float
     worker: str | None = None
+    started: bool = False
 
     @property
     def task_id(self) -> str:
@@ -143,12 +180,18 @@ class WorkerView:
     capabilities: frozenset[str]
     prefetch: int
     models: list[str] = field(default_factory=list)
-    inflight: set[str] = field(default_factory=set)
+    inflight: dict[str, None] = field(default_factory=dict)
+    exclusive: set[str] = field(default_factory=set)
 
     @property
     def free(self) -> int:
         """Slots this worker has for more tasks."""
         return self.prefetch - len(self.inflight)
+
+    def release(self, task_id: str) -> None:
+        """The worker no longer holds ``task_id`` (it reported on it)."""
+        self.inflight.pop(task_id, None)
+        self.exclusive.discard(task_id)
 
     def hold(self, model: str) -> None:
         """Record that the worker has ``model`` loaded (most recent last)."""
@@ -163,12 +206,16 @@ class Dispatcher:
 
     Args:
         max_attempts: Workers a task may kill before it fails.
+        prefetch_max: Most slots one worker gets, whatever its READY asks for.
     """
 
-    def __init__(self, max_attempts: int = 3) -> None:
+    def __init__(self, max_attempts: int = 3, prefetch_max: int = 256) -> None:
         if max_attempts < 1:
             raise SchedulerError(f"max_attempts must be at least 1, got {max_attempts}")
+        if prefetch_max < 1:
+            raise SchedulerError(f"prefetch_max must be at least 1, got {prefetch_max}")
         self.max_attempts = max_attempts
+        self.prefetch_max = prefetch_max
         self._tasks: dict[str, _Task] = {}
         self._final: dict[str, TaskState] = {}
         self._by_kind: dict[str, OrderedDict[str, None]] = {}
@@ -260,7 +307,10 @@ class Dispatcher:
         return gone
 
     def worker_ready(self, ready: Ready, now: float) -> Effects:
-        """Register a worker (or re-register one that reconnected or restarted)."""
+        """Register a worker (or re-register one that reconnected or restarted).
+
+        Its slots are ``ready.prefetch`` capped at ``prefetch_max``.
+        """
         effects = Effects()
         known = self._workers.get(ready.worker_id)
         if known is not None:
@@ -272,7 +322,7 @@ class Dispatcher:
             device=ready.device,
             memory_bytes=ready.memory_bytes,
             capabilities=frozenset(ready.capabilities),
-            prefetch=ready.prefetch,
+            prefetch=min(ready.prefetch, self.prefetch_max),
             models=list(ready.models[-MODEL_MEMORY:]),
         )
         return effects
@@ -284,7 +334,7 @@ class Dispatcher:
             worker.models = list(models[-MODEL_MEMORY:])
 
     def worker_lost(self, worker_id: str, now: float) -> Effects:
-        """A worker went silent: charge its in-flight tasks an attempt and requeue them."""
+        """A worker went silent: charge the task it had started, requeue its in-flight tasks."""
         worker = self._workers.get(worker_id)
         return Effects() if worker is None else self._drop_worker(worker, charge=True, now=now)
 
@@ -293,34 +343,28 @@ class Dispatcher:
         worker = self._workers.get(worker_id)
         return Effects() if worker is None else self._drop_worker(worker, charge=False, now=now)
 
-    # ---- results -------------------------------------------------------------------------
+    # ---- results ----------------------------------------------------------------------
 
     def complete(self, worker_id: str, outcome: Outcome) -> Effects:
-        """Accept a result unless the task is already final."""
+        """Accept a result from the task's assignee for its current attempt."""
         effects = Effects()
-        worker = self._workers.get(worker_id)
-        if worker is not None:
-            worker.inflight.discard(outcome.task_id)
-        task = self._tasks.get(outcome.task_id)
+        task = self._holder(worker_id, outcome.task_id, outcome.attempt, effects)
         if task is None:
             return effects
-        if task.state is TaskState.RUNNING and task.worker not in (None, worker_id):
-            effects.cancels.append(CancelOrder(task.worker, task.task_id))
-        if worker is not None and task.spec.model:
+        worker = self._workers[worker_id]
+        worker.release(task.task_id)
+        if task.spec.model:
             worker.hold(task.spec.model)
-        task.worker = worker_id
         self._finish(task, TaskState.SUCCEEDED, effects, value=outcome.value)
         return effects
 
     def fail(self, worker_id: str, failed: Failed, now: float) -> Effects:
         """Handle a task failure reported by the worker running it."""
         effects = Effects()
-        worker = self._workers.get(worker_id)
-        if worker is not None:
-            worker.inflight.discard(failed.task_id)
-        task = self._tasks.get(failed.task_id)
-        if task is None or task.worker != worker_id or task.state is not TaskState.RUNNING:
+        task = self._holder(worker_id, failed.task_id, failed.attempt, effects)
+        if task is None:
             return effects
+        self._workers[worker_id].release(task.task_id)
         if failed.cancelled:
             # The worker stopped it without being asked (shutting down): run it elsewhere.
             self._requeue(task, task.attempt, now, effects)
@@ -329,6 +373,43 @@ class Dispatcher:
         else:
             self._finish(task, TaskState.FAILED, effects, error=failed.error)
         return effects
+
+    def started(self, worker_id: str, started: Started) -> Effects:
+        """The task's assignee is about to run it: from now on its death charges the task."""
+        effects = Effects()
+        task = self._holder(worker_id, started.task_id, started.attempt, effects)
+        if task is not None:
+            task.started = True
+        return effects
+
+    def progress(self, worker_id: str, progress: Progress) -> Effects:
+        """Check progress from the task's assignee (progress also means it has started)."""
+        return self.started(worker_id, Started(progress.task_id, progress.attempt))
+
+    def _holder(self, worker_id: str, task_id: str, attempt: int, effects: Effects) -> _Task | None:
+        """The running task if ``worker_id`` holds its current ``attempt``; else record why not.
+
+        A frame about a task that finished while still on its worker (it was cancelled)
+        frees the worker's slot and is neither accepted nor refused.
+        """
+        worker = self._workers.get(worker_id)
+        reason: Refused | None = None
+        task = self._tasks.get(task_id)
+        if worker is None:
+            reason = Refused.UNREGISTERED
+        elif task is None:
+            if task_id in worker.inflight:
+                worker.release(task_id)
+                return None
+            reason = Refused.NOT_ASSIGNED if task_id in self._final else Refused.UNKNOWN_TASK
+        elif task.state is not TaskState.RUNNING or task.worker != worker_id:
+            reason = Refused.NOT_ASSIGNED
+        elif attempt != task.attempt:
+            reason = Refused.STALE_ATTEMPT
+        if reason is not None:
+            effects.refused.append(Refusal(worker_id, task_id, attempt, reason))
+            return None
+        return task
 
     # ---- dispatch ------------------------------------------------------------------------
 
@@ -380,12 +461,8 @@ class Dispatcher:
             self._by_model[task.spec.model].pop(task.task_id, None)
 
     def _free(self, worker: WorkerView) -> int:
-        """Slots ``worker`` has now: none while an exclusive task is in flight on it."""
-        for task_id in worker.inflight:
-            task = self._tasks.get(task_id)  # a finished task may still be on its worker
-            if task is not None and task.spec.kind in EXCLUSIVE_KINDS:
-                return 0
-        return worker.free
+        """Slots ``worker`` has now: none while an exclusive task is on it (even cancelled)."""
+        return 0 if worker.exclusive else worker.free
 
     def _pick(self, worker: WorkerView, affinity: bool) -> _Task | None:
         best: _Task | None = None
@@ -414,7 +491,10 @@ class Dispatcher:
         self._dequeue(task)
         task.state = TaskState.RUNNING
         task.worker = worker.worker_id
-        worker.inflight.add(task.task_id)
+        task.started = False
+        worker.inflight[task.task_id] = None
+        if task.spec.kind in EXCLUSIVE_KINDS:
+            worker.exclusive.add(task.task_id)
         effects.dispatch_latency_s.append(max(0.0, now - task.queued_at))
         effects.changes.append(Change(task.task_id, TaskState.RUNNING, task.attempt, task.worker))
 
@@ -444,11 +524,11 @@ class Dispatcher:
     def _drop_worker(self, worker: WorkerView, *, charge: bool, now: float) -> Effects:
         effects = Effects()
         del self._workers[worker.worker_id]
-        for task_id in sorted(worker.inflight):
+        for task_id in worker.inflight:
             task = self._tasks.get(task_id)
             if task is None or task.worker != worker.worker_id:
                 continue
-            if not charge:
+            if not charge or not task.started:
                 self._requeue(task, task.attempt, now, effects)
             elif task.attempt >= self.max_attempts:
                 error = (

@@ -40,6 +40,7 @@ class Command(StrEnum):
     READY = "READY"
     HEARTBEAT = "HEARTBEAT"
     TASK = "TASK"
+    STARTED = "STARTED"
     PROGRESS = "PROGRESS"
     RESULT = "RESULT"
     FAILED = "FAILED"
@@ -180,22 +181,49 @@ class Task:
 
 
 @dataclass(frozen=True)
+class Started:
+    """A worker is about to run a task on its device thread; the broker answers in kind.
+
+    The worker waits for the broker's answer (up to one heartbeat interval) before it runs
+    the task, so if the task then takes the process down, the broker knows it was running
+    and charges it the attempt. Tasks a dead worker had not started are not charged.
+
+    Attributes:
+        task_id: The task.
+        attempt: The attempt about to run.
+    """
+
+    task_id: str
+    attempt: int = 1
+
+
+@dataclass(frozen=True)
 class Progress:
-    """Progress of a running task, ``done`` out of ``total`` units."""
+    """Progress of a running task, ``done`` out of ``total`` units.
+
+    Attributes:
+        task_id: The task.
+        done: Units done.
+        total: Units in all (0 when unknown).
+        message: A few words for a person.
+        attempt: The attempt the worker runs (from its :class:`TaskItem`).
+    """
 
     task_id: str
     done: float
     total: float
     message: str = ""
+    attempt: int = 1
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """The value one task produced and how long it ran on the worker."""
+    """The value one task produced, how long it ran and for which attempt."""
 
     task_id: str
     value: Any
     elapsed_s: float = 0.0
+    attempt: int = 1
 
 
 @dataclass(frozen=True)
@@ -214,12 +242,14 @@ class Failed:
         error: What went wrong, for a person.
         retryable: True when another attempt may succeed (a transient failure).
         cancelled: True when the task stopped because it was cancelled.
+        attempt: The attempt that failed.
     """
 
     task_id: str
     error: str
     retryable: bool = False
     cancelled: bool = False
+    attempt: int = 1
 
 
 @dataclass(frozen=True)
@@ -236,12 +266,13 @@ class Disconnect:
     reason: str = ""
 
 
-Message = Ready | Heartbeat | Task | Progress | Result | Failed | Cancel | Disconnect
+Message = Ready | Heartbeat | Task | Started | Progress | Result | Failed | Cancel | Disconnect
 
 COMMAND_OF: dict[type, Command] = {
     Ready: Command.READY,
     Heartbeat: Command.HEARTBEAT,
     Task: Command.TASK,
+    Started: Command.STARTED,
     Progress: Command.PROGRESS,
     Result: Command.RESULT,
     Failed: Command.FAILED,

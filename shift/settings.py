@@ -6,6 +6,7 @@ Values come, in increasing priority, from the defaults below, the environment
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -50,6 +51,16 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("prefetch", 2, "Tasks the broker may keep in flight on one worker."),
     Setting("reconnect_max_ms", 5000, "Longest pause between a worker's reconnect attempts."),
     Setting("shutdown_grace_ms", 10000, "How long a stopping worker waits for its running task."),
+    Setting(
+        "zmq_auth",
+        "auto",
+        "CurveZMQ on the worker link: auto, curve or off (off only on loopback).",
+    ),
+    Setting(
+        "worker_keys", "", "Folder with a worker's CurveZMQ keys (from shift keys add-worker)."
+    ),
+    Setting("prefetch_max", 256, "Most tasks the broker keeps in flight on one worker."),
+    Setting("max_frame_bytes", 16777216, "Largest ZeroMQ frame accepted; larger ones are dropped."),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -99,3 +110,31 @@ def load_settings(
         values[name] = _convert(_BY_NAME[name], value, "the command line")
     values["state_dir"] = str(Path(values["state_dir"]).expanduser())
     return values
+
+
+ZMQ_AUTH_MODES = ("auto", "curve", "off")
+"""The values of the ``zmq_auth`` setting."""
+
+
+def is_loopback_host(host: str) -> bool:
+    """True when ``host`` only reaches this machine (``localhost``, ``127.0.0.0/8``, ``::1``).
+
+    Any other name is treated as reachable from elsewhere (no DNS lookup): ``0.0.0.0``,
+    ``*``, ``::`` and every interface address or host name are not loopback.
+    """
+    name = host.strip().strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def endpoint_host(endpoint: str) -> str | None:
+    """The host of a ``tcp://HOST:PORT`` endpoint; ``None`` for ``ipc://`` and ``inproc://``."""
+    scheme, _, rest = endpoint.partition("://")
+    if scheme != "tcp":
+        return None
+    host, _, _ = rest.rpartition(":")
+    return host

@@ -18,7 +18,8 @@ and the simulated makespan shows the bottleneck.
 
 A failure kills a device at a time: its running task is lost, and after ``detect_s`` (the
 broker's liveness timeout) the dispatcher's ``worker_lost`` puts its in-flight tasks back in
-the queue with ``attempt + 1``, exactly as the broker does. A device may come back later as
+the queue, exactly as the broker does: the running task (its start was reported) with
+``attempt + 1``, the prefetched ones free. A device may come back later as
 a new session with an empty LRU.
 """
 
@@ -31,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shift.dispatch import Dispatcher, Effects
-from shift.protocol import Outcome, Ready
+from shift.protocol import Outcome, Ready, Started
 from shift.tasks import TaskSpec, TaskState
 from simulator.costs import Overheads, Workload
 from simulator.errors import SimulatorError
@@ -216,6 +217,7 @@ class Simulation:
         self._heap: list[tuple[float, int, str, Any]] = []
         self._seq = itertools.count()
         self._jobs: dict[str, Job] = {}
+        self._attempts: dict[str, int] = {}  # the attempt each task was last dispatched with
         self._devices = [_Device(i, f"d{i}") for i in range(cluster.devices)]
         self._by_id = {d.worker_id: d for d in self._devices}
         self._broker_free = 0.0
@@ -302,6 +304,7 @@ class Simulation:
             at = self._broker(now, units)
             self._counts["dispatches"] += units
             self._counts["messages"] += 1
+            self._attempts.update((i.task_id, i.attempt) for i in batch.items)
             self._push(at, "arrive", (batch.worker_id, [i.task_id for i in batch.items]))
 
     def _release(self, jobs: list[Job], now: float) -> None:
@@ -352,6 +355,8 @@ class Simulation:
                 self._segments.append(Segment(device.index, now, now + load, "load", job.model))
             self._segments.append(Segment(device.index, now + load, end, job.kind, job.model))
         device.running = task_id
+        started = Started(task_id, self._attempts[task_id])
+        self.dispatcher.started(device.worker_id, started)  # as the worker runtime does
         device.busy_s += end - now
         device.load_s += load
         self._push(end, "done", (device.index, device.session, task_id))
@@ -378,7 +383,8 @@ class Simulation:
         released: list[Job] = []
         for device, task_id in inbox:
             job = self._jobs[task_id]
-            done = self.dispatcher.complete(device.worker_id, Outcome(task_id, None))
+            outcome = Outcome(task_id, None, attempt=self._attempts[task_id])
+            done = self.dispatcher.complete(device.worker_id, outcome)
             if device.alive:
                 self.dispatcher.worker_models(device.worker_id, tuple(device.lru))
             if any(c.task_id == task_id and c.state is TaskState.SUCCEEDED for c in done.changes):

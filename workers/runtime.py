@@ -5,6 +5,14 @@ every interval, also while a task runs (model work runs on a device thread, neve
 event loop); when the broker is silent for ``liveness`` intervals, close the socket and
 reconnect with exponential backoff; on :meth:`Worker.stop`, take no more tasks, let the
 running one finish (up to a grace period), send its result and DISCONNECT, then close.
+
+Every report names the task's attempt. Before a task runs on the device thread the worker
+sends the results it has and STARTED, and waits (up to one heartbeat interval) for the
+broker to answer STARTED: if the process then dies, the broker knows which task was running
+and charges that one (and only it) for the death. Frames stay within ``max_frame_bytes``
+(results are split into batches that fit; a single result too large fails its task). With
+:class:`shift.keys.CurveClient` keys the DEALER is a CurveZMQ client; a refused key is
+logged (rate-limited) from the socket monitor.
 """
 
 from __future__ import annotations
@@ -24,9 +32,11 @@ from typing import Any
 
 import zmq
 import zmq.asyncio
+from zmq.utils.monitor import parse_monitor_message
 
-from shift.codec import encode, from_frames, to_frames
+from shift.codec import DEFAULT_MAX_FRAME_BYTES, Limits, encode, encode_batches, from_frames
 from shift.errors import ProtocolError, WorkerError
+from shift.keys import CurveClient
 from shift.liveness import Backoff, Liveness
 from shift.protocol import (
     MAX_BATCH,
@@ -39,15 +49,28 @@ from shift.protocol import (
     Progress,
     Ready,
     Result,
+    Started,
     Task,
     TaskItem,
     Timing,
+    join_frames,
 )
+from shift.ratelimit import WarningLimit
 from workers.kinds import KINDS, Cancelled, Retry, TaskContext, TaskKind, get_kind
+from workers.parent import parent_gone
 
 log = logging.getLogger(__name__)
 
 BROKER = "broker"
+
+RCV_HWM = 1000
+"""Most messages queued from the broker before ZeroMQ stops reading."""
+
+_AUTH_EVENTS = (
+    zmq.EVENT_HANDSHAKE_FAILED_AUTH
+    | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL
+    | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL
+)
 
 
 def default_memory_bytes() -> int:
@@ -71,6 +94,9 @@ class WorkerConfig:
         reconnect_max_s: Longest pause between reconnect attempts.
         shutdown_grace_s: How long a clean shutdown waits for the running task.
         memory_bytes: Memory the device offers.
+        max_frame_bytes: Largest frame sent or accepted (as on the broker).
+        curve: CurveZMQ client keys; ``None`` for a plain link.
+        parent_pid: Exit when this process stops being the parent (``shift up``).
     """
 
     broker: str
@@ -81,6 +107,9 @@ class WorkerConfig:
     reconnect_max_s: float = 5.0
     shutdown_grace_s: float = 10.0
     memory_bytes: int = 0
+    max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
+    curve: CurveClient | None = None
+    parent_pid: int | None = None
 
 
 class DeviceThread:
@@ -156,6 +185,9 @@ class Worker:
         self._have_work = asyncio.Event()
         self._running: tuple[TaskItem, TaskContext] | None = None
         self._results: list[Outcome] = []
+        self._acks: dict[str, asyncio.Event] = {}
+        self._limits = Limits(max_bytes=config.max_frame_bytes)
+        self._warnings = WarningLimit(10.0)
         self._stopping = asyncio.Event()
         self._broker = Liveness(config.timing.expiry_s)
         self._device: DeviceThread | None = None
@@ -195,7 +227,14 @@ class Worker:
         sock = self._ctx.socket(zmq.DEALER)
         sock.setsockopt(zmq.IDENTITY, self.config.worker_id.encode())
         sock.setsockopt(zmq.LINGER, 0)
-        sock.setsockopt(zmq.RCVHWM, 0)
+        sock.setsockopt(zmq.RCVHWM, RCV_HWM)
+        sock.setsockopt(zmq.MAXMSGSIZE, self.config.max_frame_bytes)
+        curve = self.config.curve
+        if curve is not None:
+            sock.setsockopt(zmq.CURVE_SECRETKEY, curve.keys.secret.encode("ascii"))
+            sock.setsockopt(zmq.CURVE_PUBLICKEY, curve.keys.public.encode("ascii"))
+            sock.setsockopt(zmq.CURVE_SERVERKEY, curve.server_public.encode("ascii"))
+        monitor = sock.get_monitor_socket(_AUTH_EVENTS)
         sock.connect(self.config.broker)
         self._sock = sock
         self.sessions += 1
@@ -205,6 +244,7 @@ class Worker:
             asyncio.create_task(self._receive(sock), name="worker-receive"),
             asyncio.create_task(self._heartbeat(), name="worker-heartbeat"),
             asyncio.create_task(self._stopping.wait(), name="worker-stop"),
+            asyncio.create_task(self._watch_handshakes(monitor), name="worker-monitor"),
         ]
         try:
             await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -214,6 +254,8 @@ class Worker:
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            sock.disable_monitor()
+            monitor.close(linger=0)
         if not self._stopping.is_set():
             sock.close(linger=0)
             self._sock = None
@@ -234,13 +276,30 @@ class Worker:
         )
         self._flush()
 
+    async def _watch_handshakes(self, monitor: zmq.asyncio.Socket) -> None:
+        """Log (rate-limited) when the broker refuses this worker's CurveZMQ handshake."""
+        while True:
+            event = parse_monitor_message(await monitor.recv_multipart())
+            if self._warnings.allow("handshake", self._clock()) is None:
+                continue
+            if event["event"] == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+                why = "the broker refused this worker's CurveZMQ key"
+            else:
+                why = "the CurveZMQ handshake failed (keys or security settings do not match)"
+            log.error(
+                "%s on %s; get a key bundle with `shift keys add-worker NAME` on the broker's "
+                "machine and pass --worker-keys DIR",
+                why,
+                self.config.broker,
+            )
+
     async def _receive(self, sock: zmq.asyncio.Socket) -> None:
         while True:
             frames = await sock.recv_multipart()
             self._broker.seen(BROKER, self._clock())
             self._backoff.reset()
             try:
-                _, message = from_frames(frames, routed=False)
+                _, message = from_frames(frames, routed=False, limits=self._limits)
             except ProtocolError as error:
                 log.warning("dropped bad frame from broker: %s", error)
                 continue
@@ -251,6 +310,10 @@ class Worker:
                         self._have_work.set()
                 case Cancel():
                     self._cancel(message.task_id)
+                case Started():
+                    ack = self._acks.get(message.task_id)
+                    if ack is not None:
+                        ack.set()
                 case Disconnect():
                     log.info("broker does not know this worker (%s); announcing", message.reason)
                     self._announce()
@@ -262,6 +325,10 @@ class Worker:
     async def _heartbeat(self) -> None:
         while True:
             await asyncio.sleep(self.config.timing.heartbeat_s)
+            parent = self.config.parent_pid
+            if parent is not None and parent_gone(parent):
+                log.error("parent process %d is gone; exiting", parent)
+                os._exit(1)  # nothing to deliver to: the broker was the parent
             if self._broker.expired(self._clock()):
                 return
             self._send(Heartbeat(tuple(self.models)))
@@ -270,7 +337,11 @@ class Worker:
         for item in self._pending:
             if item.task_id == task_id:
                 self._pending.remove(item)
-                self._send(Failed(task_id, "cancelled before it started", cancelled=True))
+                self._send(
+                    Failed(
+                        task_id, "cancelled before it started", cancelled=True, attempt=item.attempt
+                    )
+                )
                 return
         if self._running is not None and self._running[0].task_id == task_id:
             self._running[1].cancelled.set()
@@ -304,6 +375,7 @@ class Worker:
         )
         self._running = (item, ctx)
         started = self._clock()
+        attempt = item.attempt
         try:
             kind = get_kind(item.kind, self.kinds)
             if kind.inline:
@@ -311,28 +383,53 @@ class Worker:
             else:
                 if self._device is None:
                     raise WorkerError("worker device thread is not running")
+                self._flush()  # finished results leave before a long task starts
+                await self._announce_start(item)
                 value = await self._device.run(kind.run, item.payload, ctx)
-            encode(Result((Outcome(item.task_id, value),)))  # refuse values msgpack cannot carry
+            self._check_size(Outcome(item.task_id, value, 0.0, attempt))
         except Cancelled as error:
-            self._send(Failed(item.task_id, str(error), cancelled=True))
+            self._send(Failed(item.task_id, str(error), cancelled=True, attempt=attempt))
         except Retry as error:
-            self._send(Failed(item.task_id, str(error), retryable=True))
+            self._send(Failed(item.task_id, str(error), retryable=True, attempt=attempt))
         except Exception as error:  # a task's own failure is reported, never fatal
             log.info("task %s (%s) failed: %s", item.task_id, item.kind, error)
-            self._send(Failed(item.task_id, f"{type(error).__name__}: {error}"))
+            self._send(Failed(item.task_id, f"{type(error).__name__}: {error}", attempt=attempt))
         else:
-            self._results.append(Outcome(item.task_id, value, self._clock() - started))
+            self._results.append(Outcome(item.task_id, value, self._clock() - started, attempt))
             self.tasks_done += 1
             if item.model and item.model not in self.models:
                 self.models.append(item.model)
         finally:
             self._running = None
 
+    async def _announce_start(self, item: TaskItem) -> None:
+        """Send STARTED and wait until the broker has it (a heartbeat interval at most)."""
+        ack = self._acks[item.task_id] = asyncio.Event()
+        try:
+            if self._send(Started(item.task_id, item.attempt)):
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(ack.wait(), self.config.timing.heartbeat_s)
+        finally:
+            self._acks.pop(item.task_id, None)
+
+    def _check_size(self, outcome: Outcome) -> None:
+        """Refuse a value msgpack cannot carry or too large for one frame.
+
+        Raises:
+            WorkerError: the value cannot be sent.
+        """
+        _, body = encode(Result((outcome,)))
+        if len(body) > self.config.max_frame_bytes:
+            raise WorkerError(
+                f"the result is {len(body)} bytes, more than max_frame_bytes="
+                f"{self.config.max_frame_bytes}; raise max_frame_bytes on the broker and workers"
+            )
+
     def _progress_reporter(self, item: TaskItem) -> Callable[[float, float, str], None]:
         loop = asyncio.get_running_loop()
 
         def report(done: float, total: float, message: str) -> None:
-            progress = Progress(item.task_id, float(done), float(total), message)
+            progress = Progress(item.task_id, float(done), float(total), message, item.attempt)
             loop.call_soon_threadsafe(self._send, progress)
 
         return report
@@ -341,7 +438,11 @@ class Worker:
         """Stop intake, let the running task finish (up to the grace period), say goodbye."""
         self._pending.clear()
         deadline = self._clock() + self.config.shutdown_grace_s
+        beat = self._clock()
         while self._running is not None and self._clock() < deadline:
+            if self._clock() >= beat:  # still alive: the broker must not requeue the task
+                self._send(Heartbeat(tuple(self.models)))
+                beat = self._clock() + self.config.timing.heartbeat_s
             await asyncio.sleep(0.01)
         if self._running is not None:
             log.warning(
@@ -357,25 +458,46 @@ class Worker:
     # ---- sending -------------------------------------------------------------------------
 
     def _flush(self) -> None:
+        """Send the finished results, in batches whose frames fit ``max_frame_bytes``."""
         while self._results and self._sock is not None:
             batch = self._results[:MAX_BATCH]
-            if not self._send(Result(tuple(batch))):
-                return
-            del self._results[: len(batch)]
+            try:
+                fitting, too_big = encode_batches(batch, _result, self.config.max_frame_bytes)
+            except ProtocolError as error:  # each value was checked when its task ended
+                log.warning("could not encode results: %s", error)
+                fitting, too_big = [], batch
+            for outcome in too_big:
+                log.warning("result of task %s does not fit in a frame; dropped", outcome.task_id)
+            gone = {id(o) for o in too_big}
+            for items, command, body in fitting:
+                if not self._send_frames(join_frames(command, body), "RESULT"):
+                    break
+                gone.update(id(o) for o in items)
+            self._results = [o for o in self._results if id(o) not in gone]
+            if len(gone) < len(batch):
+                return  # the socket is full: the rest goes with the next flush
 
     def _send(self, message: Message) -> bool:
         """Send without blocking; False when the message could not be queued."""
-        if self._sock is None:
-            return False
-        # Through the asyncio socket, so pyzmq re-arms the wake-up of the pending receive.
         try:
-            sent: asyncio.Future[Any] = self._sock.send_multipart(  # type: ignore[assignment]
-                to_frames(message), flags=zmq.DONTWAIT
-            )
+            command, body = encode(message)
         except ProtocolError as error:
             log.warning("could not encode %s: %s", type(message).__name__, error)
             return False
+        return self._send_frames(join_frames(command, body), type(message).__name__)
+
+    def _send_frames(self, frames: list[bytes], what: str) -> bool:
+        if self._sock is None:
+            return False
+        # Through the asyncio socket, so pyzmq re-arms the wake-up of the pending receive.
+        sent: asyncio.Future[Any] = self._sock.send_multipart(  # type: ignore[assignment]
+            frames, flags=zmq.DONTWAIT
+        )
         failure = sent.exception() if sent.done() else None
         if failure is not None and not isinstance(failure, zmq.Again):
-            log.warning("could not send %s: %s", type(message).__name__, failure)
+            log.warning("could not send %s: %s", what, failure)
         return sent.done() and failure is None
+
+
+def _result(outcomes: tuple[Outcome, ...]) -> Result:
+    return Result(outcomes)

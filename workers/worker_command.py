@@ -19,6 +19,8 @@ WORKER_FLAGS: tuple[Flag, ...] = (
     ("--prefetch", "prefetch", int),
     ("--reconnect-max-ms", "reconnect_max_ms", int),
     ("--shutdown-grace-ms", "shutdown_grace_ms", int),
+    ("--worker-keys", "worker_keys", str),
+    ("--max-frame-bytes", "max_frame_bytes", int),
 )
 """Flags that override settings of the same name."""
 
@@ -45,6 +47,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="Import MODULE to register more task kinds (repeatable).",
     )
     add_setting_flags(parser, WORKER_FLAGS)
+    parser.add_argument(
+        "--parent-pid",
+        type=int,
+        default=None,
+        help="Exit when process PID (the shift up that started this worker) ends.",
+    )
     parser.add_argument("--log-level", default="info", help="Logging level (default info).")
 
 
@@ -53,7 +61,13 @@ def run(args: argparse.Namespace) -> int:
     import importlib
     import logging
 
+    if args.parent_pid is not None:  # first, before the slow imports below
+        from workers.parent import die_with_parent
+
+        die_with_parent(args.parent_pid)
+
     from shift.errors import ShiftError
+    from shift.keys import read_bundle
     from shift.protocol import Timing
     from shift.settings import load_settings
     from workers import (  # noqa: F401  (registers the kinds)
@@ -86,6 +100,9 @@ def run(args: argparse.Namespace) -> int:
             reconnect_max_s=int(settings["reconnect_max_ms"]) / 1000,
             shutdown_grace_s=int(settings["shutdown_grace_ms"]) / 1000,
             memory_bytes=default_memory_bytes(),
+            max_frame_bytes=int(settings["max_frame_bytes"]),
+            curve=read_bundle(settings["worker_keys"]) if settings["worker_keys"] else None,
+            parent_pid=args.parent_pid,
         )
     except (ShiftError, ImportError) as error:
         print(f"shift worker: {error}", file=sys.stderr)

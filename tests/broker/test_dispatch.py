@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from shift.dispatch import CancelOrder, Dispatcher
+from shift.dispatch import CancelOrder, Dispatcher, Refusal, Refused
 from shift.errors import SchedulerError
-from shift.protocol import Failed, Outcome, Ready
+from shift.protocol import Failed, Outcome, Progress, Ready, Started
 from shift.tasks import TaskSpec, TaskState
 
 
@@ -20,6 +20,11 @@ def spec(i, kind="echo", model=None):
 
 def sent(effects):
     return {d.worker_id: [i.task_id for i in d.items] for d in effects.dispatches}
+
+
+def start(d, worker_id, task_id, attempt=1):
+    """The worker says it started the task (what the runtime sends before running it)."""
+    assert d.started(worker_id, Started(task_id, attempt)).refused == []
 
 
 def test_submit_dispatch_complete():
@@ -111,6 +116,7 @@ def test_dead_worker_requeues_with_attempt_and_fails_after_max():
         d.worker_ready(ready(worker), 0.0)
         (item,) = d.assign(0.0).dispatches[0].items
         assert item.attempt == n
+        start(d, worker, item.task_id, item.attempt)
         effects = d.worker_lost(worker, 1.0)
         assert worker not in d.workers
     (change,) = effects.changes
@@ -131,12 +137,13 @@ def test_clean_disconnect_and_reconnect_charge_nothing():
     assert [(c.state, c.attempt) for c in effects.changes] == [(TaskState.QUEUED, 1)]
     d.worker_ready(ready("a", session="s2"), 3.0)
     d.assign(3.0)
+    start(d, "a", task)
     effects = d.worker_ready(ready("a", session="s3"), 4.0)  # restarted: it died
     assert [(c.state, c.attempt) for c in effects.changes] == [(TaskState.QUEUED, 2)]
     assert d.state_of(task) is TaskState.QUEUED
 
 
-def test_late_result_from_any_worker_counts_once_and_cancels_the_copy():
+def test_late_result_from_a_worker_declared_dead_is_refused():
     d = Dispatcher()
     task = d.submit(spec(1), 0.0)[0].task_id
     d.worker_ready(ready("a"), 0.0)
@@ -144,10 +151,13 @@ def test_late_result_from_any_worker_counts_once_and_cancels_the_copy():
     d.worker_lost("a", 5.0)
     d.worker_ready(ready("b"), 5.0)
     d.assign(5.0)
-    effects = d.complete("a", Outcome(task, "from a"))  # a was only slow
-    assert effects.cancels == [CancelOrder("b", task)]
-    assert [c.value for c in effects.changes] == ["from a"]
-    assert d.complete("b", Outcome(task, "from b")).changes == []
+    d.worker_ready(ready("a", session="s1"), 5.0)  # a was only slow and comes back
+    effects = d.complete("a", Outcome(task, "from a"))
+    assert effects.changes == [] and effects.cancels == []
+    assert effects.refused == [Refusal("a", task, 1, Refused.NOT_ASSIGNED)]
+    assert d.state_of(task) is TaskState.RUNNING
+    effects = d.complete("b", Outcome(task, "from b"))
+    assert [c.value for c in effects.changes] == ["from b"]
     assert d.workers["b"].free == 1
 
 
@@ -159,7 +169,8 @@ def test_failures_retry_only_when_retryable():
     effects = d.fail("w1", Failed(task, "flaky", retryable=True), 0.0)
     assert [(c.state, c.attempt) for c in effects.changes] == [(TaskState.QUEUED, 2)]
     d.assign(0.0)
-    effects = d.fail("w1", Failed(task, "flaky", retryable=True), 0.0)
+    assert d.fail("w1", Failed(task, "flaky", retryable=True), 0.0).refused  # old attempt
+    effects = d.fail("w1", Failed(task, "flaky", retryable=True, attempt=2), 0.0)
     assert [(c.state, c.error) for c in effects.changes] == [(TaskState.FAILED, "flaky")]
 
 
@@ -258,3 +269,93 @@ def test_an_exclusive_task_waits_for_a_worker_to_empty():
     assert d.assign(0.0).dispatches == []
     d.complete("a", Outcome(first, None))
     assert sent(d.assign(0.0)) == {"a": [tune]}
+
+
+def test_only_the_assignee_of_the_current_attempt_reports_on_a_task():
+    d = Dispatcher()
+    task = d.submit(spec(1), 0.0)[0].task_id
+    d.worker_ready(ready("a"), 0.0)
+    d.worker_ready(ready("b", kinds=("other",)), 0.0)
+    assert sent(d.assign(0.0)) == {"a": [task]}
+    hostile = [
+        ("nobody", 1, Refused.UNREGISTERED),
+        ("b", 1, Refused.NOT_ASSIGNED),
+        ("a", 2, Refused.STALE_ATTEMPT),
+    ]
+    for worker_id, attempt, reason in hostile:
+        for effects in (
+            d.complete(worker_id, Outcome(task, "forged", attempt=attempt)),
+            d.fail(worker_id, Failed(task, "forged", attempt=attempt), 0.0),
+            d.started(worker_id, Started(task, attempt)),
+            d.progress(worker_id, Progress(task, 1, 2, "half", attempt)),
+        ):
+            assert effects.changes == []
+            assert effects.refused == [Refusal(worker_id, task, attempt, reason)]
+    unknown = d.complete("a", Outcome("no-such-task", 1))
+    assert unknown.refused == [Refusal("a", "no-such-task", 1, Refused.UNKNOWN_TASK)]
+    assert d.state_of(task) is TaskState.RUNNING and d.workers["a"].free == 0
+    assert d.workers["b"].free == 1
+    effects = d.complete("a", Outcome(task, "real"))
+    assert [(c.state, c.value) for c in effects.changes] == [(TaskState.SUCCEEDED, "real")]
+    again = d.complete("a", Outcome(task, "twice"))  # a second result is refused too
+    assert again.changes == [] and again.refused[0].reason is Refused.NOT_ASSIGNED
+
+
+def test_a_late_frame_about_a_cancelled_task_only_frees_the_slot():
+    d = Dispatcher()
+    task = d.submit(spec(1), 0.0)[0].task_id
+    d.worker_ready(ready("a"), 0.0)
+    d.assign(0.0)
+    d.cancel(task)
+    effects = d.complete("a", Outcome(task, "too late"))
+    assert effects.changes == [] and effects.refused == []
+    assert d.workers["a"].free == 1 and d.state_of(task) is TaskState.CANCELLED
+
+
+def test_prefetch_is_capped_by_the_broker():
+    d = Dispatcher(prefetch_max=8)
+    for i in range(20):
+        d.submit(spec(i), 0.0)
+    d.worker_ready(ready("greedy", prefetch=1_000_000), 0.0)
+    assert d.workers["greedy"].prefetch == 8
+    assert len(sent(d.assign(0.0))["greedy"]) == 8
+    with pytest.raises(SchedulerError, match="prefetch_max"):
+        Dispatcher(prefetch_max=0)
+
+
+def test_a_dead_worker_charges_only_the_task_it_started():
+    d = Dispatcher()
+    first, second = (d.submit(spec(i), 0.0)[0].task_id for i in (1, 2))
+    d.worker_ready(ready("a", prefetch=2), 0.0)
+    assert sent(d.assign(0.0)) == {"a": [first, second]}
+    start(d, "a", first)
+    effects = d.worker_lost("a", 1.0)
+    assert {c.task_id: (c.state, c.attempt) for c in effects.changes} == {
+        first: (TaskState.QUEUED, 2),
+        second: (TaskState.QUEUED, 1),
+    }
+
+
+def test_fake_workers_that_take_tasks_and_vanish_cannot_fail_a_task():
+    d = Dispatcher(max_attempts=3, prefetch_max=16)
+    tasks = [d.submit(spec(i), 0.0)[0].task_id for i in range(40)]
+    now = 0.0
+    for cycle in range(10):  # two fakes announce themselves again and again, never run
+        for fake in ("fake-1", "fake-2"):
+            now += 1.0
+            d.worker_ready(ready(fake, session=f"s{cycle}", prefetch=1_000_000), now)
+            d.assign(now)
+        for fake in ("fake-1", "fake-2"):
+            assert d.worker_lost(fake, now).refused == []
+    d.worker_ready(ready("real", prefetch=4), now)
+    done = {}
+    while len(done) < len(tasks):
+        for dispatch in d.assign(now).dispatches:
+            for item in dispatch.items:
+                start(d, "real", item.task_id, item.attempt)
+                (change,) = d.complete(
+                    "real", Outcome(item.task_id, "ok", attempt=item.attempt)
+                ).changes
+                done[item.task_id] = (change.state, change.attempt)
+    assert set(done) == set(tasks)
+    assert set(done.values()) == {(TaskState.SUCCEEDED, 1)}
