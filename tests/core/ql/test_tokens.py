@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 
 from shift.ql import tokens as tk
 from shift.ql.numbers import parse_number
-from tests.ql.test_fixtures import INVALID, VALID
+from tests.core.ql.test_fixtures import INVALID, VALID
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 KINDS = [
     # (text, [(kind, text), ...]) without whitespace and comments

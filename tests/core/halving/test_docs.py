@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from shift.halving import HalvingConfig, SuccessiveHalving, plan_schedule
-from tests.halving.test_machine import ARMS, LOSSES, run
+from tests.core.halving.test_machine import ARMS, LOSSES, run
 
-DOC = (Path(__file__).resolve().parents[2] / "docs" / "halving.md").read_text(encoding="utf-8")
+DOC = (Path(__file__).resolve().parents[3] / "docs" / "halving.md").read_text(encoding="utf-8")
 
 
 def tables(header: str) -> list[list[list[str]]]:

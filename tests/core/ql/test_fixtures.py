@@ -16,7 +16,7 @@ import pytest
 from shift.errors import QueryError
 from shift.ql import dumps, from_json, parse, parse_script, render
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 
 
 # ------------------------------------------------------------------------ fixture readers
