@@ -73,7 +73,8 @@ def loss_and_grad(
     """The L-BFGS objective and its exact gradient.
 
     Args:
-        theta: ``W`` (features x classes, row-major) then ``b``, flattened.
+        theta: ``W`` (classes x features, row-major, as scikit-learn's ``coef_``) then ``b``,
+            flattened.
         x: Standardised training features (rows x features), float64.
         onehot: One-hot training labels (rows x classes).
         l2: Penalty on the summed loss (scikit-learn's ``1 / C``).
@@ -83,15 +84,15 @@ def loss_and_grad(
     """
     n, d = x.shape
     k = onehot.shape[1]
-    w = theta[: d * k].reshape(d, k)
-    b = theta[d * k :]
-    z = x @ w + b
+    w = theta[: k * d].reshape(k, d)
+    b = theta[k * d :]
+    z = x @ w.T + b
     z -= z.max(1, keepdims=True)
     ez = np.exp(z)
     total = ez.sum(1, keepdims=True)
     loss = float(np.log(total).sum() - (z * onehot).sum())
     p = ez / total - onehot
-    grad_w = x.T @ p + l2 * w
+    grad_w = p.T @ x + l2 * w  # (classes x rows) @ (rows x features): the fast BLAS layout
     grad_b = p.sum(0)
     value = (loss + 0.5 * l2 * float((w * w).sum())) / n
     return value, np.concatenate([grad_w.ravel(), grad_b]) / n
@@ -121,7 +122,7 @@ def fit_lbfgs(
     onehot[np.arange(len(x)), y] = 1.0
     result = minimize(
         loss_and_grad,
-        np.zeros(d * k + k),
+        np.zeros(k * d + k),
         args=(x, onehot, float(l2)),
         jac=True,
         method="L-BFGS-B",
@@ -132,9 +133,9 @@ def fit_lbfgs(
             "maxls": 50,
         },
     )
-    w = result.x[: d * k].reshape(d, k)
-    b = result.x[d * k :]
-    predicted = classes[(t @ w + b).argmax(1)]
+    w = result.x[: k * d].reshape(k, d)
+    b = result.x[k * d :]
+    predicted = classes[(t @ w.T + b).argmax(1)]
     grad_norm = float(np.abs(result.jac).max())
     return LinearFit(
         predicted, "lbfgs", int(result.nit), bool(result.status == 0), grad_norm, float(result.fun)

@@ -16,8 +16,10 @@ from shift.payloads import FEATURES_DIR
 from shift.proxies import linear_solver
 from shift.ql.parser import parse
 from shift.specs import DatasetSpec
+from workers import classify  # noqa: F401  (registers the kind)
 from workers.classify import load_rows
 from workers.features import FeatureStore
+from workers.kinds import TaskContext, get_kind
 from workers.linear import fit_lbfgs, loss_and_grad, standardise
 from workers.proxies import get_proxy
 from workers.readers import open_dataset
@@ -36,19 +38,21 @@ def digits():
     return (*pixels("train"), *pixels("test"))
 
 
+def photos(split):
+    """The photo-crop task with 8 train and 4 test crops per photo (as test_zoo_tasks)."""
+    spec = zoo.dataset(f"photos-{split}")
+    params = {**spec.params, "crops_per_photo": {"train": 8, "test": 4}}
+    return DatasetSpec(spec.name, spec.reader, params, spec.modality)
+
+
 @pytest.fixture(scope="module")
 def lite0_photos(models, store_dir):
-    """EfficientNet-Lite0 features of the photo-crop task (8 train, 4 test crops per photo,
-    the sets of test_zoo_tasks, so one session embeds them once)."""
+    """EfficientNet-Lite0 features of the small photo-crop task (one session embeds them once)."""
     store = FeatureStore(Path(store_dir) / FEATURES_DIR)
     out = []
     for split in ("train", "test"):
-        spec = zoo.dataset(f"photos-{split}")
-        params = {**spec.params, "crops_per_photo": {"train": 8, "test": 4}}
-        dataset = DatasetSpec(spec.name, spec.reader, params, spec.modality)
-        x, labels, _ = load_rows(
-            zoo.model("efficientnet-lite0"), dataset, None, store, True, "cpu", None
-        )
+        lite0 = zoo.model("efficientnet-lite0")
+        x, labels, _ = load_rows(lite0, photos(split), None, store, True, "cpu", None)
         classes = sorted(set(labels))
         out += [x, np.array([classes.index(v) for v in labels])]
     return tuple(out)
@@ -58,7 +62,7 @@ def sklearn_fit(x, y, t, l2):
     xs, ts = standardise(x, t)
     model = LogisticRegression(C=1 / l2, tol=1e-10, max_iter=10_000).fit(xs, y)
     onehot = np.eye(len(model.classes_))[np.searchsorted(model.classes_, y)]
-    theta = np.concatenate([model.coef_.T.ravel(), model.intercept_])
+    theta = np.concatenate([model.coef_.ravel(), model.intercept_])
     return model.predict(ts), loss_and_grad(theta, xs, onehot, l2)[0]
 
 
@@ -85,6 +89,26 @@ def test_lbfgs_matches_sklearn_on_lite0_features(lite0_photos):
     assert abs(result.acc - np.mean(predicted == ty)) <= 0.01 and result.acc > 0.7
     assert result.converged and result.grad_norm <= 1e-5
     assert fit_lbfgs(x, y, t, 1.0, tol=1e-8).objective == pytest.approx(sk_objective, rel=1e-6)
+
+
+def test_a_classify_task_runs_the_converged_probe(lite0_photos, store_dir, monkeypatch):
+    """The worker's classify kind, with the parameters a plain ``Linear`` plans, gives the
+    same error as the probe called directly on the same stored features."""
+    monkeypatch.setenv("SHIFT_STATE_DIR", store_dir)
+    x, y, t, ty = lite0_photos
+    fit, params = get_proxy("linear", {})
+    direct = fit(x, y, t, ty, num_classes=16, **params)
+    payload = {
+        "model": zoo.model("efficientnet-lite0").to_json(),
+        "train": [photos("train").to_json()],
+        "test": photos("test").to_json(),
+        "classifier": "linear",
+        "params": linear_params("Linear"),
+    }
+    context = TaskContext("t", 1, None, lambda done, total, message: None)
+    result = get_kind("classify").run(payload, context)
+    assert result["params"] == params and result["embedded_blocks"] == 0
+    assert (result["err"], result["test_rows"]) == (direct.err, 64)
 
 
 def test_label_numbering_does_not_change_the_error(digits):
