@@ -104,7 +104,7 @@ CLASSIFIERS: dict[str, MethodSpec] = {
                 ParamSpec(
                     "l2",
                     float,
-                    1.0,
+                    1,  # an integer: SHiFT-QL reads "1.0" as 1, so the canonical text is "l2=1"
                     0.0,
                     1e6,
                     "L2 penalty on the weights added to the summed loss, scikit-learn's 1/C "

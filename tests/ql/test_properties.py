@@ -136,7 +136,7 @@ classifiers = st.one_of(
                 n.Param("learning_rate", n.Value(lr)),
                 n.Param("num_epochs", n.Value(epochs)),
                 n.Param("solver", n.Value("auto")),
-                n.Param("l2", n.Value(1.0)),
+                n.Param("l2", n.Value(1)),
                 n.Param("tol", n.Value(1e-5)),
                 n.Param("max_iter", n.Value(1000)),
             ),

@@ -176,7 +176,7 @@ def test_classifier_spellings_fill_defaults() -> None:
         ("learning_rate", 0.01),
         ("num_epochs", 100),
         ("solver", "auto"),
-        ("l2", 1.0),
+        ("l2", 1),
         ("tol", 1e-5),
         ("max_iter", 1000),
     ]
