@@ -3,7 +3,7 @@
 import argparse
 import sys
 
-from broker.command import configure, run
+from broker.broker_command import configure, run
 
 parser = argparse.ArgumentParser(prog="shift broker", description="Run the shift broker.")
 configure(parser)

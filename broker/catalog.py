@@ -23,8 +23,16 @@ from typing import Any
 
 from broker.service import Broker
 from broker.tables import Tables
-from shift.catalog import dataset_row, local_paths, model_row, unknown_name
+from shift.catalog import (
+    dataset_problem,
+    dataset_row,
+    local_paths,
+    model_row,
+    source_values,
+    unknown_name,
+)
 from shift.errors import CatalogError
+from shift.paths import confine, hub_or_path
 from shift.ql.vocabulary import DATASET_COLUMNS, MODEL_COLUMNS
 from shift.specs import DatasetSpec, ModelSpec
 from shift.tasks import TaskSpec, TaskState
@@ -64,6 +72,17 @@ KINDS: dict[str, Kind] = {
     "dataset": Kind("datasets", DATASET_COLUMNS, DatasetSpec.from_json, dataset_row, "dataset"),
 }
 """The two catalog kinds."""
+
+
+def _unusable(entry: Entry, measured: dict[str, Any]) -> str | None:
+    """Why a measured dataset cannot be used (empty, one class); ``None`` for models.
+
+    Checked here as well as by the worker: a ``describe`` result cached before the worker
+    refused such datasets still fails the registration.
+    """
+    if entry.kind != "dataset":
+        return None
+    return dataset_problem(entry.spec.name, measured.get("size"), measured.get("num_classes"))
 
 
 @dataclass
@@ -181,26 +200,19 @@ class Catalog:
     # ---- writes --------------------------------------------------------------------------
 
     def check_paths(self, spec: Spec) -> None:
-        """Refuse local paths outside the data roots.
+        """Refuse local paths outside the data roots, as the workers will read them.
 
         Raises:
             CatalogError: a path climbs, does not exist or resolves outside every root (and
-                outside the folders shift writes itself).
+                outside the folders shift writes itself); a model's hub-or-folder value is
+                neither a folder under the roots nor a hub id.
         """
-        from workers.readers.paths import confine
-
         value = spec.params if isinstance(spec, DatasetSpec) else spec.loader
         for path in local_paths(value):
-            raw = Path(path)
-            if self._own(raw):
-                continue
-            confine(path, self.roots)
-
-    def _own(self, path: Path) -> bool:
-        """Whether ``path`` is an existing absolute path inside a folder shift writes."""
-        if not path.is_absolute() or ".." in path.parts or not path.exists():
-            return False
-        return any(path.resolve().is_relative_to(folder) for folder in self.own)
+            confine(path, self.roots, also=self.own)
+        if isinstance(spec, ModelSpec):
+            for source in source_values(spec.loader):
+                hub_or_path(source, self.roots, also=self.own)
 
     async def register(self, kind: str, spec: Spec) -> tuple[Entry, bool]:
         """Register a spec and start measuring it.
@@ -241,12 +253,18 @@ class Catalog:
         await self.broker.submit([spec])
         state = await self.broker.wait_final(spec.task_id)
         row = await self.broker.store.get(spec.task_id)
+        measured = None
         if state is TaskState.SUCCEEDED and row is not None and isinstance(row.result, dict):
-            entry.measured = {k: v for k, v in row.result.items() if k != "classes"}
+            measured = row.result
+        problem = None if measured is None else _unusable(entry, measured)
+        if measured is not None and problem is None:
+            entry.measured = {k: v for k, v in measured.items() if k != "classes"}
             entry.status, entry.error = EntryStatus.READY, None
         else:
             entry.status = EntryStatus.FAILED
-            entry.error = (row.error if row is not None else None) or f"describe task {state}"
+            entry.error = (
+                problem or (row.error if row is not None else None) or f"describe task {state}"
+            )
             log.warning("registering %s %s failed: %s", entry.kind, entry.spec.name, entry.error)
         if self._entries[entry.kind].get(entry.spec.name) is entry:
             await self._persist(entry)

@@ -4,7 +4,7 @@
 - ``session``: the session's DECLAREd variables (:class:`Session`);
 - ``tasks``: the broker's task queue as a query sees it (:class:`TaskRunner`): submit
   content-hashed tasks and wait for their results, task states, stored results, past
-  timings, forgetting finished tasks;
+  timings, forgetting finished tasks, and reporting a search's stage to the progress;
 - ``evaluator``: "this model's score on these rows" (:class:`broker.evaluator.Evaluator`),
   shared by exhaustive search and successive halving;
 - ``machines``: stored successive-halving machines (:class:`MachineStore`).
@@ -27,8 +27,40 @@ if TYPE_CHECKING:
     from broker.evaluator import Evaluator
 
 
+@dataclass(frozen=True)
+class Stage:
+    """Where a multi-round search stands, for the query's progress events.
+
+    Attributes:
+        round: The current successive-halving round, from 0.
+        rounds: Rounds planned.
+        arms: Models playing the round.
+        train_rows: Training rows each is fitted on.
+        test_rows: Test rows each is scored on.
+    """
+
+    round: int
+    rounds: int
+    arms: int
+    train_rows: int
+    test_rows: int
+
+    def to_json(self) -> dict[str, int]:
+        """The ``stage`` of a progress event."""
+        return {
+            "round": self.round,
+            "rounds": self.rounds,
+            "arms": self.arms,
+            "train_rows": self.train_rows,
+            "test_rows": self.test_rows,
+        }
+
+
 class TaskRunner(Protocol):
     """The task queue as a statement sees it."""
+
+    def report_stage(self, stage: Stage) -> None:
+        """Publish where the statement's search stands (progress events carry it)."""
 
     async def run(self, specs: Sequence[TaskSpec]) -> dict[str, Any]:
         """Submit tasks, wait for them, return their results by task id.
@@ -93,7 +125,6 @@ class Context:
         tasks: Task submission, states, stored results and timings.
         evaluator: Cached, incremental model scoring.
         machines: Stored halving machines (``None``: nothing persists).
-        finetune_dir: Where ``finetune`` tasks keep checkpoints and fine-tuned weights.
     """
 
     catalog: Catalog
@@ -101,7 +132,6 @@ class Context:
     tasks: TaskRunner
     evaluator: Evaluator
     machines: MachineStore | None = None
-    finetune_dir: str = ""
 
     @property
     def variables(self) -> dict[str, list[str]]:

@@ -26,7 +26,15 @@ from broker.context import TaskRunner
 from broker.searchstate import SearchState
 from shift.errors import WorkerError
 from shift.incremental import NnRecord, choose_prior, describe_items, evaluation_key, rows_of
-from shift.payloads import ClassifyPayload, ClassifyResult, EmbedPayload, PayloadError, item_json
+from shift.payloads import (
+    ClassifyPayload,
+    ClassifyResult,
+    EmbedPayload,
+    PayloadError,
+    RankPayload,
+    RankResult,
+    item_json,
+)
 from shift.planner import DatasetEntry, Pair, classify_payload, score_of
 from shift.proxies import NN_CLASSIFIERS
 from shift.ql import nodes as n
@@ -102,6 +110,23 @@ class Evaluator:
                 NnRecord(lineage, tuple(items), rows, spec.task_id, train, payload.train_rows)
             )
         return result
+
+    async def rank(self, payload: RankPayload, embeds: Sequence[EmbedPayload] = ()) -> RankResult:
+        """One model's ranker score: its feature blocks first, then the content-hashed
+        ``rank`` task (a repeated one is answered by the stored result, no new task).
+
+        Raises:
+            WorkerError: the task failed, or its result is malformed.
+        """
+        await self.embed(embeds)
+        spec = payload.task()
+        value = (await self.tasks.run([spec]))[spec.task_id]
+        try:
+            return RankResult.from_json(value)
+        except PayloadError as error:
+            raise WorkerError(
+                f"rank task {spec.task_id} for model {payload.model.name}: {error}"
+            ) from None
 
     async def evaluate(
         self,

@@ -92,37 +92,159 @@ async def explain_task_select(
     statement: n.TaskSelect, ctx: Context
 ) -> tuple[dict[str, Any], list[Table]]:
     """A ranking query: its embed and classify tasks per model, and halving's schedule."""
+    if is_halving(statement):
+        return await _explain_halving(statement, ctx)
     planned, notes = await plan_statement(statement, ctx)
     known = {t.task_id: ctx.tasks.state(t.task_id) for t in planned.tasks}
     states = {k: v for k, v in known.items() if v is not None}
     body = {"statement": "task-aware query", **explain(planned, states, await ctx.tasks.timings())}
     body["notes"] = [*body["notes"], *notes]
-    tables = [Table.of("plan", PLAN_COLUMNS, body["models"])]
-    if is_halving(statement):
-        body["halving"] = await _explain_halving(statement, ctx)
-    for search in body.get("halving", []):
-        title = f"schedule ({search['classifier']})"
-        rounds = search["schedule"]["rounds"]
-        tables.append(Table.of(title, list(rounds[0]) if rounds else [], rounds))
-        if search["scores"]:
-            scores = search["scores"]
-            tables.append(Table.of(f"scores ({search['classifier']})", list(scores[0]), scores))
-    return body, tables
+    return body, [Table.of("plan", PLAN_COLUMNS, body["models"])]
 
 
-async def _explain_halving(statement: n.TaskSelect, ctx: Context) -> list[dict[str, Any]]:
-    """Per classifier: the halving schedule and, after a run, every model's loss per round."""
+ROUND_COLUMNS = (
+    "round",
+    "arms",
+    "train_rows",
+    "test_rows",
+    "advancing",
+    "embeds",
+    "classifies",
+    "known",
+    "to_run",
+    "estimated_s",
+)
+"""Columns of a halving search's schedule table."""
+
+
+async def _explain_halving(
+    statement: n.TaskSelect, ctx: Context
+) -> tuple[dict[str, Any], list[Table]]:
+    """A halving query: per classifier, the rounds (train and test rows, tasks known and to
+    run, estimated cost) and, after a run, every model's score per round."""
     found = await resolve(statement, ctx)
-    out = []
+    timings = await ctx.tasks.timings()
+    per_model: dict[str, dict[str, Any]] = {}
+    counted: set[str] = set()
+    totals = {"tasks": 0, "known": 0, "to_run": 0}
+    estimate: float | None = 0.0
+
+    def cost(kind: str, model_key: str) -> float | None:
+        return timings.get((kind, model_key), timings.get((kind, "")))
+
+    def add(seconds: float | None) -> float | None:
+        nonlocal estimate
+        if seconds is None or estimate is None:
+            estimate = None
+        else:
+            estimate += seconds
+        return seconds
+
+    body_searches: list[dict[str, Any]] = []
+    tables: list[Table] = []
+    tests = {found.entries[p.test].spec.key for p in halving_search.pairs_of(statement)}
+    test_total = sum(found.entries[p.test].rows for p in halving_search.pairs_of(statement))
+
+    def plan_rows_of(plan: Any, key: str) -> int:
+        if key == "train_rows":
+            return int(plan.train_rows)
+        return int(plan.test_rows if plan.test_rows is not None else test_total)
+
     for search in halving_search.searches(statement, found.models, found.entries):
-        out.append(
+        machine = await halving_search.stored_machine(search, ctx)
+        schedule = halving_search.schedule_of(search)
+        rounds = []
+        for plan, work in zip(
+            schedule.rounds, halving_search.round_tasks(search, machine), strict=True
+        ):
+            known = to_run = 0
+            seconds: float | None = 0.0
+            for payload in work.embeds:
+                if payload is not None:
+                    task_id = payload.task().task_id
+                    if task_id in counted:
+                        continue
+                    counted.add(task_id)
+                    entry = per_model.setdefault(payload.model.name, _plan_row(payload))
+                    entry["tasks"] += 1
+                    rows_key = "test_rows" if payload.dataset.key in tests else "train_rows"
+                    entry[rows_key] = max(entry[rows_key], plan_rows_of(plan, rows_key))
+                    if ctx.tasks.state(task_id) == "succeeded":
+                        known += 1
+                        entry["known"] += 1
+                        continue
+                    entry["to_run"] += 1
+                step = add(cost("embed", payload.model.key if payload else ""))
+                if payload is not None:
+                    entry = per_model[payload.model.name]
+                    entry["estimated_s"] = (
+                        None
+                        if step is None or entry["estimated_s"] is None
+                        else entry["estimated_s"] + step
+                    )
+                to_run += 1
+                seconds = None if step is None or seconds is None else seconds + step
+            fresh = work.classifies - work.known_classifies
+            for _ in range(fresh):
+                step = add(cost("classify", ""))
+                seconds = None if step is None or seconds is None else seconds + step
+            known += work.known_classifies
+            to_run += fresh
+            totals["tasks"] += known + to_run
+            totals["known"] += known
+            totals["to_run"] += to_run
+            test_rows = plan.test_rows if plan.test_rows is not None else schedule.test_rows
+            rounds.append(
+                {
+                    "round": plan.index,
+                    "arms": work.arms,
+                    "train_rows": plan.train_rows,
+                    "test_rows": test_rows,
+                    "advancing": "final" if plan.final else plan.advancing,
+                    "embeds": len(work.embeds),
+                    "classifies": work.classifies,
+                    "known": known,
+                    "to_run": to_run,
+                    "estimated_s": seconds,
+                }
+            )
+        scores = halving_search.stored_scores(search, machine)
+        body_searches.append(
             {
                 "classifier": search.classifier,
-                "schedule": halving_search.schedule_of(search),
-                "scores": await halving_search.stored_scores(search, ctx),
+                "schedule": {**schedule.to_dict(), "rounds": rounds},
+                "scores": scores,
             }
         )
-    return out
+        tables.append(Table.of(f"schedule ({search.classifier})", ROUND_COLUMNS, rounds))
+        if scores:
+            tables.append(Table.of(f"scores ({search.classifier})", list(scores[0]), scores))
+    plan_rows = [{**entry, "estimated_s": entry.get("estimated_s")} for entry in per_model.values()]
+    body: dict[str, Any] = {
+        "statement": "task-aware query (successive halving)",
+        **totals,
+        "estimated_s": estimate,
+        "models": plan_rows,
+        "halving": body_searches,
+        "notes": [
+            *found.notes,
+            "halving: rounds whose models are not known yet count the planned number of "
+            "models; racing may keep more (docs/halving.md)",
+        ],
+    }
+    return body, [Table.of("plan", PLAN_COLUMNS, plan_rows), *tables]
+
+
+def _plan_row(payload: Any) -> dict[str, Any]:
+    return {
+        "model": payload.model.name,
+        "tasks": 0,
+        "known": 0,
+        "to_run": 0,
+        "train_rows": 0,
+        "test_rows": 0,
+        "estimated_s": 0.0,
+    }
 
 
 # ---- task lists (SELECT vec, FINETUNE) -------------------------------------------------------

@@ -114,7 +114,7 @@ async def plan_finetune(statement: n.Finetune, ctx: Context) -> FinetunePlan:
             continue
         model: ModelSpec = entry.spec  # type: ignore[assignment]
         hparams = hyperparameters(model, options)
-        task = finetune_task(model, train, test, hparams, ctx.finetune_dir or None)
+        task = finetune_task(model, train, test, hparams)
         planned.append(Planned(model, hparams, task))
     if not planned:
         raise SchedulerError("FINETUNE has no model to train" + "".join(f"; {m}" for m in notes))

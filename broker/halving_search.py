@@ -2,14 +2,17 @@
 
 :func:`run_halving` drives one :class:`~shift.halving.SuccessiveHalving` machine per
 classifier (each classifier ranks the models on its own, so each has its own search). An
-evaluation, run by :class:`broker.evaluator.Evaluator`, is: the embed tasks of the arm's
-test blocks and of the training blocks its prefix needs (blocks of
-:data:`~shift.payloads.BLOCK_ROWS` rows, so rows beyond the prefix are not embedded), then a
-classify task with ``train_rows`` = the prefix, continuing from the arm's previous round.
+evaluation, run by :class:`broker.evaluator.Evaluator`, is: the embed tasks of the test
+blocks the round's test prefix needs and of the training blocks its training prefix needs
+(blocks of :data:`~shift.payloads.BLOCK_ROWS` rows, so rows beyond either prefix are not
+embedded), then a classify task with ``train_rows`` and ``test_rows`` = the prefixes,
+continuing from the arm's previous round when that round scored the same test rows.
 Every machine transition is persisted before its requests are dispatched; a restarted
-broker restores the machine, which asks only for the losses it lacks. The test-set
-embeddings of every arm are submitted first (every evaluation needs them), and
-next-round evaluations start as soon as the machine is sure of a survivor.
+broker restores the machine, which asks only for the losses it lacks (a state stored by an
+older machine format is dropped and the search starts again; its tasks are found by
+content). Round 0's test blocks of every arm are submitted first, and next-round
+evaluations start as soon as the machine is sure of a survivor. The query's progress
+carries the current round (:meth:`broker.context.TaskRunner.report_stage`).
 """
 
 from __future__ import annotations
@@ -20,23 +23,26 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from broker.context import Context
+from broker.context import Context, Stage
+from broker.evaluator import dataset_sizes
 from shift.errors import SchedulerError
 from shift.halving import (
     Evaluation,
     HalvingConfig,
     RankedArm,
+    Schedule,
     Score,
     SuccessiveHalving,
-    plan_schedule,
 )
 from shift.hashing import content_hash
 from shift.payloads import EmbedPayload, blocks_for, item_json
 from shift.planner import (
     DatasetEntry,
     Pair,
+    classify_payload,
     embed_payload,
     pairs_of,
+    score_of,
     train_items,
     train_size,
 )
@@ -50,6 +56,11 @@ def loss_of(statement: n.TaskSelect, score: Mapping[str, Any]) -> float:
     return -value if statement.order.descending else value
 
 
+def metric_of(statement: n.TaskSelect, loss: float) -> float:
+    """The ORDER BY metric of a machine loss (the inverse of :func:`loss_of`)."""
+    return -loss if statement.order.descending else loss
+
+
 @dataclass(frozen=True)
 class HalvingSearch:
     """One classifier's halving search over resolved models and datasets."""
@@ -59,6 +70,7 @@ class HalvingSearch:
     params: dict[str, Any]
     models: tuple[ModelSpec, ...]
     entries: Mapping[str, DatasetEntry]
+    racing: bool = True
 
     @property
     def pairs(self) -> tuple[Pair, ...]:
@@ -86,7 +98,22 @@ class HalvingSearch:
             )
         chunk = self.statement.chunk if self.statement.chunk is not None else "auto"
         budget = self.statement.budget if self.statement.budget is not None else "auto"
-        return HalvingConfig(tuple(m.name for m in self.models), rows, chunk, budget)
+        return HalvingConfig(
+            tuple(m.name for m in self.models),
+            rows,
+            chunk,
+            budget,
+            test_rows=self.test_rows,
+            racing=self.racing,
+        )
+
+    @property
+    def test_rows(self) -> int | None:
+        """Rows of the one test set racing samples (``None``: several test sets, or a
+        BENCHMARK whose loss is not an error count: every round scores on all rows)."""
+        if self.statement.benchmark or len(self.pairs) != 1:
+            return None
+        return self.entries[self.pairs[0].test].rows
 
     def key(self) -> str:
         """The content identity of this search (where its machine is stored)."""
@@ -104,12 +131,13 @@ class HalvingSearch:
             }
         )
 
-    def test_embeds(self, model: ModelSpec) -> list[EmbedPayload]:
-        """Embeds of every test block of one arm."""
+    def test_embeds(self, model: ModelSpec, rows: int | None = None) -> list[EmbedPayload]:
+        """Embeds of the test blocks of one arm a test prefix needs (``None``: all rows)."""
         out = []
         for test in dict.fromkeys(p.test for p in self.pairs):
             entry = self.entries[test]
-            out += [embed_payload(model, entry, b) for b in blocks_for(entry.rows)]
+            take = entry.rows if rows is None else min(rows, entry.rows)
+            out += [embed_payload(model, entry, b) for b in blocks_for(take)]
         return out
 
     def train_embeds(self, model: ModelSpec, rows: int) -> list[EmbedPayload]:
@@ -127,19 +155,35 @@ class HalvingSearch:
 
 
 async def _evaluate(
-    search: HalvingSearch, ctx: Context, model: ModelSpec, rows: int, embed: bool
-) -> dict[str, Any]:
-    embeds = search.test_embeds(model) + search.train_embeds(model, rows) if embed else []
-    return await ctx.evaluator.evaluate(
-        search.statement,
-        model,
-        search.classifier,
-        search.params,
-        search.pairs,
-        search.entries,
-        rows,
-        embeds,
+    search: HalvingSearch, ctx: Context, model: ModelSpec, request: Evaluation, embed: bool
+) -> tuple[dict[str, Any], int | None]:
+    """One arm's score on the request's prefixes, and its error count (``None``: a
+    BENCHMARK aggregate, which is not a count)."""
+    if embed:
+        await ctx.evaluator.embed(
+            search.test_embeds(model, request.test_rows)
+            + search.train_embeds(model, request.train_rows)
+        )
+    sizes = dataset_sizes(search.entries)
+    results: list[Any] = await asyncio.gather(
+        *(
+            ctx.evaluator.classify(
+                classify_payload(
+                    model,
+                    search.classifier,
+                    search.params,
+                    pair,
+                    search.entries,
+                    request.train_rows,
+                    request.test_rows,
+                ),
+                sizes,
+            )
+            for pair in search.pairs
+        )
     )
+    errors = None if search.statement.benchmark else sum(r.errors for r in results)
+    return score_of(search.statement, results), errors
 
 
 @dataclass(frozen=True)
@@ -169,6 +213,15 @@ async def restore(search: HalvingSearch, ctx: Context) -> SuccessiveHalving:
     return SuccessiveHalving(config)
 
 
+def _stage(machine: SuccessiveHalving) -> Stage:
+    k = machine.current_round()
+    plan = machine.schedule.rounds[k]
+    test_rows = plan.test_rows if plan.test_rows is not None else machine.schedule.test_rows
+    return Stage(
+        k, len(machine.schedule.rounds), machine.round_arms(k), plan.train_rows, test_rows or 0
+    )
+
+
 async def run_halving(search: HalvingSearch, ctx: Context) -> HalvingOutcome:
     """Run (or resume) one classifier's halving search to its ranking."""
     machine = await restore(search, ctx)
@@ -180,13 +233,16 @@ async def run_halving(search: HalvingSearch, ctx: Context) -> HalvingOutcome:
             await ctx.machines.save_machine(key, search.classifier, machine.to_json())
 
     await persist()
+    ctx.tasks.report_stage(_stage(machine))
     scores: dict[tuple[str, int], dict[str, Any]] = {}
 
-    async def evaluate(request: Evaluation) -> tuple[Evaluation, dict[str, Any]]:
+    async def evaluate(request: Evaluation) -> tuple[Evaluation, dict[str, Any], int | None]:
         model = by_name[request.arm]
-        return request, await _evaluate(search, ctx, model, request.train_rows, embed=True)
+        score, errors = await _evaluate(search, ctx, model, request, embed=True)
+        return request, score, errors
 
-    early = [t for m in search.models for t in search.test_embeds(m)]
+    first = machine.schedule.rounds[0].test_rows
+    early = [t for m in search.models for t in search.test_embeds(m, first)]
     prefetch = (
         asyncio.ensure_future(ctx.evaluator.embed(early)) if machine.next_requests() else None
     )
@@ -195,12 +251,16 @@ async def run_halving(search: HalvingSearch, ctx: Context) -> HalvingOutcome:
         while pending:
             done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
             for finished in done:
-                request, score = finished.result()
+                request, score, errors = finished.result()
                 scores[(request.arm, request.train_rows)] = score
                 update = machine.record(
-                    request.arm, request.train_rows, loss_of(search.statement, score)
+                    request.arm,
+                    request.train_rows,
+                    loss_of(search.statement, score),
+                    errors,
                 )
                 await persist()
+                ctx.tasks.report_stage(_stage(machine))
                 pending |= {asyncio.ensure_future(evaluate(r)) for r in update.requests}
         if prefetch is not None:
             await prefetch
@@ -212,7 +272,9 @@ async def run_halving(search: HalvingSearch, ctx: Context) -> HalvingOutcome:
         known = scores.get((ranked.arm, ranked.train_rows))
         if known is None:  # recorded before a restart: its classify result is stored
             model = by_name[ranked.arm]
-            known = await _evaluate(search, ctx, model, ranked.train_rows, embed=False)
+            k = machine.schedule.round_of(ranked.train_rows)
+            again = Evaluation(ranked.arm, k, ranked.train_rows, ranked.test_rows)
+            known, _ = await _evaluate(search, ctx, model, again, embed=False)
         rows.append(_row(ranked, known))
     return HalvingOutcome(search, machine, tuple(rows))
 
@@ -226,37 +288,118 @@ def _row(ranked: RankedArm, score: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def schedule_of(search: HalvingSearch) -> dict[str, Any]:
-    """The schedule EXPLAIN shows before running (rounds, arms, rows per arm)."""
-    config = search.config()
-    return plan_schedule(
-        len(config.arms), config.train_rows, config.chunk, config.budget, config.eta
-    ).to_dict()
+def schedule_of(search: HalvingSearch) -> Schedule:
+    """The schedule EXPLAIN shows before running (rounds, arms, train and test rows)."""
+    return search.config().schedule()
 
 
-async def stored_scores(search: HalvingSearch, ctx: Context) -> list[dict[str, Any]]:
-    """Every loss the stored machine holds (empty before a run), for EXPLAIN."""
+async def stored_machine(search: HalvingSearch, ctx: Context) -> SuccessiveHalving | None:
+    """The stored machine of a search as it is now (``None``: none, or unreadable)."""
     if ctx.machines is None:
-        return []
+        return None
     text = await ctx.machines.load_machine(search.key())
     if text is None:
-        return []
+        return None
     try:
         machine = SuccessiveHalving.from_json(text)
     except SchedulerError:
+        return None
+    return machine if machine.config == search.config() else None
+
+
+def stored_scores(search: HalvingSearch, machine: SuccessiveHalving | None) -> list[dict[str, Any]]:
+    """Every score the stored machine holds (empty before a run), in the query's metric."""
+    if machine is None:
         return []
+    metric = search.statement.order.column.value
     return [
-        {"model": s.arm, "round": s.round, "train_rows": s.train_rows, "loss": s.loss}
+        {
+            "model": s.arm,
+            "round": s.round,
+            "train_rows": s.train_rows,
+            "test_rows": s.test_rows if s.test_rows is not None else machine.schedule.test_rows,
+            metric: metric_of(search.statement, s.loss),
+        }
         for s in machine.scores()
     ]
+
+
+@dataclass(frozen=True)
+class RoundTasks:
+    """The tasks of one planned round, for EXPLAIN.
+
+    Attributes:
+        round: The round.
+        arms: Models playing it (actual once known, else planned).
+        embeds: Embed tasks the round needs beyond the earlier rounds' (by task id; for
+            arms not known yet, ``None`` stands for a block of an unknown arm).
+        classifies: Classify evaluations the round runs.
+        known_classifies: Those the stored machine already recorded.
+        arms_known: Whether the round's arms are known (round 0, or after a run).
+    """
+
+    round: int
+    arms: int
+    embeds: tuple[EmbedPayload | None, ...]
+    classifies: int
+    known_classifies: int
+    arms_known: bool
+
+
+def round_tasks(search: HalvingSearch, machine: SuccessiveHalving | None) -> list[RoundTasks]:
+    """Per round: the embeds it adds and the classifies it runs (EXPLAIN's halving plan).
+
+    The arms of round 0 are the pool; a later round's arms are known from the stored
+    machine once the round before it was decided, else counted from the schedule (its
+    blocks are then counted as to run).
+    """
+    machine = machine if machine is not None else SuccessiveHalving(search.config())
+    schedule = machine.schedule
+    by_name = {m.name: m for m in search.models}
+    recorded = {(s.arm, s.round) for s in machine.scores()}
+    out = []
+    seen: set[str] = set()
+    previous: tuple[int, int | None] = (0, 0)
+    for k, plan in enumerate(schedule.rounds):
+        requests = [e for e in machine.next_requests() if e.round == k]
+        members = sorted({a for a, r in recorded if r == k} | {e.arm for e in requests})
+        decided_before = k == 0 or machine.current_round() >= k
+        arms_known = decided_before and len(members) == machine.round_arms(k)
+        embeds: list[EmbedPayload | None] = []
+        if arms_known:
+            for arm in members:
+                model = by_name[arm]
+                for payload in search.test_embeds(model, plan.test_rows) + search.train_embeds(
+                    model, plan.train_rows
+                ):
+                    task_id = payload.task().task_id
+                    if task_id not in seen:
+                        seen.add(task_id)
+                        embeds.append(payload)
+        else:
+            model = search.models[0]
+            fresh = len(search.test_embeds(model, plan.test_rows)) + len(
+                search.train_embeds(model, plan.train_rows)
+            )
+            before = len(search.test_embeds(model, previous[1])) + len(
+                search.train_embeds(model, previous[0])
+            )
+            embeds = [None] * (machine.round_arms(k) * max(0, fresh - before))
+        previous = (plan.train_rows, plan.test_rows)
+        arms = machine.round_arms(k)
+        known = sum(1 for a, r in recorded if r == k)
+        pairs = len(search.pairs)
+        out.append(RoundTasks(k, arms, tuple(embeds), arms * pairs, known * pairs, arms_known))
+    return out
 
 
 def searches(
     statement: n.TaskSelect,
     models: Sequence[ModelSpec],
     entries: Mapping[str, DatasetEntry],
+    racing: bool = True,
 ) -> list[HalvingSearch]:
-    """One halving search per classifier of the statement."""
+    """One halving search per classifier of the statement (``racing``: see docs/halving.md)."""
     return [
         HalvingSearch(
             statement,
@@ -264,6 +407,7 @@ def searches(
             {p.name: p.value.value for p in m.params},
             tuple(models),
             entries,
+            racing,
         )
         for m in statement.classifiers
     ]

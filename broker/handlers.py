@@ -11,6 +11,7 @@ from broker import (
     entry_statements,
     explain,
     finetunes,
+    rank_statements,
     search_statements,
     session_statements,
     vectors,
@@ -20,6 +21,7 @@ from broker.statements import execute
 MODULES = (
     catalog_statements,
     search_statements,
+    rank_statements,
     entry_statements,
     session_statements,
     explain,

@@ -7,7 +7,8 @@ through the store's one writer), so a restarted broker still answers ``GET
 /v1/queries/{id}`` and resumes queries that were queued or running when it stopped:
 their tasks are content-hashed, so finished work is reused.
 
-Progress (``done``/``total`` tasks) is pushed to event subscribers as tasks finish; the
+Progress (``done``/``total`` tasks, and ``cached``: how many of them had already succeeded
+when the query asked for them) is pushed to event subscribers as tasks finish; the
 final state is pushed after it is committed. Cancelling a query cancels its unfinished
 tasks that no other live query needs.
 """
@@ -27,7 +28,7 @@ from typing import Any
 
 from broker import explain
 from broker.catalog import Catalog
-from broker.context import Context, Session
+from broker.context import Context, Session, Stage
 from broker.evaluator import Evaluator
 from broker.handlers import execute
 from broker.results import error_body
@@ -65,10 +66,12 @@ class Query:
     created_at: float
     done: int = 0
     total: int = 0
+    cached: int = 0
     result: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
     finished_at: float | None = None
     task_ids: set[str] = field(default_factory=set)
+    stage: dict[str, int] | None = None
     listeners: set[asyncio.Queue[tuple[str, dict[str, Any]]]] = field(default_factory=set)
 
     @property
@@ -85,12 +88,20 @@ class Query:
             "kind": self.statement.TAG,
             "status": self.status.value,
             "wait": self.wait,
-            "progress": {"done": self.done, "total": self.total},
+            "progress": self.progress(),
             "result": self.result,
             "error": self.error,
             "created_at": self.created_at,
             "finished_at": self.finished_at,
         }
+
+    def progress(self) -> dict[str, Any]:
+        """The ``progress`` body: tasks done of total, found already done (``cached``), and
+        the search's ``stage`` when set."""
+        out: dict[str, Any] = {"done": self.done, "total": self.total, "cached": self.cached}
+        if self.stage is not None:
+            out["stage"] = dict(self.stage)
+        return out
 
     def publish(self, event: str, body: dict[str, Any]) -> None:
         """Push an event to every subscriber."""
@@ -113,6 +124,7 @@ def _from_row(values: tuple[Any, ...]) -> Query:
         created,
         counts.get("done", 0),
         counts.get("total", 0),
+        counts.get("cached", 0),
         json.loads(result) if result else None,
         json.loads(error) if error else None,
         finished,
@@ -125,7 +137,6 @@ class QueryService:
     Args:
         broker: The started broker.
         catalog: The opened catalog.
-        finetune_dir: Where fine-tunes keep checkpoints and weights (named in payloads).
         wall: Wall clock for ``created_at``/``finished_at``.
     """
 
@@ -134,12 +145,10 @@ class QueryService:
         broker: Broker,
         catalog: Catalog,
         wall: Callable[[], float] = time.time,
-        finetune_dir: str = "",
     ) -> None:
         self.broker = broker
         self.catalog = catalog
         self.tables = Tables(broker.store)
-        self.finetune_dir = finetune_dir
         self._wall = wall
         self._live: dict[str, Query] = {}
         self._queues: dict[str, list[Query]] = defaultdict(list)
@@ -169,7 +178,7 @@ class QueryService:
                 log.error("cannot resume stored query %s: %s", values[0], error)
                 continue
             log.info("resuming query %s (%s)", query.id, query.status)
-            query.status, query.done, query.total = QueryStatus.QUEUED, 0, 0
+            query.status, query.done, query.total, query.cached = QueryStatus.QUEUED, 0, 0, 0
             self._enqueue(query)
 
     async def close(self) -> None:
@@ -340,7 +349,7 @@ class QueryService:
             query.statement.TAG,
             query.status.value,
             int(query.wait),
-            json.dumps({"done": query.done, "total": query.total}),
+            json.dumps(query.progress()),
             None if query.result is None else json.dumps(query.result),
             None if query.error is None else json.dumps(query.error),
             query.created_at,
@@ -363,7 +372,6 @@ class QueryService:
             tasks,
             Evaluator(tasks, self.search),
             self.search,
-            self.finetune_dir,
         )
 
     async def forget(self, kind: str) -> int:
@@ -418,14 +426,16 @@ class QueryTasks:
             return {}
         service, query = self.service, self.query
         broker = service.broker
-        await broker.submit(specs)
+        submitted = await broker.submit(specs)
+        found = {s.task_id for s in submitted if not s.created and s.state is TaskState.SUCCEEDED}
         ids = list(dict.fromkeys(s.task_id for s in specs))
         new = [t for t in ids if t not in query.task_ids]
         for task_id in new:
             query.task_ids.add(task_id)
             service._needs[task_id].add(query.id)
         query.total += len(new)
-        query.publish("progress", {"done": query.done, "total": query.total})
+        query.cached += sum(1 for t in new if t in found)
+        query.publish("progress", query.progress())
         counted = set(new)
 
         async def final(task_id: str) -> str:
@@ -435,7 +445,7 @@ class QueryTasks:
         for future in asyncio.as_completed([final(t) for t in ids]):
             if await future in counted:
                 query.done += 1
-                query.publish("progress", {"done": query.done, "total": query.total})
+                query.publish("progress", query.progress())
         results: dict[str, Any] = {}
         by_id = {s.task_id: s for s in specs}
         for task_id in ids:
@@ -448,6 +458,13 @@ class QueryTasks:
                 raise WorkerError(f"{spec.kind} task for model {model} {state}: {reason}")
             results[task_id] = row.result
         return results
+
+    def report_stage(self, stage: Stage) -> None:
+        """Set the query's search stage and publish a progress event that carries it."""
+        body = stage.to_json()
+        if body != self.query.stage:
+            self.query.stage = body
+            self.query.publish("progress", self.query.progress())
 
     def state(self, task_id: str) -> str | None:
         """The current state of a task (``None``: unknown)."""

@@ -3,7 +3,7 @@
 :func:`resolve` turns the statement into candidate models and dataset entries (nothing
 runs); the exhaustive search plans every evaluation (:func:`shift.planner.plan`) and hands
 them to the evaluator; ``CHUNK``/``BUDGET`` hands the same evaluator to successive-halving
-machines (:mod:`broker.halving_search`). ``RANK`` is answered "not supported yet".
+machines (:mod:`broker.halving_search`). ``RANK`` is :mod:`broker.rank_statements`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from broker import halving_search
 from broker.catalog import EntryStatus
 from broker.context import Context
 from broker.evaluator import dataset_sizes
-from broker.results import NotSupported, Result, Table
+from broker.results import Result, Table
 from broker.sources import check_other_than, source_rows
 from broker.statements import handles
 from shift import evaluate
@@ -37,7 +37,7 @@ class Resolved:
     notes: tuple[str, ...]
 
 
-async def resolve(statement: n.TaskSelect, ctx: Context) -> Resolved:
+async def resolve(statement: n.TaskSelect | n.Rank, ctx: Context) -> Resolved:
     """Resolve datasets and candidate models (nothing is run).
 
     Raises:
@@ -56,7 +56,8 @@ async def resolve(statement: n.TaskSelect, ctx: Context) -> Resolved:
             raise CatalogError(f"dataset {name!r} could not be read: {entry.error}")
         size = int((entry.measured or {}).get("size") or 0)
         entries[name] = DatasetEntry(entry.spec, size)  # type: ignore[arg-type]
-    modalities = {catalog.get("dataset", d).row["modality"] for d in used} - {None}
+    modalities = _one_modality(statement, ctx, used)
+    _check_labels(statement, ctx)
     kind, rows = source_rows(statement.source, ctx)
     if kind != "model":
         raise CatalogError("a task-aware query ranks models; FROM names datasets")
@@ -65,19 +66,83 @@ async def resolve(statement: n.TaskSelect, ctx: Context) -> Resolved:
     rows = source_rows(statement.source, ctx)[1]
     pool = n.Select((), statement.source, statement.where, (), None, statement.other_than)
     candidates = evaluate.select(pool, rows, dict(ctx.variables))
-    notes = []
     chosen: list[ModelSpec] = []
+    failed: list[str] = []
+    other: dict[str, list[str]] = {}
     for row in candidates:
         entry = catalog.get("model", row["name"])
         if entry.status is EntryStatus.FAILED:
-            notes.append(f"left out {row['name']} (it failed to load: {entry.error})")
+            failed.append(row["name"])
         elif modalities and row["modality"] not in modalities:
-            notes.append(
-                f"left out {row['name']} ({row['modality']} model, {'/'.join(modalities)} data)"
-            )
+            other.setdefault(str(row["modality"]), []).append(row["name"])
         else:
             chosen.append(entry.spec)  # type: ignore[arg-type]
+    notes = []
+    data = "/".join(sorted(modalities))
+    for modality, names in sorted(other.items()):
+        notes.append(f"left out {len(names)} {modality} model(s) ({data} data): {_names(names)}")
+    if failed:
+        notes.append(
+            f"left out {len(failed)} model(s) that failed to load: {_names(failed)} "
+            "(GET /v1/models/NAME gives the error)"
+        )
     return Resolved(tuple(chosen), entries, tuple(notes))
+
+
+def _names(names: Sequence[str], most: int = 5) -> str:
+    shown = ", ".join(names[:most])
+    return shown + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
+def _one_modality(statement: Any, ctx: Context, used: Sequence[str]) -> set[str]:
+    """The modality every dataset of the statement shares.
+
+    Raises:
+        CatalogError: the training and test data are of different modalities (no model
+            could read both), naming each dataset's.
+    """
+    found = {name: ctx.catalog.get("dataset", name).row["modality"] for name in used}
+    modalities = set(found.values()) - {None}
+    if len(modalities) > 1:
+        listed = ", ".join(f"{name!r} is {modality}" for name, modality in found.items())
+        raise CatalogError(
+            f"the query mixes {' and '.join(sorted(modalities))} data ({listed}); a model "
+            "reads one modality, so train and test on datasets of the same one"
+        )
+    return modalities
+
+
+def _check_labels(statement: Any, ctx: Context) -> None:
+    """Every test set shares at least one label with the training data.
+
+    Raises:
+        CatalogError: a test set none of whose labels occur in the training sets (every
+            proxy would get every row wrong).
+    """
+    train: set[str] = set()
+    for name in dataset_names(statement.train):
+        listed = _classes(ctx, name)
+        if not listed:
+            return
+        train |= {str(c) for c in listed}
+    for item in statement.test:
+        if isinstance(item, n.Mutation) or not train:
+            continue
+        labels = {str(c) for c in _classes(ctx, item.name)}
+        if labels and not labels & train:
+            raise CatalogError(
+                f"no label of test set {item.name!r} ({_names(sorted(labels))}) occurs in the "
+                f"training data ({_names(sorted(train))}); test on a dataset with the same labels"
+            )
+
+
+def _classes(ctx: Context, name: str) -> list[Any]:
+    """A dataset's labels when its measurement lists all of them (else none: not checked)."""
+    measured = ctx.catalog.get("dataset", name).measured or {}
+    classes = measured.get("classes")
+    if not isinstance(classes, list) or len(classes) != measured.get("num_classes"):
+        return []
+    return classes
 
 
 async def plan_statement(statement: n.TaskSelect, ctx: Context) -> tuple[Plan, list[str]]:
@@ -156,9 +221,3 @@ async def run_task_select(statement: n.TaskSelect, ctx: Context) -> Result:
     if is_halving(statement):
         return await rank_by_halving(statement, ctx)
     return await rank_exhaustively(statement, ctx)
-
-
-@handles(n.Rank)
-async def run_rank(statement: n.Rank, ctx: Context) -> Result:
-    """RANK is not built yet: say so before anything runs."""
-    raise NotSupported("RANK (model rankers such as LogME)")

@@ -18,13 +18,13 @@ from typing import Any
 
 from aiohttp import web
 
-from broker.api import create_app
+from broker.api import ApiRunner, check_bind, create_app
 from broker.catalog import Catalog
 from broker.queries import QueryService
 from broker.search_api import Search
 from broker.service import Broker, BrokerConfig
 from broker.store import Store
-from shift.payloads import FINETUNE_DIR
+from shift.finetuning import checkpoint_root
 from shift.protocol import Timing
 
 log = logging.getLogger(__name__)
@@ -50,6 +50,9 @@ async def serve(
         stop: Set it to shut down.
         on_listening: Called with ``{"http": url, "zmq": endpoint}`` once both listen.
     """
+    warning = check_bind(settings["http_host"], settings["token"])
+    if warning:
+        log.warning(warning)
     store = Store(Path(settings["state_dir"]) / DB_NAME)
     await store.open()
     config = BrokerConfig(
@@ -64,7 +67,7 @@ async def serve(
         await broker.start()
         search = await open_search(broker, settings)
         app = create_app(broker, token=settings["token"], search=search)
-        runner = web.AppRunner(app, access_log=None)
+        runner = ApiRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, settings["http_host"], int(settings["http_port"]))
         await site.start()
@@ -87,16 +90,16 @@ async def serve(
 async def open_search(broker: Broker, settings: dict[str, Any]) -> Search:
     """Open the catalog and the query service over a started broker.
 
-    Workers keep features in their own ``STATE_DIR/features``; fine-tune payloads name the
-    folder ``STATE_DIR/finetune`` so that every worker (local or on a machine sharing the
-    path) resumes the same checkpoints; the catalog accepts fine-tuned weights from there.
+    Workers keep features and fine-tune checkpoints in their own ``STATE_DIR/features`` and
+    ``STATE_DIR/finetune`` (payloads name no path); local workers share the broker's state
+    directory, so the catalog accepts fine-tuned weights from its ``finetune`` folder.
     """
-    from workers.readers.paths import data_roots
+    from shift.paths import data_roots
 
-    finetune = Path(settings["state_dir"]).resolve() / FINETUNE_DIR
+    finetune = checkpoint_root(settings["state_dir"])
     catalog = Catalog(broker, data_roots(str(settings["data_roots"])), own=(finetune,))
     await catalog.open()
-    queries = QueryService(broker, catalog, finetune_dir=str(finetune))
+    queries = QueryService(broker, catalog)
     await queries.open()
     return Search(catalog, queries)
 
@@ -130,7 +133,9 @@ def command_settings(args: Any, flags: Any, command: str) -> dict[str, Any] | No
 
     configure_logging(args.log_level)
     try:
-        return load_settings(setting_overrides(args, flags))
+        settings = load_settings(setting_overrides(args, flags))
+        check_bind(settings["http_host"], settings["token"])  # refuse before starting
+        return settings
     except ShiftError as error:
         print(f"shift {command}: {error}", file=sys.stderr)
         return None

@@ -16,8 +16,11 @@ import os
 import sys
 from typing import Any
 
-from broker.command import BROKER_FLAGS
+from broker.broker_command import BROKER_FLAGS
 from shift.cliflags import Flag, add_setting_flags
+
+HELP = "Run a broker and local workers in the foreground."
+"""One line of ``shift --help``."""
 
 UP_FLAGS: tuple[Flag, ...] = (
     *BROKER_FLAGS,

@@ -19,6 +19,9 @@ if TYPE_CHECKING:
     from repl.interactive import InteractiveRunner
     from repl.watcher import BrokerWatcher
 
+HELP = "The interactive SHiFT-QL client: completion, progress."
+"""One line of ``shift --help``."""
+
 HISTORY_FILE = "repl_history"
 """Name of the history file inside the state directory (``--history`` overrides)."""
 

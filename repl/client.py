@@ -1,7 +1,11 @@
-"""A small synchronous HTTP client for the broker's REST API (used by ``shift query``).
+"""The one HTTP client of shift: synchronous calls to a broker's REST API.
 
-Only the standard library: the client must start fast and work where the broker does not
-run. Every failure is a :class:`ClientError` that says what to do next.
+``shift query``, the REPL, ``shift zoo`` and the simulator's ``--from-url`` all talk to a
+broker through :class:`BrokerClient`, so the bearer token, timeouts, the error shape and
+the event stream are handled in one place. Only the standard library (``urllib``): the
+client must start fast and work where the broker and aiohttp do not run. Every failure is
+a :class:`ClientError` (or a :class:`~shift.errors.QueryError` for a rejected query) that
+says what to do next.
 """
 
 from __future__ import annotations
@@ -82,7 +86,15 @@ class BrokerClient:
                 "start one with `shift up` or pass --url",
                 unreachable=True,
             ) from None
-        return json.loads(raw) if raw else None
+        if not raw:
+            return None
+        try:
+            return json.loads(raw)
+        except ValueError:
+            raise ClientError(
+                f"{method} {path}: the broker at {self.url} answered something that is not "
+                f"JSON: {raw[:120]!r}"
+            ) from None
 
     def submit(self, tree: dict[str, Any], session: str = "default") -> list[dict[str, Any]]:
         """Send a parsed script (canonical JSON) and return the created queries."""

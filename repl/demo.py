@@ -16,6 +16,9 @@ import time
 
 from repl.local import LocalShift
 
+HELP = "The main job: a real search on the offline zoo, end to end."
+"""One line of ``shift --help``."""
+
 DEMO_QUERY = """
 SELECT name, num_params FROM image_models
 ORDER BY err ASC TRAINED ON "photos-train" TESTED ON "photos-test"

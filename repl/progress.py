@@ -9,8 +9,30 @@ from __future__ import annotations
 from typing import Any, TextIO
 
 
+def stage_text(stage: Any) -> str:
+    """A search stage as people read it: ``round 2/4 - 3 arms - 1,024 rows``.
+
+    ``stage`` is a progress event's ``stage`` (``round`` from 0, ``rounds``, ``arms``,
+    ``train_rows``, ``test_rows``); anything else gives ``""``.
+    """
+    if not isinstance(stage, dict):
+        return ""
+    try:
+        k, rounds, arms = int(stage["round"]), int(stage["rounds"]), int(stage["arms"])
+        train, test = int(stage["train_rows"]), int(stage.get("test_rows") or 0)
+    except (KeyError, TypeError, ValueError):
+        return ""
+    rows = f"{train:,} rows" + (f" ({test:,} test)" if test else "")
+    return f"round {k + 1}/{rounds} - {arms} arm{'s' if arms != 1 else ''} - {rows}"
+
+
 def progress_line(
-    done: int, total: int, width: int, elapsed_s: float, round_: int | None = None
+    done: int,
+    total: int,
+    width: int,
+    elapsed_s: float,
+    round_: int | None = None,
+    stage: str = "",
 ) -> str:
     """One line: a bar, tasks done of total, the halving round when known, seconds so far.
 
@@ -20,13 +42,16 @@ def progress_line(
         width: Terminal columns available; the bar shrinks to fit.
         elapsed_s: Seconds since the query started.
         round_: The current successive-halving round, when the query reports one.
+        stage: The search stage (:func:`stage_text`), shown instead of ``round_``.
 
     Returns:
         The line, at most ``width`` characters.
     """
     done = max(0, min(done, total)) if total > 0 else max(0, done)
     tail = f" {done}/{total} tasks" if total > 0 else " planning"
-    if round_ is not None:
+    if stage:
+        tail += f", {stage}"
+    elif round_ is not None:
         tail += f", round {round_}"
     tail += f"  {elapsed_s:.1f} s"
     room = width - len(tail) - 2
@@ -51,7 +76,7 @@ class ProgressBar:
         self.drawn = 0
 
     def update(self, progress: dict[str, Any], elapsed_s: float) -> None:
-        """Draw the bar for a ``progress`` event body (``done``, ``total``, maybe ``round``)."""
+        """Draw the bar for a ``progress`` event body (``done``, ``total``, maybe ``stage``)."""
         round_ = progress.get("round")
         line = progress_line(
             int(progress.get("done") or 0),
@@ -59,6 +84,7 @@ class ProgressBar:
             self.width - 1,
             elapsed_s,
             int(round_) if isinstance(round_, int | float) else None,
+            stage_text(progress.get("stage")),
         )
         self.stream.write("\r" + line.ljust(self.drawn))
         self.stream.flush()

@@ -2,7 +2,11 @@
 
 :class:`ScriptRunner` submits statements one by one, follows each until it is final and
 prints its result. ``USE`` switches brokers here in the client. A task-aware statement
-without ``WAIT`` is started and reported by id. Ctrl-C while a query runs cancels it on the
+without ``WAIT`` is started and reported by id (after a short look, so that a statement the
+broker refuses at once still fails the run); ``shift query --id ID`` waits for it later.
+While a query runs and stderr is a terminal, a progress line shows tasks done and the time
+spent (nothing is written on a pipe). A query whose every task had already run says it was
+answered from the cache. Ctrl-C while a query runs cancels it on the
 broker and re-raises ``KeyboardInterrupt`` (``shift query`` stops; the REPL goes on).
 The REPL subclasses it to follow queries over the event stream with a progress bar, page
 long results and time statements.
@@ -10,11 +14,13 @@ long results and time statements.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from typing import Any, TextIO
 
-from repl.client import BrokerClient, ClientError
+from repl.client import FINAL_STATES, BrokerClient, ClientError
 from repl.output import render_result
+from repl.progress import stage_text
 from shift.errors import QueryError
 from shift.ql import nodes as n
 from shift.ql import to_json
@@ -31,14 +37,24 @@ class ScriptRunner:
         err: Where errors go (and status lines for ``json``/``csv``).
     """
 
+    LOOK_S = 1.0
+    """How long a statement without WAIT is watched for an immediate failure."""
+
     def __init__(
-        self, client: BrokerClient, fmt: str, session: str, out: TextIO, err: TextIO
+        self,
+        client: BrokerClient,
+        fmt: str,
+        session: str,
+        out: TextIO,
+        err: TextIO,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.client = client
         self.fmt = fmt
         self.session = session
         self.out = out
         self.err = err
+        self.clock = clock
 
     def run(self, statements: Iterable[n.Statement]) -> int:
         """Run every statement; return the exit code (0 ok, 1 a query failed).
@@ -75,8 +91,11 @@ class ScriptRunner:
         """Submit one statement, follow it when it should be waited for; True if it worked."""
         (query,) = self.client.submit(to_json(statement), self.session)
         if getattr(statement, "wait", True) is False:
-            self.say(f"query {query['id']} {query['status']}; add WAIT to wait for its result")
-            return query.get("status") != "failed"
+            return self.start(query)
+        return self.wait_for(query)
+
+    def wait_for(self, query: dict[str, Any]) -> bool:
+        """Follow a query until it is final and report it; True if it succeeded."""
         try:
             final = self.follow(query)
         except KeyboardInterrupt:
@@ -84,11 +103,50 @@ class ScriptRunner:
             raise
         return self.report(final)
 
+    def start(self, query: dict[str, Any]) -> bool:
+        """A statement without WAIT: watch it briefly, then leave it running."""
+        state, delay = query, 0.02
+        until = self.clock() + self.LOOK_S
+        while state.get("status") not in FINAL_STATES and self.clock() < until:
+            time.sleep(delay)
+            delay = min(0.2, delay * 2)
+            state = self.client.query(query["id"])
+        if state.get("status") in FINAL_STATES:
+            return self.report(state)
+        self.say(
+            f"query {query['id']} {state.get('status')}; add WAIT to wait for its result, "
+            f"or `shift query --id {query['id']}` to wait for it later"
+        )
+        return True
+
     def follow(self, query: dict[str, Any]) -> dict[str, Any]:
-        """Wait until ``query`` is final and return its final state (polling)."""
+        """Wait until ``query`` is final and return its final state (polling).
+
+        When stderr is a terminal a progress line shows tasks done, the search's stage
+        (halving round, arms, rows) and the time spent; elsewhere only a new stage is a
+        status line on stderr.
+        """
         final = query
-        for state in self.client.follow(query["id"]):
-            final = state
+        started = self.clock()
+        live = _is_terminal(self.err)
+        shown, stage_shown = False, ""
+        try:
+            for state in self.client.follow(query["id"]):
+                final = state
+                progress = state.get("progress")
+                progress = progress if isinstance(progress, dict) else {}
+                stage = stage_text(progress.get("stage"))
+                if live and progress.get("total"):
+                    line = progress_line(progress, self.clock() - started)
+                    line = f"{stage} - {line}" if stage else line
+                    print(f"\r{line}\x1b[K", end="", file=self.err, flush=True)
+                    shown = True
+                elif not live and stage and stage != stage_shown:
+                    print(stage, file=self.err)
+                stage_shown = stage or stage_shown
+        finally:
+            if shown:
+                print("\r\x1b[K", end="", file=self.err, flush=True)
         return final
 
     def cancel(self, query_id: str) -> None:
@@ -107,6 +165,9 @@ class ScriptRunner:
             text = render_result(query.get("result"), self.fmt)
             if text:
                 self.show(text)
+            cache = cache_line(query.get("progress") or {})
+            if cache:
+                self.say(cache)
             return True
         error = query.get("error") or {}
         message = error.get("message") if isinstance(error, dict) else str(error)
@@ -128,3 +189,28 @@ class ScriptRunner:
     def say(self, message: str) -> None:
         """A status line (not part of the results): stderr for json/csv, stdout for tables."""
         print(message, file=self.out if self.fmt == "table" else self.err)
+
+
+def progress_line(progress: dict[str, Any], elapsed_s: float) -> str:
+    """``12/40 tasks (8 from cache) - 8.2 s``: a running query's progress."""
+    done, total = int(progress.get("done", 0)), int(progress.get("total", 0))
+    cached = int(progress.get("cached", 0))
+    extra = f" ({cached} from cache)" if cached else ""
+    return f"{done}/{total} tasks{extra} - {elapsed_s:.1f} s"
+
+
+def cache_line(progress: dict[str, Any]) -> str:
+    """What a finished query says about its tasks: all from the cache, or how many ran."""
+    total, cached = int(progress.get("total", 0)), int(progress.get("cached", 0))
+    if not total:
+        return ""
+    if cached >= total:
+        return f"answered from cache (0 tasks run, {total} found done)"
+    return f"ran {total - cached} task(s), {cached} found done"
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False

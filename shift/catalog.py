@@ -10,6 +10,8 @@ Pure functions shared by the broker (REST, ``REGISTER``) and tests:
 - :func:`model_spec_from_body` / :func:`dataset_spec_from_body` accept a REST body that is
   either a spec's JSON or a ``name`` plus ``REGISTER`` columns; every error names the bad
   field and the closest valid one.
+- :func:`local_paths` / :func:`source_values` find the local paths of a spec for the
+  data-roots confinement; :func:`dataset_problem` refuses empty and one-class datasets.
 
 Upstream accuracy is a fraction in rows (``0.751``); specs written in percent (``75.1``)
 are converted.
@@ -293,18 +295,28 @@ def dataset_spec_from_body(value: Any) -> DatasetSpec:
     return dataset_spec_from_fields(body["name"], {k: v for k, v in body.items() if k != "name"})
 
 
+FILE_KEYS = ("path", "checkpoint", "weights", "onnx")
+"""Loader and reader keys whose value is a local file: a plain string or a ``{"path": P}``
+reference (a ``{"distribution": D, "path": P}`` reference names a packaged file instead)."""
+
+SOURCE_KEYS = ("model", "tokenizer")
+"""Loader keys whose plain string value is a hub id or a local folder
+(:func:`shift.paths.hub_or_path` tells which)."""
+
+
 def local_paths(value: Any) -> list[str]:
     """Plain file paths inside a loader or reader's parameters (packaged files excluded).
 
-    A path is the value of a ``path`` key (or a ``{"path": ...}`` reference) that does not
-    name a ``distribution``; these are what the data-roots confinement checks.
+    A path is the string value of a :data:`FILE_KEYS` key, or the ``path`` of a reference
+    dict that does not name a ``distribution``, at any depth; these are what the data-roots
+    confinement checks. Hub-or-folder values are :func:`source_values`.
     """
     found: list[str] = []
     if isinstance(value, dict):
         if "distribution" in value:
             return found
         for key, item in value.items():
-            if key == "path" and isinstance(item, str):
+            if key in FILE_KEYS and isinstance(item, str):
                 found.append(item)
             else:
                 found.extend(local_paths(item))
@@ -312,6 +324,34 @@ def local_paths(value: Any) -> list[str]:
         for item in value:
             found.extend(local_paths(item))
     return found
+
+
+def source_values(loader: Mapping[str, Any]) -> list[str]:
+    """The plain strings of a loader's :data:`SOURCE_KEYS`: each a hub id or a local folder."""
+    return [v for k, v in loader.items() if k in SOURCE_KEYS and isinstance(v, str)]
+
+
+MIN_CLASSES = 2
+"""Classes a dataset needs: every proxy, ranker and fine-tune tells classes apart."""
+
+
+def dataset_problem(name: str, size: Any, num_classes: Any) -> str | None:
+    """Why a dataset with the measured ``size`` and ``num_classes`` cannot be used, if it cannot.
+
+    An empty dataset and a dataset of one class register as failed with this message
+    instead of failing every query that reads them.
+    """
+    if not isinstance(size, int) or size < 1:
+        return (
+            f"dataset {name!r} has no rows; check its path, split and row filters "
+            "(a dataset needs rows of at least 2 classes)"
+        )
+    if not isinstance(num_classes, int) or num_classes < MIN_CLASSES:
+        return (
+            f"dataset {name!r} has {num_classes} class(es) in its {size} row(s); a dataset "
+            f"needs at least {MIN_CLASSES} classes (check its label column)"
+        )
+    return None
 
 
 def unknown_name(what: str, name: str, known: Iterable[str]) -> CatalogError:

@@ -1,8 +1,12 @@
-"""The ``shift`` console script: a registry of subcommands, loaded lazily.
+"""The ``shift`` console script: subcommands found through package entry points.
 
-Each subcommand lives in its own module exposing ``configure(parser)`` and
-``run(args) -> int``. The registry names modules as strings so that this core module
-imports nothing from ``broker``, ``workers`` or ``repl`` until that command runs.
+A subcommand is a module exposing ``HELP`` (one line), ``configure(parser)`` and
+``run(args) -> int``. The packages that implement commands declare them in the entry-point
+group ``shift.commands`` (pyproject.toml's ``[project.entry-points."shift.commands"]``,
+e.g. ``up = "broker.up"``), so this core module names no outer package, by import or by
+string, and another distribution can add commands of its own. Entry points live in the
+installed package metadata: ``scripts/setup`` refreshes the editable install whenever
+pyproject.toml changes, and a missing or stale install is reported as such.
 """
 
 from __future__ import annotations
@@ -10,87 +14,137 @@ from __future__ import annotations
 import argparse
 import difflib
 import importlib
+import importlib.metadata
 import os
+import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from types import ModuleType
+from typing import Any
 
 from shift import __version__
+from shift.errors import ShiftError
+
+COMMAND_GROUP = "shift.commands"
+"""Entry-point group naming the modules of the ``shift`` subcommands."""
+
+STALE_HINT = "the installed package metadata may be stale: run scripts/setup (or pip install -e .)"
+
+COMMAND_ATTRIBUTES = ("HELP", "configure", "run")
+"""What a command module defines."""
+
+
+class CommandError(ShiftError):
+    """A subcommand is missing, registered twice, or its module cannot be loaded."""
+
+    code = "command_error"
 
 
 @dataclass(frozen=True)
 class Command:
-    """A subcommand: its name, one line of help and the module implementing it."""
+    """A subcommand: its name and where it lives (``module`` or ``module:attribute``)."""
 
     name: str
-    help: str
-    module: str
+    target: str
 
-    def load(self) -> ModuleType:
-        """Import the implementing module."""
-        return importlib.import_module(self.module)
+    def load(self) -> Any:
+        """Import the implementing module (or object) and check that it is a command.
+
+        Raises:
+            CommandError: The module cannot be imported or lacks ``HELP``, ``configure``
+                or ``run``.
+        """
+        module_name, _, attribute = self.target.partition(":")
+        try:
+            found: Any = importlib.import_module(module_name)
+            for part in filter(None, attribute.split(".")):
+                found = getattr(found, part)
+        except (ImportError, AttributeError) as error:
+            raise CommandError(
+                f"command {self.name!r} names {self.target!r}, which cannot be loaded "
+                f"({error}); {STALE_HINT}"
+            ) from None
+        missing = [a for a in COMMAND_ATTRIBUTES if not hasattr(found, a)]
+        if missing:
+            raise CommandError(
+                f"command {self.name!r}: {self.target!r} lacks {', '.join(missing)}; a "
+                "command module defines HELP, configure(parser) and run(args)"
+            )
+        return found
 
 
-COMMANDS: dict[str, Command] = {}
+def discover(group: str = COMMAND_GROUP) -> dict[str, Command]:
+    """The installed subcommands of ``group``, sorted by name (as ``--help`` lists them).
 
-
-def register_command(name: str, help: str, module: str) -> None:
-    """Add a subcommand to the registry (names must be unique)."""
-    if name in COMMANDS:
-        raise ValueError(f"command {name!r} registered twice")
-    COMMANDS[name] = Command(name, help, module)
-
-
-register_command(
-    "parse", "Parse SHiFT-QL and print the query tree as JSON.", "shift.commands.parse"
-)
-register_command(
-    "query", "Run SHiFT-QL statements against a broker and print results.", "repl.query_command"
-)
-register_command(
-    "zoo", "Install or list the offline zoo in a running broker.", "shift.commands.zoo"
-)
-register_command("repl", "The interactive SHiFT-QL client: completion, progress.", "repl.app")
-register_command("demo", "The main job: a real search on the offline zoo, end to end.", "repl.demo")
-register_command("up", "Run a broker and local workers in the foreground.", "broker.up")
-register_command("broker", "Run the broker alone (REST API and ZeroMQ ROUTER).", "broker.command")
-register_command(
-    "worker", "Run one worker for one device, connected to a broker.", "workers.command"
-)
-register_command(
-    "simulate", "Simulate searches: replay strategies on recorded runs.", "simulator.command"
-)
+    Raises:
+        CommandError: No command is installed, or two distributions claim one name.
+    """
+    found: dict[str, Command] = {}
+    for entry in importlib.metadata.entry_points(group=group):
+        known = found.get(entry.name)
+        if known is not None and known.target != entry.value:
+            raise CommandError(
+                f"command {entry.name!r} is registered twice in entry-point group {group!r}: "
+                f"{known.target!r} and {entry.value!r}; uninstall one of the distributions"
+            )
+        found.setdefault(entry.name, Command(entry.name, entry.value))
+    if not found:
+        raise CommandError(f"no command is installed in entry-point group {group!r}; {STALE_HINT}")
+    return dict(sorted(found.items()))
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse with a closest-match hint for mistyped subcommands."""
+    """argparse with a closest-match hint for mistyped subcommands (at every level)."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        if "invalid choice" in message:
-            word = message.split("'")[1] if "'" in message else ""
-            close = difflib.get_close_matches(word, list(COMMANDS), n=1)
+        word = re.search(r"invalid choice: '([^']*)'", message)
+        choices = re.search(r"\(choose from (.*)\)", message)
+        if word and choices:
+            names = [n.strip().strip("'") for n in choices.group(1).split(",")]
+            close = difflib.get_close_matches(word.group(1), names, n=1)
             if close:
                 message += f"; did you mean {close[0]!r}?"
         super().error(message)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Build the argument parser with every registered subcommand."""
+def add_commands(
+    parser: argparse.ArgumentParser, commands: Iterable[Command], dest: str, metavar: str
+) -> None:
+    """Add one required subparser per command, configured and described by its module.
+
+    Raises:
+        CommandError: A command's module cannot be loaded.
+    """
+    subparsers = parser.add_subparsers(dest=dest, metavar=metavar)
+    subparsers.required = True
+    for command in commands:
+        module = command.load()
+        sub = subparsers.add_parser(command.name, help=module.HELP, description=module.HELP)
+        module.configure(sub)
+
+
+def build_parser(commands: Mapping[str, Command] | None = None) -> argparse.ArgumentParser:
+    """Build the argument parser with every installed subcommand.
+
+    Raises:
+        CommandError: No command is installed or one cannot be loaded.
+    """
     parser = _Parser(prog="shift", description="shift: a search engine for transfer learning.")
     parser.add_argument("--version", action="version", version=f"shift {__version__}")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    subparsers.required = True
-    for command in COMMANDS.values():
-        sub = subparsers.add_parser(command.name, help=command.help, description=command.help)
-        command.load().configure(sub)
+    add_commands(parser, (commands or discover()).values(), "command", "COMMAND")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``shift`` console script; returns the process exit code."""
-    args = build_parser().parse_args(argv)
-    module = COMMANDS[args.command].load()
+    try:
+        commands = discover()
+        parser = build_parser(commands)
+    except CommandError as error:
+        print(f"shift: {error}", file=sys.stderr)
+        return 2
+    args = parser.parse_args(argv)
+    module = commands[args.command].load()
     try:
         return int(module.run(args))
     except KeyboardInterrupt:

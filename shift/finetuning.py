@@ -11,9 +11,11 @@ weights, tagged ``finetuned``, with its base model, data, hyperparameters and ac
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from shift.errors import SchedulerError
+from shift.payloads import FINETUNE_DIR, FinetuneItem, FinetunePayload
 from shift.planner import DatasetEntry
 from shift.proxies import FINETUNE_PARAMS
 from shift.specs import Modality, ModelSpec
@@ -42,6 +44,15 @@ METHOD = {"version": 1, "head": "linear probe on frozen features", "schedule": "
 """The training method, carried in every payload (``workers.finetune`` implements it):
 changing it changes every task's content hash, so no stale fine-tune is reused."""
 
+CHECKPOINT_FOLDER = FINETUNE_DIR
+"""The folder under a state directory where fine-tunes keep checkpoints and weights."""
+
+
+def checkpoint_root(state_dir: str | Path) -> Path:
+    """The fine-tune folder of a state directory (absolute, symlinks resolved)."""
+    return Path(state_dir).expanduser().resolve() / CHECKPOINT_FOLDER
+
+
 HYPERPARAMETERS = tuple(name for name in FINETUNE_PARAMS if name != "test")
 """The options that change training (``test`` only names the dataset to report on)."""
 
@@ -68,8 +79,8 @@ def hyperparameters(model: ModelSpec, given: Mapping[str, Any]) -> dict[str, Any
     return {name: resolved[name] for name in HYPERPARAMETERS}
 
 
-def _item(entry: DatasetEntry) -> dict[str, Any]:
-    return {"dataset": entry.spec.to_json(), "rows": entry.cap}
+def _item(entry: DatasetEntry) -> FinetuneItem:
+    return FinetuneItem(entry.spec, entry.cap)
 
 
 def finetune_task(
@@ -77,25 +88,23 @@ def finetune_task(
     train: Sequence[DatasetEntry],
     test: DatasetEntry | None,
     hparams: Mapping[str, Any],
-    store: str | None = None,
 ) -> TaskSpec:
-    """The ``finetune`` task of one model (training sets concatenated in order).
+    """The ``finetune`` task of one model (training sets concatenated in order); the worker
+    keeps its checkpoints in its own ``STATE_DIR/finetune``.
 
     Raises:
         SchedulerError: no training set.
     """
     if not train:
         raise SchedulerError("FINETUNE needs at least one dataset after WITH")
-    payload: dict[str, Any] = {
-        "model": model.to_json(),
-        "train": [_item(e) for e in train],
-        "test": None if test is None else _item(test),
-        "hparams": dict(hparams),
-        "method": METHOD,
-    }
-    if store is not None:
-        payload["store"] = store
-    return TaskSpec("finetune", payload, model.key)
+    payload = FinetunePayload(
+        model,
+        tuple(_item(e) for e in train),
+        None if test is None else _item(test),
+        dict(hparams),
+        dict(METHOD),
+    )
+    return payload.task()
 
 
 def split_rows(rows: int, val_fraction: float) -> tuple[int, int]:

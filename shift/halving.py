@@ -1,23 +1,25 @@
-"""Successive halving (DESIGN section 6): the schedule and a pure, resumable state machine.
+"""Successive halving with racing on the test set (docs/halving.md): schedule and machine.
 
 Arms are the candidate models; a pull is one chunk of ``chunk_rows`` training rows; the
 budget is counted in pulls. :func:`plan_schedule` computes every round before anything runs
-(EXPLAIN shows it); :class:`SuccessiveHalving` takes recorded losses and returns decisions.
-It reads no clock and no randomness, so the broker drives it with real results and the
-simulator with a fake clock, and :meth:`SuccessiveHalving.to_json` lets the broker persist it
-at every transition and resume exactly after a restart.
+(EXPLAIN shows it); :class:`SuccessiveHalving` takes recorded losses (and error counts) and
+returns decisions. It reads no clock and no randomness, so the broker drives it with real
+results and the simulator with a fake clock, and :meth:`SuccessiveHalving.to_json` lets
+the broker persist it at every transition and resume exactly after a restart.
 
 Rules beyond the design text (docs/halving.md has the worked tables):
 
 * ``L`` is the smallest integer with ``eta ** L >= M``, and 1 for a single arm.
-* A single arm has nothing to halve: one round in which it sees the whole training set,
-  whatever ``CHUNK`` and ``BUDGET`` say.
+* A single arm has nothing to halve: one round in which it sees the whole training set
+  and the whole test set, whatever ``CHUNK`` and ``BUDGET`` say.
 * ``r_0 = 0`` (a budget below ``M * L`` pulls) is a :class:`SchedulerError` that names the
-  smallest budget that works: no model is ever scored on zero rows, and with two or more
-  arms the plan never spends more than the budget.
+  smallest budget that works.
 * Exhausted data: a round's prefix is capped at the training-set size, and the first round
-  whose prefix covers the whole training set is the last one. Its arms are all finalists,
-  ranked by loss: further rounds would re-score the same rows and select the same order.
+  whose prefix covers the whole training set is the last one (the finalists).
+* Racing (the default when the test-set size is known): a round before the last scores on
+  a prefix of the test set that grows with the training prefix; the last round scores on
+  the whole test set. Below the cut, an arm survives unless it is confidently worse than
+  the cut arm (:mod:`shift.error_bounds`), so rounds may keep more arms than ``ceil(n/eta)``.
 * Ties break by loss, then arm name. Finalists rank first, then the arms eliminated in later
   rounds before those eliminated earlier, each group by loss: an eliminated arm is never
   ranked above an arm that beat it, whatever the losses on different prefixes say.
@@ -32,11 +34,17 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
 
+from shift.error_bounds import confidently_worse
 from shift.errors import SchedulerError
+from shift.payloads import BLOCK_ROWS
 
 AUTO: Literal["auto"] = "auto"
-STATE_VERSION = 1
+STATE_VERSION = 2
 _STATE_KIND = "successive_halving"
+DEFAULT_DELTA = 0.05
+"""Racing's default probability that a round eliminates its best arm (see docs/halving.md)."""
+DEFAULT_TEST_MIN_ROWS = BLOCK_ROWS
+"""Racing's default smallest test prefix: one feature block."""
 
 ChunkSetting = int | Literal["auto"]
 BudgetSetting = int | Literal["auto"]
@@ -78,18 +86,43 @@ def _whole(what: str, value: object, minimum: int, fix: str) -> int:
     raise SchedulerError(f"{what} must be a whole number >= {minimum}, got {value!r}; {fix}")
 
 
+def _delta(value: object) -> float:
+    if isinstance(value, int | float) and not isinstance(value, bool) and 0 < value < 1:
+        return float(value)
+    raise SchedulerError(
+        f"racing's delta must be a probability strictly between 0 and 1, got {value!r}; "
+        f"use e.g. delta={DEFAULT_DELTA}"
+    )
+
+
+def test_prefix(
+    train_rows: int, train_total: int, test_total: int, min_rows: int, block_rows: int
+) -> int:
+    """Test rows a racing round before the last scores on.
+
+    The same share of the test set as the round's share of the training set, at least
+    ``min_rows``, rounded up to whole feature blocks (a block costs the same however few of
+    its rows are used), and at most the whole test set.
+    """
+    share = _ceil_div(test_total * train_rows, train_total)
+    rows = _ceil_div(max(share, min_rows), block_rows) * block_rows
+    return min(rows, test_total)
+
+
 @dataclass(frozen=True)
 class Round:
     """One planned round of successive halving.
 
     Attributes:
         index: ``k``, from 0.
-        arms: ``|S_k|``, the arms that play this round.
+        arms: ``|S_k|`` as planned; racing may keep more (arms within the margin).
         pulls: ``r_k``, chunks each arm gets in this round.
         total_pulls: ``R_k``, chunks each arm has had after this round.
         train_rows: Rows each arm's proxy is fitted on: ``min(chunk_rows * R_k, train_rows)``.
-        advancing: Arms promoted to the next round (``ceil(arms / eta)``); 0 in the last
-            round, whose arms are all finalists.
+        advancing: Arms promoted by rank (``ceil(arms / eta)``); 0 in the last round, whose
+            arms are all finalists.
+        test_rows: Test rows each arm is scored on (``None``: the whole test set, size
+            unknown to the schedule).
     """
 
     index: int
@@ -98,8 +131,14 @@ class Round:
     total_pulls: int
     train_rows: int
     advancing: int
+    test_rows: int | None = None
 
-    def to_dict(self) -> dict[str, int]:
+    @property
+    def final(self) -> bool:
+        """True for the last round: its arms are the finalists."""
+        return self.advancing == 0
+
+    def to_dict(self) -> dict[str, Any]:
         """Return the JSON-able form (EXPLAIN prints it)."""
         return {
             "round": self.index,
@@ -107,6 +146,7 @@ class Round:
             "pulls": self.pulls,
             "total_pulls": self.total_pulls,
             "train_rows": self.train_rows,
+            "test_rows": self.test_rows,
             "advancing": self.advancing,
         }
 
@@ -123,6 +163,9 @@ class Schedule:
         eta: The halving factor.
         planned_rounds: ``L``; more than ``len(rounds)`` when the data ran out early.
         rounds: The rounds that will run.
+        test_rows: Size of the test set (``None``: unknown; every round scores on all of it).
+        racing: Whether rounds before the last score on a test prefix and keep the arms
+            within the confidence margin of the cut.
     """
 
     num_arms: int
@@ -132,6 +175,8 @@ class Schedule:
     eta: int
     planned_rounds: int
     rounds: tuple[Round, ...]
+    test_rows: int | None = None
+    racing: bool = False
 
     @property
     def truncated(self) -> bool:
@@ -152,6 +197,11 @@ class Schedule:
     def fitted_rows(self) -> int:
         """Training rows summed over every proxy fit of the plan (``sum |S_k| * rows_k``)."""
         return sum(r.arms * r.train_rows for r in self.rounds)
+
+    def sampled(self, index: int) -> bool:
+        """True when round ``index`` scores on a strict prefix of the test set."""
+        rows = self.rounds[index].test_rows
+        return self.test_rows is not None and rows is not None and rows < self.test_rows
 
     def round_of(self, train_rows: int) -> int:
         """Return the round whose prefix has ``train_rows`` rows.
@@ -174,11 +224,13 @@ class Schedule:
         return {
             "num_arms": self.num_arms,
             "train_rows": self.train_rows,
+            "test_rows": self.test_rows,
             "chunk_rows": self.chunk_rows,
             "budget_pulls": self.budget_pulls,
             "eta": self.eta,
             "planned_rounds": self.planned_rounds,
             "truncated": self.truncated,
+            "racing": self.racing,
             "pulls_used": self.pulls_used,
             "rounds": [r.to_dict() for r in self.rounds],
         }
@@ -190,18 +242,28 @@ def plan_schedule(
     chunk: ChunkSetting = AUTO,
     budget: BudgetSetting = AUTO,
     eta: int = 2,
+    test_rows: int | None = None,
+    racing: bool = True,
+    test_min_rows: int = DEFAULT_TEST_MIN_ROWS,
+    block_rows: int = BLOCK_ROWS,
 ) -> Schedule:
     """Resolve ``CHUNK``/``BUDGET`` and compute every round of a halving search.
 
     ``AUTO`` budget is ``M * L`` pulls. ``AUTO`` chunk is the smallest ``C`` with
-    ``C * R_{L-1} >= train_rows``: the finalists see the whole training set.
+    ``C * R_{L-1} >= train_rows``: the finalists see the whole training set. With
+    ``racing`` and a known ``test_rows``, each round before the last scores on
+    :func:`test_prefix` test rows; otherwise every round scores on the whole test set.
 
     Args:
         num_arms: ``M``, the number of candidate models.
         train_rows: Rows in the training set.
         chunk: ``C`` in rows, or ``"auto"``.
         budget: ``B`` in pulls, or ``"auto"``.
-        eta: Halving factor; ``ceil(|S_k| / eta)`` arms survive each round.
+        eta: Halving factor; ``ceil(|S_k| / eta)`` arms survive each round by rank.
+        test_rows: Rows in the test set (``None``: unknown).
+        racing: Score early rounds on test prefixes (see the module docstring).
+        test_min_rows: Racing's smallest test prefix.
+        block_rows: Rows per feature block (test prefixes are whole blocks).
 
     Returns:
         The schedule.
@@ -219,6 +281,15 @@ def plan_schedule(
         1,
         "successive halving needs a non-empty training set",
     )
+    if test_rows is not None:
+        test_rows = _whole(
+            "the test-set size (rows)", test_rows, 1, "score on a non-empty test set"
+        )
+    test_min_rows = _whole(
+        "racing's smallest test prefix (rows)", test_min_rows, 1, f"use {BLOCK_ROWS}"
+    )
+    block_rows = _whole("the feature block size (rows)", block_rows, 1, f"use {BLOCK_ROWS}")
+    racing = bool(racing)
     rounds_l = planned_rounds(num_arms, eta)
     chunk = _setting("CHUNK", chunk, "training rows", "1000")
     budget = _setting("BUDGET", budget, "pulls (chunks)", str(num_arms * rounds_l))
@@ -237,21 +308,36 @@ def plan_schedule(
         totals.append(pull + (totals[-1] if totals else 0))
     chunk_rows = _ceil_div(train_rows, totals[-1]) if chunk == AUTO else chunk
 
+    def scored(rows: int, last: bool) -> int | None:
+        if last or not racing or test_rows is None:
+            return test_rows
+        return test_prefix(rows, train_rows, test_rows, test_min_rows, block_rows)
+
     if num_arms == 1:
         # Nothing to halve: the one arm sees the whole training set.
         whole = _ceil_div(train_rows, chunk_rows)
-        only = Round(0, 1, whole, whole, train_rows, 0)
-        return Schedule(1, train_rows, chunk_rows, budget_pulls, eta, 1, (only,))
+        only = Round(0, 1, whole, whole, train_rows, 0, test_rows)
+        return Schedule(1, train_rows, chunk_rows, budget_pulls, eta, 1, (only,), test_rows, racing)
 
     rounds: list[Round] = []
     for k in range(rounds_l):
         rows = min(chunk_rows * totals[k], train_rows)
         last = k == rounds_l - 1 or rows == train_rows
         advancing = 0 if last else sizes[k + 1]
-        rounds.append(Round(k, sizes[k], pulls[k], totals[k], rows, advancing))
+        rounds.append(Round(k, sizes[k], pulls[k], totals[k], rows, advancing, scored(rows, last)))
         if last:
             break
-    return Schedule(num_arms, train_rows, chunk_rows, budget_pulls, eta, rounds_l, tuple(rounds))
+    return Schedule(
+        num_arms,
+        train_rows,
+        chunk_rows,
+        budget_pulls,
+        eta,
+        rounds_l,
+        tuple(rounds),
+        test_rows,
+        racing,
+    )
 
 
 @dataclass(frozen=True)
@@ -264,6 +350,11 @@ class HalvingConfig:
         chunk: ``CHUNK``: rows per pull, or ``"auto"``.
         budget: ``BUDGET``: pulls in all, or ``"auto"``.
         eta: Halving factor (2 keeps the better half).
+        test_rows: Rows in the test set (``None``: unknown, every round scores on all).
+        racing: Score rounds before the last on test prefixes and keep the arms within
+            the confidence margin of the cut (``False``: plain halving).
+        delta: Racing's bound on the probability that a round eliminates its best arm.
+        test_min_rows: Racing's smallest test prefix.
     """
 
     arms: tuple[str, ...]
@@ -271,6 +362,10 @@ class HalvingConfig:
     chunk: ChunkSetting = AUTO
     budget: BudgetSetting = AUTO
     eta: int = 2
+    test_rows: int | None = None
+    racing: bool = True
+    delta: float = DEFAULT_DELTA
+    test_min_rows: int = DEFAULT_TEST_MIN_ROWS
 
     def __post_init__(self) -> None:
         arms = self.arms
@@ -293,11 +388,23 @@ class HalvingConfig:
             value = getattr(self, name)
             if isinstance(value, str) and value.strip().lower() == AUTO:
                 object.__setattr__(self, name, AUTO)
-        self.schedule()  # validates train_rows, chunk, budget and eta
+        if not isinstance(self.racing, bool):
+            raise SchedulerError(f"racing must be true or false, got {self.racing!r}")
+        object.__setattr__(self, "delta", _delta(self.delta))
+        self.schedule()  # validates train_rows, test_rows, chunk, budget and eta
 
     def schedule(self) -> Schedule:
         """Return the resolved schedule (see :func:`plan_schedule`)."""
-        return plan_schedule(len(self.arms), self.train_rows, self.chunk, self.budget, self.eta)
+        return plan_schedule(
+            len(self.arms),
+            self.train_rows,
+            self.chunk,
+            self.budget,
+            self.eta,
+            self.test_rows,
+            self.racing,
+            self.test_min_rows,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON-able form."""
@@ -307,6 +414,10 @@ class HalvingConfig:
             "chunk": self.chunk,
             "budget": self.budget,
             "eta": self.eta,
+            "test_rows": self.test_rows,
+            "racing": self.racing,
+            "delta": self.delta,
+            "test_min_rows": self.test_min_rows,
         }
 
     @classmethod
@@ -318,10 +429,21 @@ class HalvingConfig:
         """
         if not isinstance(data, dict):
             raise SchedulerError(f"a halving config must be an object, got {data!r}")
-        missing = {"arms", "train_rows", "chunk", "budget", "eta"} - data.keys()
+        names = ("arms", "train_rows", "chunk", "budget", "eta", "test_rows", "racing", "delta")
+        missing = {*names, "test_min_rows"} - data.keys()
         if missing:
             raise SchedulerError(f"halving config lacks {', '.join(sorted(missing))}")
-        return cls(data["arms"], data["train_rows"], data["chunk"], data["budget"], data["eta"])
+        return cls(
+            data["arms"],
+            data["train_rows"],
+            data["chunk"],
+            data["budget"],
+            data["eta"],
+            data["test_rows"],
+            data["racing"],
+            data["delta"],
+            data["test_min_rows"],
+        )
 
 
 class HalvingStatus(StrEnum):
@@ -338,12 +460,14 @@ class Evaluation:
     Attributes:
         arm: The model.
         round: The round the score belongs to.
-        train_rows: Prefix of the training set to fit on; score on the whole test set.
+        train_rows: Prefix of the training set to fit on.
+        test_rows: Prefix of the test set to score on (``None``: the whole test set).
     """
 
     arm: str
     round: int
     train_rows: int
+    test_rows: int | None = None
 
 
 @dataclass(frozen=True)
@@ -353,8 +477,9 @@ class RoundDecided:
     Attributes:
         round: The round.
         train_rows: Rows behind this round's scores.
-        survivors: Arms promoted to the next round, best first; in the last round, all
-            of its arms (the finalists), best first.
+        survivors: Arms promoted to the next round, best first (racing: the top by rank,
+            then the arms kept within the margin); in the last round, all of its arms
+            (the finalists), best first.
         eliminated: Arms that stop here, best first (empty in the last round).
     """
 
@@ -388,12 +513,14 @@ class RankedArm:
         loss: Its proxy loss in the last round it played.
         train_rows: Training rows that loss is based on.
         eliminated_in: Round it was eliminated in, ``None`` for a finalist.
+        test_rows: Test rows that loss is based on (``None``: the whole test set).
     """
 
     arm: str
     loss: float
     train_rows: int
     eliminated_in: int | None
+    test_rows: int | None = None
 
 
 @dataclass(frozen=True)
@@ -404,6 +531,8 @@ class Score:
     round: int
     train_rows: int
     loss: float
+    test_rows: int | None = None
+    errors: int | None = None
 
 
 @dataclass
@@ -411,7 +540,16 @@ class _RoundState:
     members: list[str] = field(default_factory=list)
     member_set: set[str] = field(default_factory=set)
     losses: dict[str, float] = field(default_factory=dict)
+    errors: dict[str, int | None] = field(default_factory=dict)
     ranked: list[tuple[float, str]] = field(default_factory=list)
+    decided: RoundDecided | None = None
+
+    def add(self, arm: str) -> bool:
+        if arm in self.member_set:
+            return False
+        self.members.append(arm)
+        self.member_set.add(arm)
+        return True
 
 
 def _check_loss(arm: str, train_rows: int, loss: object) -> float:
@@ -425,13 +563,29 @@ def _check_loss(arm: str, train_rows: int, loss: object) -> float:
     )
 
 
+def _check_errors(arm: str, errors: object, rows: int | None) -> int | None:
+    if errors is None:
+        return None
+    if (
+        isinstance(errors, int)
+        and not isinstance(errors, bool)
+        and errors >= 0
+        and (rows is None or errors <= rows)
+    ):
+        return errors
+    limit = "" if rows is None else f" and at most {rows} (the test rows)"
+    raise SchedulerError(
+        f"the error count of {arm!r} must be a whole number >= 0{limit}, got {errors!r}"
+    )
+
+
 class SuccessiveHalving:
     """The successive-halving state machine of one search.
 
-    Its whole state is the config and the recorded losses. It asks for evaluations through
-    :meth:`next_requests` and the ``requests`` of each :class:`Update`, including, as soon
-    as they are certain, next-round evaluations of arms that survive whatever the missing
-    losses turn out to be; every evaluation it asks for stays needed.
+    Its whole state is the config and the recorded losses (with error counts). It asks for
+    evaluations through :meth:`next_requests` and the ``requests`` of each :class:`Update`,
+    including, as soon as they are certain, next-round evaluations of arms that survive
+    whatever the missing losses turn out to be; every evaluation it asks for stays needed.
 
     Args:
         config: The search.
@@ -442,16 +596,46 @@ class SuccessiveHalving:
         self.schedule = config.schedule()
         self._order = {arm: i for i, arm in enumerate(config.arms)}
         self._rounds = [_RoundState() for _ in self.schedule.rounds]
-        first = self._rounds[0]
-        first.members = list(config.arms)
-        first.member_set = set(config.arms)
+        for arm in config.arms:
+            self._rounds[0].add(arm)
 
     @property
     def status(self) -> HalvingStatus:
-        """``DONE`` once the last round's losses are all known."""
-        last = self._rounds[-1]
-        done = len(last.losses) == self.schedule.rounds[-1].arms
+        """``DONE`` once the last round is decided."""
+        done = self._rounds[-1].decided is not None
         return HalvingStatus.DONE if done else HalvingStatus.RUNNING
+
+    def _evaluation(self, arm: str, k: int) -> Evaluation:
+        plan = self.schedule.rounds[k]
+        return Evaluation(arm, k, plan.train_rows, plan.test_rows)
+
+    def _keeps_extra(self, k: int) -> bool:
+        """Whether round ``k`` may keep arms below the cut (racing on a test prefix)."""
+        return self.config.racing and self.schedule.sampled(k)
+
+    def _size(self, k: int) -> int | None:
+        """Arms that play round ``k``, when known (racing learns it when ``k - 1`` ends)."""
+        if k == 0:
+            return len(self.config.arms)
+        before = self._rounds[k - 1].decided
+        if before is not None:
+            return len(before.survivors)
+        if self._keeps_extra(k - 1):
+            return None
+        playing = self._size(k - 1)  # a round without margin keeps exactly its top
+        return None if playing is None else _ceil_div(playing, self.schedule.eta)
+
+    def round_arms(self, k: int) -> int:
+        """Arms that play round ``k``: the actual count once known, else the planned one."""
+        size = self._size(k)
+        return self.schedule.rounds[k].arms if size is None else size
+
+    def current_round(self) -> int:
+        """The first round not yet decided (the last round once the search is done)."""
+        for k, state in enumerate(self._rounds):
+            if state.decided is None:
+                return k
+        return len(self._rounds) - 1
 
     def next_requests(self) -> list[Evaluation]:
         """Return every needed evaluation not yet recorded, by round then pool order.
@@ -460,25 +644,41 @@ class SuccessiveHalving:
         once (the ``requests`` of an :class:`Update` are exactly the new ones).
         """
         out: list[Evaluation] = []
-        for plan, state in zip(self.schedule.rounds, self._rounds, strict=True):
+        for k, state in enumerate(self._rounds):
             waiting = [arm for arm in state.members if arm not in state.losses]
             waiting.sort(key=self._order.__getitem__)
-            out.extend(Evaluation(arm, plan.index, plan.train_rows) for arm in waiting)
+            out.extend(self._evaluation(arm, k) for arm in waiting)
         return out
 
-    def record(self, arm: str, train_rows: int, loss: float) -> Update:
+    def record(
+        self,
+        arm: str,
+        train_rows: int,
+        loss: float,
+        errors: int | None = None,
+        test_rows: int | None = None,
+    ) -> Update:
         """Record the loss of ``arm`` fitted on the first ``train_rows`` rows.
 
-        Recording the same loss twice is a no-op (a re-delivered result).
+        Recording the same result twice is a no-op (a re-delivered result).
+
+        Args:
+            arm: The model.
+            train_rows: The evaluation's training prefix (names the round).
+            loss: Its loss (``+inf``: the evaluation failed).
+            errors: Misclassified test rows, which racing's confidence test needs
+                (``None``: unknown; the arm is then never found confidently worse).
+            test_rows: Test rows scored, checked against the round's when given.
 
         Returns:
             The evaluations that became needed and the rounds that became decided.
 
         Raises:
-            SchedulerError: The evaluation was not asked for, the loss is not a number,
-                or it contradicts a loss already recorded.
+            SchedulerError: The evaluation was not asked for, the loss or error count is
+                not valid, or it contradicts a result already recorded.
         """
         k = self.schedule.round_of(train_rows)
+        plan = self.schedule.rounds[k]
         value = _check_loss(arm, train_rows, loss)
         state = self._rounds[k]
         if arm not in state.member_set:
@@ -487,46 +687,108 @@ class SuccessiveHalving:
                 f"{arm!r} {why} for an evaluation on {train_rows} rows (round {k}); "
                 "record only evaluations from next_requests()"
             )
+        if test_rows is not None and plan.test_rows is not None and test_rows != plan.test_rows:
+            raise SchedulerError(
+                f"{arm!r} was scored on {test_rows!r} test rows; round {k} scores on "
+                f"{plan.test_rows}"
+            )
+        counted = _check_errors(arm, errors, plan.test_rows or test_rows)
         if arm in state.losses:
-            if state.losses[arm] == value:
+            if (state.losses[arm], state.errors[arm]) == (value, counted):
                 return Update(status=self.status)
+            counts = (
+                ""
+                if state.errors[arm] == counted
+                else f" (with {state.errors[arm]!r} errors, not {counted!r})"
+            )
             raise SchedulerError(
                 f"{arm!r} on {train_rows} rows already has loss {state.losses[arm]!r}, "
-                f"not {value!r}; a result must not change once recorded"
+                f"not {value!r}{counts}; a result must not change once recorded"
             )
         state.losses[arm] = value
-        entry = (value, arm)
-        position = bisect.bisect_left(state.ranked, entry)
-        state.ranked.insert(position, entry)
+        state.errors[arm] = counted
+        bisect.insort(state.ranked, (value, arm))
+        requests, decided = self._settle(k)
+        return Update(tuple(requests), tuple(decided), self.status)
 
-        plan = self.schedule.rounds[k]
+    def _settle(self, k: int) -> tuple[list[Evaluation], list[RoundDecided]]:
+        """Promote certain survivors of round ``k`` and decide it (and later ones) if complete."""
         requests: list[Evaluation] = []
-        if plan.advancing:
-            # An arm is certain to survive when fewer than `advancing` arms can still beat
-            # it: the known better ones plus every loss still missing. That makes the top
-            # `advancing - missing` known arms certain; the count grows by one per record.
-            certain = plan.advancing - (plan.arms - len(state.losses))
-            following = self._rounds[k + 1]
-            if certain > len(following.members):
-                promoted = arm if position < certain else state.ranked[certain - 1][1]
-                following.members.append(promoted)
-                following.member_set.add(promoted)
-                nxt = self.schedule.rounds[k + 1]
-                requests.append(Evaluation(promoted, nxt.index, nxt.train_rows))
+        decided: list[RoundDecided] = []
+        while k < len(self._rounds):
+            size = self._size(k)
+            state = self._rounds[k]
+            if size is None or state.decided is not None:
+                break
+            last = k == len(self._rounds) - 1
+            advancing = 0 if last else _ceil_div(size, self.schedule.eta)
+            missing = size - len(state.losses)
+            if advancing:
+                # An arm is certain to survive when fewer than `advancing` arms can still
+                # beat it: the known better ones plus every loss still missing.
+                following = self._rounds[k + 1]
+                for _, arm in state.ranked[: max(0, advancing - missing)]:
+                    if following.add(arm):
+                        requests.append(self._evaluation(arm, k + 1))
+            if missing:
+                break
+            outcome = self._decide(k, size, advancing)
+            state.decided = outcome
+            decided.append(outcome)
+            if last:
+                break
+            for arm in outcome.survivors:
+                if self._rounds[k + 1].add(arm):
+                    requests.append(self._evaluation(arm, k + 1))
+            k += 1
+        return requests, decided
 
-        decided: tuple[RoundDecided, ...] = ()
-        if len(state.losses) == plan.arms:
-            ordered = tuple(name for _, name in state.ranked)
-            cut = plan.advancing or plan.arms
-            decided = (RoundDecided(k, plan.train_rows, ordered[:cut], ordered[cut:]),)
-        return Update(tuple(requests), decided, self.status)
+    def _decide(self, k: int, size: int, advancing: int) -> RoundDecided:
+        state = self._rounds[k]
+        ordered = [arm for _, arm in state.ranked]
+        rows = self.schedule.rounds[k].train_rows
+        if not advancing:
+            return RoundDecided(k, rows, tuple(ordered), ())
+        survivors, below = ordered[:advancing], ordered[advancing:]
+        eliminated = below
+        if self._keeps_extra(k):
+            cut = survivors[-1]
+            eliminated = [arm for arm in below if self._worse(k, arm, cut, size)]
+            survivors += [arm for arm in below if arm not in eliminated]
+        return RoundDecided(k, rows, tuple(survivors), tuple(eliminated))
+
+    def _worse(self, k: int, arm: str, cut: str, size: int) -> bool:
+        """Whether ``arm`` is confidently worse than the cut arm on round ``k``'s test rows.
+
+        Each of the ``size`` arms' bounds is taken at level ``delta / size``, so the arm
+        with the lowest error on the whole test set is eliminated with probability at most
+        ``delta`` (docs/halving.md).
+        """
+        state = self._rounds[k]
+        loss, cut_loss = state.losses[arm], state.losses[cut]
+        if math.isinf(loss) or math.isinf(cut_loss):
+            return math.isinf(loss) and not math.isinf(cut_loss)
+        errors, cut_errors = state.errors[arm], state.errors[cut]
+        rows = self.schedule.rounds[k].test_rows
+        if errors is None or cut_errors is None or rows is None:
+            return False
+        return confidently_worse(errors, cut_errors, rows, self.config.delta / size)
 
     def scores(self) -> list[Score]:
         """Return every recorded loss, by round then pool order."""
         out: list[Score] = []
         for plan, state in zip(self.schedule.rounds, self._rounds, strict=True):
             for arm in sorted(state.losses, key=self._order.__getitem__):
-                out.append(Score(arm, plan.index, plan.train_rows, state.losses[arm]))
+                out.append(
+                    Score(
+                        arm,
+                        plan.index,
+                        plan.train_rows,
+                        state.losses[arm],
+                        plan.test_rows,
+                        state.errors[arm],
+                    )
+                )
         return out
 
     def ranking(self) -> list[RankedArm]:
@@ -542,15 +804,22 @@ class SuccessiveHalving:
             )
         out: list[RankedArm] = []
         for plan, state in zip(reversed(self.schedule.rounds), reversed(self._rounds), strict=True):
-            group = state.ranked[plan.advancing :]
+            outcome = state.decided
+            if outcome is None:  # pragma: no cover - DONE means every round was decided
+                continue
+            group = outcome.eliminated if plan.advancing else outcome.survivors
             eliminated = None if plan.advancing == 0 else plan.index
-            out.extend(RankedArm(arm, loss, plan.train_rows, eliminated) for loss, arm in group)
+            out.extend(
+                RankedArm(arm, state.losses[arm], plan.train_rows, eliminated, plan.test_rows)
+                for arm in group
+            )
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        """Return the JSON-able state: the config, the resolved plan and every loss."""
+        """Return the JSON-able state: the config, the resolved plan and every result."""
         results: list[list[Any]] = [
-            [s.arm, s.train_rows, s.loss if math.isfinite(s.loss) else "inf"] for s in self.scores()
+            [s.arm, s.train_rows, s.loss if math.isfinite(s.loss) else "inf", s.errors]
+            for s in self.scores()
         ]
         return {
             "kind": _STATE_KIND,
@@ -567,11 +836,12 @@ class SuccessiveHalving:
 
     @classmethod
     def from_dict(cls, data: object) -> SuccessiveHalving:
-        """Rebuild a machine from :meth:`to_dict` output by replaying its losses.
+        """Rebuild a machine from :meth:`to_dict` output by replaying its results.
 
         Raises:
-            SchedulerError: The state is malformed, of another version, planned
-                differently by this version of shift, or holds an impossible result.
+            SchedulerError: The state is malformed, of another version (the broker drops
+                such a state and starts the search again), planned differently by this
+                version of shift, or holds an impossible result.
         """
         if not isinstance(data, dict) or data.get("kind") != _STATE_KIND:
             raise SchedulerError("cannot restore successive halving: not a halving state")
@@ -595,20 +865,20 @@ class SuccessiveHalving:
         if not isinstance(results, list):
             raise SchedulerError("cannot restore successive halving: results must be a list")
         rows_by_round = {plan.train_rows: plan.index for plan in machine.schedule.rounds}
-        checked: list[tuple[int, str, int, float]] = []
+        checked: list[tuple[int, str, int, float, Any]] = []
         for item in results:
             if not (
                 isinstance(item, list)
-                and len(item) == 3
+                and len(item) == 4
                 and isinstance(item[0], str)
                 and item[1] in rows_by_round
             ):
                 raise SchedulerError(f"cannot restore successive halving: bad result {item!r}")
             loss = _check_loss(item[0], item[1], math.inf if item[2] == "inf" else item[2])
-            checked.append((rows_by_round[item[1]], item[0], item[1], loss))
+            checked.append((rows_by_round[item[1]], item[0], item[1], loss, item[3]))
         # Replaying round by round re-promotes every survivor before its next-round loss.
-        for _, arm, rows, loss in sorted(checked, key=lambda c: c[0]):
-            machine.record(arm, rows, loss)
+        for _, arm, rows, loss, errors in sorted(checked, key=lambda c: c[0]):
+            machine.record(arm, rows, loss, errors)
         return machine
 
     @classmethod

@@ -35,6 +35,10 @@ FINETUNE_DIR = "finetune"
 """The fine-tune checkpoints' folder under a state directory."""
 
 
+RANK_RESAMPLES = 20
+"""Bootstrap resamples behind a ranker score's interval (each refits the ranker)."""
+
+
 class PayloadError(ProtocolError):
     """A task payload or result does not have the shape its kind requires."""
 
@@ -577,6 +581,137 @@ class FinetunePayload:
 
 
 @dataclass(frozen=True)
+class RankPayload:
+    """Score one model's frozen features on the training rows with a transferability
+    estimator (LogME, SFDA, H-score, kNN, ...).
+
+    Attributes:
+        model: The feature extractor.
+        train: Training items, concatenated in order; ``train_rows`` a prefix of them.
+        ranker: A ranker's canonical name (:data:`shift.proxies.RANKERS`).
+        params: Its parameters (defaults filled in by the parser).
+        resamples: Bootstrap resamples of the rows behind the score's interval.
+        seed: Seeds the resamples.
+        embed_missing: Compute missing feature blocks on the worker (default true).
+    """
+
+    KIND: ClassVar[str] = "rank"
+    model: ModelSpec
+    train: tuple[TrainItem, ...]
+    train_rows: int | None
+    ranker: str
+    params: dict[str, Any] = field(default_factory=dict)
+    resamples: int = RANK_RESAMPLES
+    seed: int = 0
+    embed_missing: bool = True
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON form (hashed)."""
+        out: dict[str, Any] = {
+            "model": self.model.to_json(),
+            "train": [item_json(i) for i in self.train],
+            "train_rows": self.train_rows,
+            "ranker": self.ranker,
+            "params": dict(self.params),
+            "resamples": self.resamples,
+            "seed": self.seed,
+        }
+        if not self.embed_missing:
+            out["embed_missing"] = False
+        return out
+
+    @classmethod
+    def from_json(cls, value: Any) -> RankPayload:
+        """Parse a payload (see :class:`EmbedPayload.from_json`)."""
+        body = _object(
+            value,
+            cls.KIND,
+            ("model", "train", "ranker"),
+            ("train_rows", "params", "resamples", "seed", "embed_missing", "device"),
+        )
+        if not isinstance(body["ranker"], str):
+            raise PayloadError(f"'ranker' must be a name, got {body['ranker']!r}")
+        return cls(
+            _model(body["model"]),
+            parse_items(body["train"]),
+            _count(body.get("train_rows"), "train_rows", optional=True),
+            body["ranker"],
+            _mapping(body.get("params"), "params"),
+            _count(body.get("resamples", RANK_RESAMPLES), "resamples"),
+            _count(body.get("seed", 0), "seed"),
+            bool(body.get("embed_missing", True)),
+        )
+
+    def task(self) -> TaskSpec:
+        """The content-hashed task."""
+        return TaskSpec(self.KIND, self.to_json(), self.model.key)
+
+
+@dataclass(frozen=True)
+class RankResult:
+    """What a rank task returns: the score (higher is better) and a bootstrap interval.
+
+    ``ci_low``/``ci_high`` bound the score over ``resamples`` bootstrap resamples of the
+    rows (``None`` when the ranker is not resampled, e.g. ``random``).
+    """
+
+    ranker: str
+    params: dict[str, Any]
+    score: float
+    train_rows: int
+    num_classes: int
+    ci_low: float | None = None
+    ci_high: float | None = None
+    resamples: int = 0
+    read_s: float = 0.0
+    fit_s: float = 0.0
+    embedded_blocks: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON form the worker sends."""
+        return {
+            "ranker": self.ranker,
+            "params": dict(self.params),
+            "score": self.score,
+            "train_rows": self.train_rows,
+            "num_classes": self.num_classes,
+            "ci_low": self.ci_low,
+            "ci_high": self.ci_high,
+            "resamples": self.resamples,
+            "read_s": self.read_s,
+            "fit_s": self.fit_s,
+            "embedded_blocks": self.embedded_blocks,
+        }
+
+    @classmethod
+    def from_json(cls, value: Any) -> RankResult:
+        """Parse a result.
+
+        Raises:
+            PayloadError: a required figure is missing or not a number.
+        """
+        if not isinstance(value, Mapping):
+            raise PayloadError(f"a rank result must be an object, got {type(value).__name__}")
+        try:
+            low, high = value.get("ci_low"), value.get("ci_high")
+            return cls(
+                str(value["ranker"]),
+                dict(value.get("params") or {}),
+                float(value["score"]),
+                int(value["train_rows"]),
+                int(value.get("num_classes", 0)),
+                None if low is None else float(low),
+                None if high is None else float(high),
+                int(value.get("resamples", 0)),
+                float(value.get("read_s", 0.0)),
+                float(value.get("fit_s", 0.0)),
+                int(value.get("embedded_blocks", 0)),
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            raise PayloadError(f"rank result is malformed: {error!r}") from None
+
+
+@dataclass(frozen=True)
 class PurgeFeaturesPayload:
     """Delete the worker's feature store (``PURGE FEATURES``).
 
@@ -613,6 +748,7 @@ PAYLOADS: dict[str, Any] = {
         ClassifyPayload,
         Task2VecPayload,
         FinetunePayload,
+        RankPayload,
         PurgeFeaturesPayload,
     )
 }

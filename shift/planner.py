@@ -245,14 +245,24 @@ def classify_payload(
     pair: Pair,
     datasets: Mapping[str, DatasetEntry],
     train_rows: int | None = None,
+    test_rows: int | None = None,
 ) -> ClassifyPayload:
-    """The ``classify`` payload of one evaluation (``train_rows``: a prefix, else the pair's)."""
+    """The ``classify`` payload of one evaluation.
+
+    Args:
+        train_rows: A prefix of the training rows (``None``: the pair's).
+        test_rows: A prefix of the test rows (``None``, or at least the rows the query
+            uses: all of them).
+    """
     items = train_items(pair, datasets)
     rows = train_prefix(pair, datasets)
     if train_rows is not None and train_rows != train_size(pair, datasets):
         rows = train_rows
     test = datasets[pair.test]
-    return ClassifyPayload(model, items, rows, test.spec, test.cap, classifier, dict(params))
+    scored = test.cap
+    if test_rows is not None and test_rows < test.rows:
+        scored = test_rows
+    return ClassifyPayload(model, items, rows, test.spec, scored, classifier, dict(params))
 
 
 def plan(
@@ -334,7 +344,7 @@ class Ranking:
     rows: tuple[dict[str, Any], ...]
 
 
-class Scored(Protocol):
+class ClassifyFigures(Protocol):
     """What a ranking reads of one classify result (:class:`~shift.payloads.ClassifyResult`)."""
 
     err: float
@@ -343,7 +353,7 @@ class Scored(Protocol):
     test_rows: int
 
 
-def score_of(statement: n.TaskSelect, results: Sequence[Scored]) -> dict[str, Any]:
+def score_of(statement: n.TaskSelect, results: Sequence[ClassifyFigures]) -> dict[str, Any]:
     """One model's score (``err acc train_rows test_rows``) from its classify results."""
     train_rows = sum(int(r.train_rows) for r in results)
     test_rows = sum(int(r.test_rows) for r in results)
@@ -361,7 +371,7 @@ def score_of(statement: n.TaskSelect, results: Sequence[Scored]) -> dict[str, An
 
 
 def rankings(
-    statement: n.TaskSelect, planned: Plan, results: Mapping[str, Scored]
+    statement: n.TaskSelect, planned: Plan, results: Mapping[str, ClassifyFigures]
 ) -> list[Ranking]:
     """One ranking per classifier from classify results (by task id).
 
@@ -374,7 +384,7 @@ def rankings(
     out = []
     metric, descending = statement.order.column.value, statement.order.descending
     for classifier, _ in planned.classifiers:
-        per_model: dict[str, list[Scored]] = {}
+        per_model: dict[str, list[ClassifyFigures]] = {}
         for task in planned.classifies:
             if task.classifier != classifier:
                 continue

@@ -7,13 +7,17 @@ work produce the same query tree (and the same cache identity).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 
 @dataclass(frozen=True)
 class ParamSpec:
-    """One parameter: its type (``int``, ``float`` or ``str``), default and inclusive bounds."""
+    """One parameter: its type (``int``, ``float`` or ``str``), default and inclusive bounds.
+
+    A ``str`` parameter with ``choices`` takes one of them only.
+    """
 
     name: str
     kind: type
@@ -22,13 +26,16 @@ class ParamSpec:
     maximum: float | None = None
     help: str = ""
     aliases: tuple[str, ...] = ()
+    choices: tuple[str, ...] = ()
 
     def check(self, value: object) -> str:
         """Return an error message for ``value``, or an empty string when it is valid."""
         if self.kind is str:
-            if isinstance(value, str) and value.strip():
-                return ""
-            return f"{self.name} must be a non-empty string in quotes, got {value!r}"
+            if not isinstance(value, str) or not value.strip():
+                return f"{self.name} must be a non-empty string in quotes, got {value!r}"
+            if self.choices and value not in self.choices:
+                return f"{self.name} must be one of {', '.join(self.choices)}, got {value!r}"
+            return ""
         if isinstance(value, bool) or not isinstance(value, int | float):
             return f"{self.name} must be a number, got {value!r}"
         if self.kind is int and not float(value).is_integer():
@@ -40,15 +47,27 @@ class ParamSpec:
         return ""
 
 
+CostModel = Callable[[int, int, int, int], float]
+"""Estimated floating-point operations of a method from ``(rows, dim, classes, source_classes)``:
+training rows ``n``, feature dimension ``d``, target classes ``C`` and source-head classes ``K``."""
+
+
 @dataclass(frozen=True)
 class MethodSpec:
-    """A classifier or ranker: canonical name, display name, spellings and parameters."""
+    """A classifier or ranker: canonical name, display name, spellings and parameters.
+
+    Rankers also state what they read (``needs``: a subset of :data:`RANKER_NEEDS`), a cost
+    model for EXPLAIN (``cost``) and its complexity in words (``complexity``).
+    """
 
     name: str
     display: str
     spellings: tuple[str, ...]
     params: tuple[ParamSpec, ...] = ()
     help: str = ""
+    needs: tuple[str, ...] = ()
+    cost: CostModel | None = None
+    complexity: str = ""
 
     def param(self, name: str) -> ParamSpec | None:
         """The parameter called ``name``, if any."""
@@ -100,11 +119,12 @@ CLASSIFIERS: dict[str, MethodSpec] = {
                     help="'lbfgs' (fit to convergence), 'sgd' (upstream SHiFT's fixed SGD "
                     "budget) or 'auto' ('sgd' when learning_rate or num_epochs is set, "
                     "else 'lbfgs')",
+                    choices=("auto", "lbfgs", "sgd"),
                 ),
                 ParamSpec(
                     "l2",
                     float,
-                    1,  # an integer: SHiFT-QL reads "1.0" as 1, so the canonical text is "l2=1"
+                    1.0,
                     0.0,
                     1e6,
                     "L2 penalty on the weights added to the summed loss, scikit-learn's 1/C "
@@ -163,16 +183,16 @@ def linear_solver(params: dict[str, Any]) -> str:
 def classifier_problem(name: str, params: dict[str, Any]) -> str:
     """What is wrong with a classifier's full parameter set as a whole, or an empty string.
 
-    Each parameter on its own is checked by :meth:`ParamSpec.check`; this checks how they
-    combine: the Linear solver must be known, and a parameter that the chosen solver does not
-    use must be left at its default rather than silently ignored.
+    Each parameter on its own (an unknown solver too) is checked by :meth:`ParamSpec.check`;
+    this checks how they combine: a parameter that the chosen Linear solver does not use must
+    be left at its default rather than silently ignored.
     """
     if name != "linear":
         return ""
     solver = str(params.get("solver", "auto"))
-    if solver not in (*LINEAR_SOLVERS, "auto"):
-        return f"solver must be 'auto', 'lbfgs' or 'sgd', got {solver!r}"
     chosen = linear_solver(params)
+    if chosen not in LINEAR_SOLVERS:
+        return ""  # ParamSpec.check reports an unknown solver
     spec = CLASSIFIERS["linear"]
     unused = [
         f"{p.name}={params[p.name]!r}"
@@ -197,16 +217,154 @@ def classifier_problem(name: str, params: dict[str, Any]) -> str:
 NN_CLASSIFIERS = frozenset({"euclidean_nn", "cosine_nn"})
 """Proxies whose results carry nearest-neighbour state (incremental over chunks)."""
 
+RANKER_NEEDS = ("features", "labels", "logits", "model")
+"""What a ranker can read: the frozen training features, their labels, the source head's logits
+over the training rows, or only the model's name (``random``)."""
+
+
+def _logme_cost(n: int, d: int, c: int, k: int) -> float:
+    r = min(n, d)  # one eigendecomposition of the smaller Gram matrix, then O(r) per class step
+    return 2.0 * n * d * r + 10.0 * r**3 + 2.0 * c * n * r + 100.0 * c * r
+
+
+def _sfda_cost(n: int, d: int, c: int, k: int) -> float:
+    # two fits (before and after ConfMix), each: scatter matrices, one generalised eigh, scores
+    return 2.0 * (4.0 * n * d * d + 15.0 * d**3 + 2.0 * n * d * c)
+
+
+def _hscore_cost(n: int, d: int, c: int, k: int) -> float:
+    return 2.0 * n * d * d + 10.0 * d**3 + 2.0 * c * d * d
+
+
+def _shrinkage_cost(n: int, d: int, c: int, k: int) -> float:
+    return 4.0 * n * d * d + 10.0 * d**3 + 2.0 * c * d * d
+
+
+def _transrate_cost(n: int, d: int, c: int, k: int) -> float:
+    r = min(n, d)
+    return 4.0 * n * d * r + (c + 1) * r**3 / 3.0
+
+
+def _knn_cost(n: int, d: int, c: int, k: int) -> float:
+    return 2.0 * n * n * d + 4.0 * n * n
+
+
+def _nce_cost(n: int, d: int, c: int, k: int) -> float:
+    return 2.0 * n * k + 4.0 * c * k
+
+
+def _leep_cost(n: int, d: int, c: int, k: int) -> float:
+    return 4.0 * n * k + 2.0 * n * k * c
+
+
+def _random_cost(n: int, d: int, c: int, k: int) -> float:
+    return 1.0
+
+
+_FEATURES = ("features", "labels")
+_LOGITS = ("logits", "labels")
+
 RANKERS: dict[str, MethodSpec] = {
     spec.name: spec
     for spec in (
-        MethodSpec("logme", "logme", ("logme",), help="LogME evidence of a linear model."),
+        MethodSpec(
+            "logme",
+            "logme",
+            ("logme", "log me"),
+            help="LogME: mean log evidence per row of a Bayesian linear model per class.",
+            needs=_FEATURES,
+            cost=_logme_cost,
+            complexity="O(n d min(n,d) + min(n,d)^3 + C n min(n,d))",
+        ),
+        MethodSpec(
+            "sfda",
+            "sfda",
+            ("sfda", "self challenging fisher"),
+            (
+                ParamSpec("a", float, 5.0, 0.0, 1000.0, "shrinkage decay: exp(-a * top eig of Sw)"),
+                ParamSpec(
+                    "n_components", int, 0, 0, 1_000_000, "Fisher directions kept; 0 keeps all"
+                ),
+            ),
+            help="SFDA: log-likelihood of a regularised Fisher classifier after ConfMix.",
+            needs=_FEATURES,
+            cost=_sfda_cost,
+            complexity="O(n d^2 + d^3), twice",
+        ),
+        MethodSpec(
+            "hscore",
+            "hscore",
+            ("hscore", "h score", "h-score"),
+            help="H-score: tr(cov(f)^+ cov(E[f|y])).",
+            needs=_FEATURES,
+            cost=_hscore_cost,
+            complexity="O(n d^2 + d^3)",
+        ),
+        MethodSpec(
+            "hscore_shrinkage",
+            "hscore_shrinkage",
+            ("hscore shrinkage", "shrinkage hscore", "regularized hscore", "hscore lw"),
+            help="H-score with the Ledoit-Wolf shrunk feature covariance.",
+            needs=_FEATURES,
+            cost=_shrinkage_cost,
+            complexity="O(n d^2 + d^3)",
+        ),
+        MethodSpec(
+            "nce",
+            "nce",
+            ("nce", "negative conditional entropy"),
+            help="NCE: -H(Y|Z) of target labels given the source head's top class.",
+            needs=_LOGITS,
+            cost=_nce_cost,
+            complexity="O(n K)",
+        ),
+        MethodSpec(
+            "leep",
+            "leep",
+            ("leep",),
+            help="LEEP: mean log-likelihood of the source head's expected empirical predictor.",
+            needs=_LOGITS,
+            cost=_leep_cost,
+            complexity="O(n K C)",
+        ),
+        MethodSpec(
+            "transrate",
+            "transrate",
+            ("transrate", "trans rate"),
+            (ParamSpec("eps", float, 1e-4, 1e-12, 1e6, "distortion of the coding rate"),),
+            help="TransRate: coding rate of the features minus that given the labels.",
+            needs=_FEATURES,
+            cost=_transrate_cost,
+            complexity="O(n d min(n,d) + C min(n,d)^3)",
+        ),
+        MethodSpec(
+            "knn",
+            "knn",
+            ("knn", "k nn", "loo knn"),
+            (
+                ParamSpec("k", int, 20, 1, 10_000, "neighbours that vote"),
+                ParamSpec(
+                    "metric",
+                    str,
+                    "cosine",
+                    help="distance between rows",
+                    choices=("cosine", "euclidean"),
+                ),
+            ),
+            help="Leave-one-out k-NN accuracy on the training rows.",
+            needs=_FEATURES,
+            cost=_knn_cost,
+            complexity="O(n^2 d)",
+        ),
         MethodSpec(
             "random",
             "random",
             ("random",),
             (ParamSpec("seed", int, 0, 0, 2**31 - 1, "random seed"),),
             help="A seeded random order: the baseline every ranker must beat.",
+            needs=("model",),
+            cost=_random_cost,
+            complexity="O(1)",
         ),
     )
 }

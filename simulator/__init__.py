@@ -3,11 +3,11 @@
 :mod:`simulator.records` loads and cleans the SHiFT paper's fine-tuning records,
 :mod:`simulator.strategies` registers the search strategies, :mod:`simulator.replay`
 evaluates them task by task and :mod:`simulator.report` prints the result; the command is
-``shift simulate replay`` (:mod:`simulator.command`).
+``shift simulate replay`` (:mod:`simulator.simulate_command`).
 
 The public names below are re-exported lazily (the function ``replay`` is not: the name
 belongs to the module :mod:`simulator.replay`), so that ``shift --help`` (which imports
-:mod:`simulator.command`) does not pay for importing pandas.
+:mod:`simulator.simulate_command`) does not pay for importing pandas.
 """
 
 from __future__ import annotations

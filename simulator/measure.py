@@ -1,9 +1,11 @@
 """Costs and overheads measured from shift's own task records.
 
-Task records come from a broker's SQLite file (``--from-state DIR``: ``DIR/shift.sqlite``)
-or its REST API (``--from-url URL``: ``GET /v1/tasks``). Succeeded ``embed`` results carry
-``rows``, ``load_s``, ``read_s``, ``embed_s``, ``write_s``; ``classify`` results carry
-``train_rows``, ``test_rows``, ``read_s``, ``fit_s`` (docs/broker.md, workers/). From them:
+Task records come from a broker's task store (``--from-state DIR``: ``DIR/shift.sqlite``,
+read through :class:`broker.store.Store`, the owner of the ``tasks`` table) or its REST API
+(``--from-url URL``: ``GET /v1/tasks`` through :class:`repl.client.BrokerClient`).
+Succeeded ``embed`` results carry ``rows``, ``load_s``, ``read_s``, ``embed_s``,
+``write_s``; ``classify`` results carry ``train_rows``, ``test_rows``, ``read_s``,
+``fit_s`` (docs/broker.md, workers/). From them:
 
 * per model: ``load_s`` (the mean of the loads it paid), ``embed_s_per_row`` (embed time
   over rows, cached blocks left out), ``classify_s`` (mean ``read_s`` of its classifies);
@@ -18,19 +20,29 @@ each phase last: the phase's span on it minus its tasks' own timings, over its t
 
 from __future__ import annotations
 
-import json
+import asyncio
 import sqlite3
 import statistics
-import urllib.request
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
-from shift.codec import unpack
+from repl.client import BrokerClient
+from shift.errors import ShiftError
 from simulator.costs import Overheads
 from simulator.errors import SimulatorError
+
+if TYPE_CHECKING:
+    from broker.store import TaskRow
+
+KINDS = ("embed", "classify")
+"""Task kinds whose results carry the timings the cost model needs."""
+
+PAGE_ROWS = 1000
+"""Tasks read per page (store or REST)."""
 
 
 class MeasureError(SimulatorError):
@@ -73,45 +85,70 @@ def _record(
 
 
 def read_state(state_dir: str | Path) -> list[TaskRecord]:
-    """Succeeded embed/classify tasks from ``STATE_DIR/shift.sqlite``.
+    """Succeeded embed/classify tasks from the broker's task store in ``state_dir``.
+
+    The store is opened through its own class (the broker may be running or stopped) and
+    read page by page in submission order.
 
     Raises:
         MeasureError: The file is missing or not a broker store.
     """
-    path = Path(state_dir) / "shift.sqlite"
+    from broker.server import DB_NAME
+
+    path = Path(state_dir) / DB_NAME
     if not path.is_file():
         raise MeasureError(f"no broker store at {path}; pass the broker's --state-dir")
     try:
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
-            rows = db.execute(
-                "SELECT kind, payload, model, worker, result, created_at, updated_at FROM tasks "
-                "WHERE state = 'succeeded' AND kind IN ('embed', 'classify') ORDER BY seq"
-            ).fetchall()
-    except sqlite3.Error as error:
-        raise MeasureError(f"{path}: cannot read the tasks table: {error}") from None
-    return [
-        _record(k, unpack(p), m, w, None if r is None else unpack(r), c, u)
-        for k, p, m, w, r, c, u in rows
-    ]
+        rows = asyncio.run(_succeeded_tasks(path))
+    except (ShiftError, sqlite3.Error, ValueError) as error:
+        raise MeasureError(f"{path}: cannot read the broker's tasks: {error}") from None
+    return [_from_row(row) for row in rows if row.spec.kind in KINDS]
 
 
-def read_url(url: str, limit: int = 1000) -> list[TaskRecord]:
+def _from_row(row: TaskRow) -> TaskRecord:
+    spec = row.spec
+    return _record(
+        spec.kind, spec.payload, spec.model, row.worker, row.result, row.created_at, row.updated_at
+    )
+
+
+async def _succeeded_tasks(path: Path) -> list[TaskRow]:
+    from broker.store import Store
+    from shift.tasks import TaskState
+
+    store = Store(path)
+    try:
+        await store.open()
+        out: list[TaskRow] = []
+        after: int | None = 0
+        while after is not None:
+            page, after = await store.list(state=TaskState.SUCCEEDED, after=after, limit=PAGE_ROWS)
+            out += page
+        return out
+    finally:
+        await store.close()
+
+
+def read_url(url: str, token: str = "", limit: int = PAGE_ROWS) -> list[TaskRecord]:
     """Succeeded embed/classify tasks from ``GET URL/v1/tasks`` (every page).
 
     Raises:
         MeasureError: The broker cannot be reached or answers something else.
     """
+    client = BrokerClient(url, token, timeout_s=60.0)
     out: list[TaskRecord] = []
     after = ""
     while True:
-        query = f"/v1/tasks?state=succeeded&limit={limit}" + (f"&after={after}" if after else "")
+        query = {"state": "succeeded", "limit": limit, **({"after": after} if after else {})}
         try:
-            with urllib.request.urlopen(url.rstrip("/") + query, timeout=60) as answer:
-                page = json.load(answer)
-        except (OSError, ValueError) as error:
+            page = client.request("GET", f"/v1/tasks?{urlencode(query)}")
+        except ShiftError as error:
             raise MeasureError(f"cannot read tasks from {url}: {error}") from None
-        for task in page.get("tasks", []):
-            if task.get("kind") in ("embed", "classify"):
+        tasks = page.get("tasks") if isinstance(page, dict) else None
+        if not isinstance(tasks, list):
+            raise MeasureError(f"{url}/v1/tasks answered something else: {page!r:.200}")
+        for task in tasks:
+            if task.get("kind") in KINDS:
                 out.append(
                     _record(
                         task["kind"],

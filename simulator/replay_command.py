@@ -11,6 +11,9 @@ import sys
 
 from shift.errors import ShiftError
 
+HELP = "Replay search strategies on recorded fine-tuning results (regret and cost per task)."
+"""One line of ``shift simulate --help``."""
+
 # Spelled out so that building the parser (``shift --help``) imports no pandas; a test
 # checks them against simulator.records.Modality and simulator.report.RENDERERS.
 MODALITIES = ("vision", "text")

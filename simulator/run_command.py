@@ -14,6 +14,15 @@ from typing import Any
 
 from shift.errors import ShiftError
 
+HELP = (
+    "Simulate a search (exhaustive or successive halving) on a fake clock with the broker's "
+    "dispatcher: makespan, utilisation, speedups, Gantt chart."
+)
+"""One line of ``shift simulate --help``."""
+
+SWEEP_HELP = "Simulate searches over chunk/budget settings and device counts (table and plot)."
+"""One line of ``shift simulate --help`` for ``sweep``."""
+
 FORMATS = ("table", "json")
 
 
@@ -51,7 +60,9 @@ def configure_common(parser: argparse.ArgumentParser) -> None:
     which.add_argument("--zoo", choices=("vision", "text"), help="the offline zoo's models")
     pool.add_argument("--from-state", metavar="DIR", help="measure costs from a broker's state dir")
     pool.add_argument(
-        "--from-url", metavar="URL", help="measure costs from a broker's GET /v1/tasks"
+        "--from-url",
+        metavar="URL",
+        help="measure costs from a broker's GET /v1/tasks (with the token setting)",
     )
     pool.add_argument("--load-s", type=float, default=2.0, help="model load (default 2.0 s)")
     pool.add_argument("--embed-s-per-row", type=float, default=0.02, help="default 0.02 s")
@@ -152,7 +163,9 @@ def workload_of(args: argparse.Namespace) -> Any:
     if args.from_state:
         records = read_state(args.from_state)
     elif args.from_url:
-        records = read_url(args.from_url)
+        from shift.settings import load_settings
+
+        records = read_url(args.from_url, str(load_settings()["token"]))
     measured = measure_costs(records) if records is not None else None
     models = []
     for row in rows:

@@ -11,6 +11,9 @@ import sys
 from shift.errors import ShiftError
 from simulator.scale import DEVICES, MODELS
 
+HELP = "Scale study: makespan and broker load for 10 to 10,000 models on 1 to 512 devices."
+"""One line of ``shift simulate --help``."""
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add the arguments of ``shift simulate scale``."""

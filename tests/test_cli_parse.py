@@ -1,13 +1,25 @@
-"""``shift parse`` as a user runs it: real processes, exit codes, stdout and stderr."""
+"""``shift parse`` and the command registry as a user runs them: real processes, exit codes,
+stdout and stderr, and what an install with stale command metadata says."""
 
 from __future__ import annotations
 
+import importlib
 import json
+import os
+import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
+import pytest
+
+from shift.cli import COMMAND_GROUP, discover
 from shift.ql import from_json, parse_script
+
+ROOT = Path(__file__).resolve().parents[1]
+COMMANDS = ("demo", "parse", "query", "repl", "up", "broker", "worker", "zoo", "simulate")
+"""The subcommands users, tests and the README name (the README command table)."""
 
 
 def shift(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -83,3 +95,89 @@ def test_unknown_subcommand_suggests_the_closest() -> None:
     result = shift("prase", "x")
     assert result.returncode == 2
     assert "did you mean 'parse'?" in result.stderr
+
+
+def _pyproject_commands() -> dict[str, str]:
+    with open(ROOT / "pyproject.toml", "rb") as handle:
+        return tomllib.load(handle)["project"]["entry-points"][COMMAND_GROUP]
+
+
+def test_the_installed_commands_are_the_ones_pyproject_declares() -> None:
+    installed = {name: c.target for name, c in discover().items()}
+    assert installed == _pyproject_commands(), (
+        "the installed entry points differ from pyproject.toml: run scripts/setup"
+    )
+    assert set(installed) == set(COMMANDS)
+
+
+def test_help_lists_every_command_with_its_module_help() -> None:
+    result = shift("--help")
+    assert result.returncode == 0, result.stderr
+    for name, target in _pyproject_commands().items():
+        help_line = importlib.import_module(target).HELP
+        assert re.search(rf"^\s+{name}\s+{re.escape(help_line[:40])}", result.stdout, re.M), name
+    simulate = shift("simulate", "--help")
+    assert [a for a in ("replay", "run", "sweep", "scale") if a not in simulate.stdout] == []
+
+
+def test_a_mistyped_action_suggests_the_closest_too() -> None:
+    result = shift("simulate", "rpelay")
+    assert result.returncode == 2
+    assert "did you mean 'replay'?" in result.stderr
+
+
+def _fake_install(where: Path, name: str, entry_points: str) -> None:
+    info = where / f"{name.replace('-', '_')}-0.1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1.0\n")
+    (info / "entry_points.txt").write_text(entry_points)
+
+
+def _shift_with(site: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m shift`` with ``site`` ahead of everything on the path (its metadata wins).
+
+    It runs in ``site`` too: ``-m`` puts the working directory first on the path.
+    """
+    path = os.pathsep.join([str(site), os.environ.get("PYTHONPATH", str(ROOT))])
+    return subprocess.run(
+        [sys.executable, "-m", "shift", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=site,
+        env={**os.environ, "PYTHONPATH": path},
+    )
+
+
+@pytest.mark.parametrize(
+    ("entry_points", "message"),
+    [
+        ("[console_scripts]\nshift = shift.cli:main\n", "no command is installed in"),
+        (
+            "[shift.commands]\nparse = repl.parse_command\nquery = repl.gone_command\n",
+            "command 'query' names 'repl.gone_command', which cannot be loaded",
+        ),
+        (
+            "[shift.commands]\nparse = shift.errors\n",
+            "command 'parse': 'shift.errors' lacks HELP, configure, run",
+        ),
+    ],
+    ids=["no-commands", "module-gone", "not-a-command"],
+)
+def test_a_stale_install_says_what_is_wrong_and_how_to_fix_it(
+    tmp_path: Path, entry_points: str, message: str
+) -> None:
+    _fake_install(tmp_path, "shift-search", entry_points)
+    result = _shift_with(tmp_path, "parse", "PRINT x")
+    assert result.returncode == 2
+    assert result.stderr.startswith("shift: ") and message in result.stderr, result.stderr
+    assert "lacks" in message or "run scripts/setup" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_two_distributions_claiming_one_command_are_refused(tmp_path: Path) -> None:
+    _fake_install(tmp_path, "shift-plugin", "[shift.commands]\nparse = repl.query_command\n")
+    result = _shift_with(tmp_path, "parse", "PRINT x")
+    assert result.returncode == 2
+    assert "command 'parse' is registered twice" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr

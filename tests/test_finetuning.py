@@ -59,11 +59,12 @@ def test_a_task_changes_exactly_when_its_inputs_do() -> None:
     train = DatasetEntry(zoo.dataset("photos-train"), 384)
     test = DatasetEntry(zoo.dataset("photos-test"), 192)
     hp = hyperparameters(LITE0, {})
-    one = finetune_task(LITE0, [train], test, hp, "/s")
-    assert one.task_id == finetune_task(LITE0, [train], test, dict(hp), "/s").task_id
-    assert one.task_id != finetune_task(LITE0, [train], None, hp, "/s").task_id
-    assert one.task_id != finetune_task(LITE0, [train], test, {**hp, "seed": 1}, "/s").task_id
+    one = finetune_task(LITE0, [train], test, hp)
+    assert one.task_id == finetune_task(LITE0, [train], test, dict(hp)).task_id
+    assert one.task_id != finetune_task(LITE0, [train], None, hp).task_id
+    assert one.task_id != finetune_task(LITE0, [train], test, {**hp, "seed": 1}).task_id
     assert one.payload["train"] == [{"dataset": train.spec.to_json(), "rows": None}]
+    assert "store" not in one.payload  # the worker keeps checkpoints in its own state_dir
     with pytest.raises(SchedulerError, match="at least one dataset"):
         finetune_task(LITE0, [], None, hp)
 

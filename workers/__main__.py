@@ -2,6 +2,6 @@
 
 import sys
 
-from workers.command import main
+from workers.worker_command import main
 
 sys.exit(main())

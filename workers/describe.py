@@ -4,13 +4,16 @@ TASK body: ``{"model": ModelSpec JSON}`` or ``{"dataset": DatasetSpec JSON}`` (o
 two). RESULT for a model: ``{"kind": "model", "num_params", "feature_dim", "batch_size",
 ...family extras such as "input_size"}`` (the model is loaded into the worker's LRU, so a
 following ``embed`` finds it there). RESULT for a dataset: ``{"kind": "dataset", "size",
-"num_classes", "modality", "classes"}`` (at most 1,000 class values).
+"num_classes", "modality", "classes"}`` (at most 1,000 class values). A dataset without rows
+or with a single class fails (:func:`shift.catalog.dataset_problem` says why), so it never
+registers as ready only to fail every query that reads it.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from shift.catalog import dataset_problem
 from shift.errors import WorkerError
 from workers.embed import read, specs
 from workers.kinds import TaskContext, device_of, task_kind
@@ -23,7 +26,8 @@ def describe_payload(payload: dict[str, Any], ctx: TaskContext | None = None) ->
     """Run the ``describe`` kind (see the module docstring).
 
     Raises:
-        WorkerError: the payload names neither or both, or the model/dataset cannot load.
+        WorkerError: the payload names neither or both, the model/dataset cannot load, or
+            the dataset is empty or has one class.
     """
     if ("model" in payload) == ("dataset" in payload):
         raise WorkerError("a describe task needs exactly one of 'model' and 'dataset'")
@@ -35,6 +39,9 @@ def describe_payload(payload: dict[str, Any], ctx: TaskContext | None = None) ->
         return {"kind": "model", **extractor.describe()}
     (dataset,) = specs(payload, "dataset")
     data = read(dataset)
+    problem = dataset_problem(dataset.name, len(data), data.num_classes)
+    if problem is not None:
+        raise WorkerError(problem)
     classes = [c for c in data.classes[:MAX_CLASSES_REPORTED]]
     return {
         "kind": "dataset",

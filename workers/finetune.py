@@ -2,8 +2,11 @@
 
 TASK body: ``{"model": ModelSpec JSON, "train": [{"dataset": DatasetSpec JSON, "rows":
 int | null}, ...], "test": {"dataset", "rows"} | null, "hparams": {learning_rate, epochs,
-batch_size, val_fraction, weight_decay, seed}, "store": path (optional; default
-<state_dir>/finetune)}`` (built by :func:`shift.finetuning.finetune_task`).
+batch_size, val_fraction, weight_decay, seed}}`` (built by
+:func:`shift.finetuning.finetune_task`). The checkpoint folder is the worker's own:
+``<state_dir>/finetune/<task id>`` with the worker's ``state_dir`` (:func:`checkpoint_folder`).
+A payload may still name a ``"store"``, but only one that resolves inside that folder; a
+store elsewhere is refused, so a client cannot make a worker read or write files it chose.
 
 The training sets are concatenated (the first ``rows`` rows of each); a seeded
 ``val_fraction`` of them is held out for validation. The head starts as the linear probe of
@@ -11,13 +14,15 @@ the frozen features (LP-FT: fine-tuning then starts where the linear probe ends,
 protects the pretrained features from a random head's gradients); then every layer trains
 with AdamW and a cosine learning-rate decay, normalisation statistics frozen, rows shuffled
 per epoch with the seed. After each epoch the state (weights, head, optimizer, schedule,
-history) is written atomically to ``<store>/<task id>/state.pt``, and the best epoch by
+history) is written atomically to ``<folder>/state.pt``, and the best epoch by
 validation accuracy (epoch 0 is the probe) to ``best.pt``; a worker that runs the task
-again (after a crash, on any machine sharing the store) resumes after the last finished
-epoch. The best epoch's weights are written to ``weights.pt`` (the model without the head,
-loadable through the catalog), its head to ``head.pt`` and the result to ``result.json``;
-then the checkpoints are deleted. A task run again after it finished (its result lost
-with its worker) answers from ``result.json``.
+again (after a crash, on any machine sharing the state directory) resumes after the last finished
+epoch. Checkpoints are state dicts (tensors) and plain numbers, lists and strings, read
+back with ``torch.load(weights_only=True)``: a file that needs more (a planted pickle) is
+refused as corrupt or unsafe, never executed. The best epoch's weights are written to
+``weights.pt`` (the model without the head, loadable through the catalog), its head to
+``head.pt`` and the result to ``result.json``; then the checkpoints are deleted. A task run
+again after it finished (its result lost with its worker) answers from ``result.json``.
 
 RESULT: ``{"weights", "head", "hparams", "num_classes", "classes", "train_rows", "val_rows",
 "test_rows", "val_acc", "val_loss", "test_acc", "best_epoch", "epochs", "history",
@@ -29,6 +34,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +43,7 @@ from typing import Any
 import numpy as np
 
 from shift.errors import CatalogError, WorkerError
-from shift.finetuning import HYPERPARAMETERS, split_rows
+from shift.finetuning import HYPERPARAMETERS, checkpoint_root, split_rows
 from shift.specs import DatasetSpec, ModelSpec
 from workers.embed import read, specs
 from workers.kinds import TaskContext, device_of, task_kind
@@ -49,6 +55,7 @@ from workers.training import (
     fit_head,
     freeze_norm_statistics,
     frozen_features,
+    load_checkpoint,
     private_model,
 )
 
@@ -114,30 +121,75 @@ def _hparams(value: Any) -> dict[str, Any]:
     return out
 
 
-def parse_job(payload: dict[str, Any], task_id: str, device: str = "cpu") -> Job:
-    """Check a payload and name the task's checkpoint folder (``device``: unless it names one).
+TASK_FOLDER = re.compile(r"[A-Za-z0-9][\w.-]*")
+"""A task id usable as a folder name (one path component, no climbing)."""
+
+
+def configured_root(ctx: TaskContext | None = None) -> Path:
+    """The worker's checkpoint root, ``<state_dir>/finetune``.
+
+    ``state_dir`` is the context's when the runtime gives it one (``ctx.state_dir``), else
+    the worker's ``state_dir`` setting.
+    """
+    state_dir = getattr(ctx, "state_dir", None)
+    if state_dir is None:
+        from shift.settings import load_settings
+
+        state_dir = load_settings()["state_dir"]
+    return checkpoint_root(state_dir)
+
+
+def checkpoint_folder(payload: dict[str, Any], task_id: str, root: Path) -> Path:
+    """The task's checkpoint folder under the worker's ``root``.
 
     Raises:
-        WorkerError: a field is missing or invalid.
+        WorkerError: the task id is not a folder name, or the payload names a ``store``
+            outside ``root``.
+    """
+    if not TASK_FOLDER.fullmatch(task_id):
+        raise WorkerError(f"task id {task_id!r} cannot name a checkpoint folder")
+    root = root.resolve()
+    store = payload.get("store")
+    if store is None:
+        return root / task_id
+    if not isinstance(store, str) or not store:
+        raise WorkerError(f"'store' must be a path, got {store!r}")
+    resolved = Path(store).expanduser().resolve()
+    if not resolved.is_relative_to(root):
+        raise WorkerError(
+            f"'store' {store!r} is outside this worker's checkpoint folder {str(root)!r}; "
+            "workers keep checkpoints under their own state_dir (leave 'store' out)"
+        )
+    return resolved / task_id
+
+
+def parse_job(
+    payload: dict[str, Any], task_id: str, device: str = "cpu", root: Path | None = None
+) -> Job:
+    """Check a payload and name the task's checkpoint folder.
+
+    Args:
+        payload: The task body.
+        task_id: The task's id (its folder's name).
+        device: The torch device, unless the payload names one.
+        root: The worker's checkpoint root (:func:`configured_root` when omitted).
+
+    Raises:
+        WorkerError: a field is missing or invalid, or the payload's ``store`` lies outside
+            ``root``.
     """
     (model,) = specs(payload, "model")
     train = payload.get("train")
     if not isinstance(train, list) or not train:
         raise WorkerError("'train' must be a non-empty list of {dataset, rows}")
     test = payload.get("test")
-    root = payload.get("store")
-    if root is None:
-        from shift.settings import load_settings
-
-        root = str(Path(load_settings()["state_dir"]) / "finetune")
-    if not isinstance(root, str):
-        raise WorkerError(f"'store' must be a path, got {root!r}")
+    folder = checkpoint_folder(payload, task_id, configured_root() if root is None else root)
     return Job(
         model,
         [_item(v, f"train[{i}]") for i, v in enumerate(train)],
         None if test is None else _item(test, "test"),
         _hparams(payload.get("hparams")),
-        Path(root) / task_id,
+        folder,
         str(payload.get("device") or device),
     )
 
@@ -273,17 +325,31 @@ def _cosine(total_steps: int) -> Any:
     return factor
 
 
-def _load_state(path: Path) -> dict[str, Any] | None:
-    import torch
+STATE_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "model": dict, "head": dict, "optimizer": dict, "schedule": dict, "epoch": int,
+    "history": list, "best": dict,
+}  # fmt: skip
+"""What a ``state.pt`` holds besides its version, and of which types."""
 
+
+def _load_state(path: Path) -> dict[str, Any] | None:
+    """The checkpoint to resume from; ``None`` when there is none or it has another version.
+
+    Raises:
+        WorkerError: the file is corrupt, unsafe (needs more than weights-only loading) or
+            lacks a field.
+    """
     if not path.exists():
         return None
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception:  # a torn or foreign file: start again rather than fail the task
+    state = load_checkpoint(path)
+    if state.get("version") != STATE_VERSION:
         return None
-    if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
-        return None
+    for name, kind in STATE_FIELDS.items():
+        if not isinstance(state.get(name), kind) or isinstance(state.get(name), bool):
+            raise WorkerError(
+                f"checkpoint {path} is corrupt: {name!r} is missing or not a {kind}; "
+                f"delete {str(path.parent)!r} to start this fine-tune again"
+            )
     return state
 
 
@@ -354,7 +420,7 @@ def run_finetune(job: Job, ctx: TaskContext) -> dict[str, Any]:
         shown = "n/a" if val_acc is None else f"{val_acc:.3f}"
         ctx.progress(epoch, int(hp["epochs"]), f"epoch {epoch}: loss {loss:.4f}, val acc {shown}")
 
-    trainer.load(torch.load(job.folder / "best.pt", map_location=job.device, weights_only=False))
+    trainer.load(load_checkpoint(job.folder / "best.pt"))
     test_rows: list[Any] = []
     test_acc = None
     if job.test is not None:
@@ -389,12 +455,22 @@ def run_finetune(job: Job, ctx: TaskContext) -> dict[str, Any]:
 
 
 def _load_result(path: Path) -> dict[str, Any] | None:
-    """A finished run's result (a task run again after its result was lost), if any."""
+    """A finished run's result (a task run again after its result was lost), if any.
+
+    Only a result whose weights and head are this folder's own files counts: a planted
+    ``result.json`` cannot make the catalog register weights from elsewhere.
+    """
     try:
         value = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    return value if isinstance(value, dict) and Path(str(value.get("weights"))).exists() else None
+    if not isinstance(value, dict):
+        return None
+    own = {"weights": path.parent / "weights.pt", "head": path.parent / "head.pt"}
+    for key, want in own.items():
+        if value.get(key) != str(want.resolve()) or not want.exists():
+            return None
+    return value
 
 
 def _save_state(
@@ -415,4 +491,5 @@ def _save_state(
 @task_kind("finetune")
 def finetune(payload: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
     """Fine-tune a model and a new head on a dataset, resumable from its last epoch."""
-    return run_finetune(parse_job(payload, ctx.task_id, device_of(payload, ctx)), ctx)
+    job = parse_job(payload, ctx.task_id, device_of(payload, ctx), configured_root(ctx))
+    return run_finetune(job, ctx)

@@ -4,8 +4,9 @@ The linear probe (multinomial logistic regression fitted to convergence by L-BFG
 upstream SHiFT's fixed-budget SGD) lives in :mod:`workers.linear`; its result here also
 says how the fit went (solver, iterations, converged, final gradient).
 
-The 1-NN proxies are exact (float64 distances, ties broken towards the lowest train index)
-and computed blockwise with torch, so memory stays bounded by the block sizes. Besides the
+The 1-NN proxies are exact (float64 distances that depend on the two rows alone, ties
+broken towards the lowest train index) and computed blockwise with torch, so memory stays
+bounded by the block sizes. Besides the
 error they return every test row's nearest train row and its distance, so that a later call
 with more training rows only computes distances to the new rows (:func:`nearest_neighbours`
 with ``prior``). Labels are ids into one shared class list; mapping arbitrary label values
@@ -62,11 +63,67 @@ class ProxyResult:
     grad_norm: float | None = None
 
 
-def _distances(test: Any, train: Any, metric: str) -> Any:
+_NEAR_TIE = 1e-9
+"""Relative width of the near-tie band re-checked exactly (far above float64 matmul noise)."""
+_EXACT_PAIRS = 1 << 16
+"""Pairs re-checked exactly per batch (bounds memory when many rows tie)."""
+
+
+def _approximate(test: Any, train: Any, metric: str) -> Any:
+    """Fast float64 distances (squared for Euclidean) through one matrix product.
+
+    ``|a|^2 - 2ab + |b|^2`` carries rounding noise that depends on the shape of the block
+    it is computed in, so it only shortlists candidates; :func:`_exact` decides.
+    """
     if metric == "euclidean":
-        d2 = (test * test).sum(1, keepdim=True) - 2 * test @ train.T + (train * train).sum(1)
-        return d2.clamp_min_(0).sqrt_()
+        return (test * test).sum(1, keepdim=True) - 2 * test @ train.T + (train * train).sum(1)
     return 1 - test @ train.T
+
+
+def _exact(test: np.ndarray, train: np.ndarray, metric: str) -> np.ndarray:
+    """The distance of each (test row, train row) pair, a function of the two rows alone.
+
+    Row ``i`` of ``test`` is paired with row ``i`` of ``train``; the sum runs over one
+    contiguous row, so the same two rows give the same bits in any block, any call.
+    """
+    if metric == "euclidean":
+        diff = test - train
+        return np.sqrt(np.sum(diff * diff, axis=1))
+    return 1.0 - np.sum(test * train, axis=1)
+
+
+def _unit(rows: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length, row by row (zero rows stay zero, as torch's normalize)."""
+    norms = np.sqrt(np.sum(rows * rows, axis=1, keepdims=True))
+    return rows / np.maximum(norms, 1e-12)
+
+
+def _block_nearest(
+    approx: Any, test: np.ndarray, train: np.ndarray, metric: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each test row's nearest row of one train block: exact distance, lowest index on ties.
+
+    Every pair whose approximate distance is within the near-tie band of the row's
+    approximate minimum is recomputed with :func:`_exact`; the true nearest row is always
+    in the band (its approximation is off by far less than the band).
+    """
+    approx = approx.numpy()
+    low = approx.min(axis=1, keepdims=True)
+    if metric == "euclidean":
+        scale = np.sum(test * test, axis=1, keepdims=True) + np.max(np.sum(train * train, axis=1))
+    else:
+        scale = np.full_like(low, 2.0)
+    rows, cols = np.nonzero(approx <= low + _NEAR_TIE * (scale + 1.0))
+    exact = np.empty(len(rows), dtype=np.float64)
+    for start in range(0, len(rows), _EXACT_PAIRS):
+        part = slice(start, start + _EXACT_PAIRS)
+        exact[part] = _exact(test[rows[part]], train[cols[part]], metric)
+    # Sort by test row, then exact distance, then train index: the first of each row wins.
+    order = np.lexsort((cols, exact, rows))
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = rows[order][1:] != rows[order][:-1]
+    chosen = order[first]
+    return cols[chosen].astype(np.int64), exact[chosen]
 
 
 def nearest_neighbours(
@@ -79,12 +136,16 @@ def nearest_neighbours(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Index and distance of each test row's nearest train row.
 
+    Exact under ties: a distance is a function of the two rows alone (:func:`_exact`, the
+    matrix-product distances only shortlist), and a tie goes to the lowest train index, so
+    continuing from any prior gives the same answer as computing from scratch.
+
     Args:
         train: New train features (rows ``offset ...`` of the training set).
         test: Test features.
         metric: ``euclidean`` or ``cosine``.
         prior: ``(index, distance)`` over train rows before ``offset``; kept where no new
-            row is strictly closer.
+            row is closer, or as close with a lower index.
         offset: Train index of ``train``'s first row.
         positions: Train index of each row of ``train`` (instead of ``offset``), for rows
             that are not contiguous; increasing, so ties still go to the lowest index.
@@ -96,29 +157,31 @@ def nearest_neighbours(
 
     if metric not in ("euclidean", "cosine"):
         raise WorkerError(f"1-NN metric must be euclidean or cosine, got {metric!r}")
-    tr = torch.from_numpy(np.asarray(train, dtype=np.float64))
-    te = torch.from_numpy(np.asarray(test, dtype=np.float64))
+    tr_np = np.ascontiguousarray(train, dtype=np.float64)
+    te_np = np.ascontiguousarray(test, dtype=np.float64)
     if metric == "cosine":
-        tr = torch.nn.functional.normalize(tr, dim=1)
-        te = torch.nn.functional.normalize(te, dim=1)
+        tr_np, te_np = _unit(tr_np), _unit(te_np)
+    tr, te = torch.from_numpy(tr_np), torch.from_numpy(te_np)
     if prior is None:
-        index = torch.full((len(te),), -1, dtype=torch.int64)
-        best = torch.full((len(te),), float("inf"), dtype=torch.float64)
+        index = np.full(len(te_np), -1, dtype=np.int64)
+        best = np.full(len(te_np), np.inf, dtype=np.float64)
     else:
-        index = torch.from_numpy(np.array(prior[0], dtype=np.int64))
-        best = torch.from_numpy(np.array(prior[1], dtype=np.float64))
-    where = None if positions is None else torch.from_numpy(np.asarray(positions, np.int64))
+        index = np.array(prior[0], dtype=np.int64)
+        best = np.array(prior[1], dtype=np.float64)
+    where = None if positions is None else np.asarray(positions, np.int64)
     with torch.inference_mode():
-        for t0 in range(0, len(te), TEST_BLOCK_ROWS):
-            block = te[t0 : t0 + TEST_BLOCK_ROWS]
-            for r0 in range(0, len(tr), TRAIN_BLOCK_ROWS):
-                dist, arg = _distances(block, tr[r0 : r0 + TRAIN_BLOCK_ROWS], metric).min(dim=1)
-                window = slice(t0, t0 + len(block))
-                closer = dist < best[window]
-                best[window] = torch.where(closer, dist, best[window])
+        for t0 in range(0, len(te_np), TEST_BLOCK_ROWS):
+            window = slice(t0, t0 + TEST_BLOCK_ROWS)
+            for r0 in range(0, len(tr_np), TRAIN_BLOCK_ROWS):
+                part = slice(r0, r0 + TRAIN_BLOCK_ROWS)
+                approx = _approximate(te[window], tr[part], metric)
+                arg, dist = _block_nearest(approx, te_np[window], tr_np[part], metric)
                 found = arg + r0 + offset if where is None else where[arg + r0]
-                index[window] = torch.where(closer, found, index[window])
-    return index.numpy(), best.numpy()
+                here, there = best[window], index[window]
+                closer = (dist < here) | ((dist == here) & (found < there)) | (there < 0)
+                best[window] = np.where(closer, dist, here)
+                index[window] = np.where(closer, found, there)
+    return index, best
 
 
 def _nn(metric: str) -> Callable[..., ProxyResult]:

@@ -7,7 +7,7 @@
   onto the raw features, so that ``head(forward(batch))`` is the linear probe's model.
 - :func:`freeze_norm_statistics`: normalisation layers keep their running statistics.
 - :func:`atomic_save` / :func:`atomic_write_text`: :func:`workers.atomic.atomic_write` of a
-  state dict or a text.
+  state dict or a text; :func:`load_checkpoint` reads a saved checkpoint back weights-only.
 """
 
 from __future__ import annotations
@@ -17,9 +17,10 @@ from typing import Any
 
 import numpy as np
 
+from shift.errors import WorkerError
 from shift.specs import ModelSpec
 from workers.atomic import atomic_write
-from workers.models.base import FeatureExtractor, load_model, to_device
+from workers.models.base import FeatureExtractor, failure_reason, load_model, to_device
 
 HEAD_STEPS = 300
 """Full-batch Adam steps that fit a head on frozen features."""
@@ -112,3 +113,31 @@ def atomic_save(value: Any, path: Path) -> None:
 def atomic_write_text(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` atomically."""
     atomic_write(path, lambda handle: handle.write(text.encode()))
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """A checkpoint written by :func:`atomic_save`, read with ``weights_only=True``.
+
+    Tensors, state dicts and plain numbers, strings, lists and dicts load; a file that
+    needs anything else (a pickled object, whatever its ``__reduce__`` would run) is refused
+    before any of it runs.
+
+    Raises:
+        WorkerError: the file is torn, corrupt, unsafe, or not a dict; names the file and
+            says to delete its folder to start again.
+    """
+    import torch
+
+    try:
+        value = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # the weights-only unpickler's refusal, zip and torch errors
+        raise WorkerError(
+            f"checkpoint {path} is corrupt or unsafe (not a weights-only torch file): "
+            f"{failure_reason(error)}; delete {str(path.parent)!r} to start this task again"
+        ) from None
+    if not isinstance(value, dict):
+        raise WorkerError(
+            f"checkpoint {path} is corrupt: it holds a {type(value).__name__}, not a dict; "
+            f"delete {str(path.parent)!r} to start this task again"
+        )
+    return value

@@ -1,15 +1,18 @@
-"""Locating problems in query text: line/column, caret snippets, token descriptions."""
+"""Locating problems in query text: line/column, caret snippets, token descriptions.
+
+What counts as one token (to name it in a message and size its caret) is the tokenizer's
+decision (:mod:`shift.ql.tokens`).
+"""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from shift.errors import Diagnostic
+from shift.ql.tokens import token_at
 
-_TOKEN = re.compile(
-    r"""[A-Za-z_][A-Za-z0-9_]*|[+-]?\.?\d[A-Za-z0-9_.]*|'(?:[^']|'')*'?|"(?:[^"]|"")*"?|\S"""
-)
+#: A snippet shows at most this many characters of a long line, around the column.
+SNIPPET_WIDTH = 120
 
 
 @dataclass(frozen=True)
@@ -36,27 +39,36 @@ def snippet(text: str, start: int, end: int | None = None) -> str:
     line_start = text.rfind("\n", 0, start) + 1
     line_end = text.find("\n", start)
     line_end = len(text) if line_end == -1 else line_end
-    line = text[line_start:line_end].expandtabs(1)
     width = 1 if end is None else max(1, min(end, line_end) - start)
+    lead, tail = "", ""
+    if line_end - line_start > SNIPPET_WIDTH:
+        # a long line (a minified or hostile query): show a window around the column
+        first = max(line_start, start - SNIPPET_WIDTH // 3)
+        last = min(line_end, first + SNIPPET_WIDTH)
+        lead = "..." if first > line_start else ""
+        tail = "..." if last < line_end else ""
+        column = start - first + 1 + len(lead)
+        width = max(1, min(width, last - start))
+        line_start, line_end = first, last
+    line = lead + text[line_start:line_end].expandtabs(1) + tail
     gutter = f"{line_no:>4} | "
     return f"{gutter}{line}\n{' ' * (len(gutter) - 2)}| {' ' * (column - 1)}{'^' * width}"
 
 
 def found_token(text: str, pos: int) -> str:
     """Describe what stands at ``pos``: ``'LIMT'``, ``end of input``..."""
-    if pos >= len(text):
+    token = token_text(text, pos)
+    if not token:
         return "end of input"
-    match = _TOKEN.match(text, pos)
-    token = match.group(0) if match else text[pos]
     if len(token) > 24:
         token = token[:21] + "..."
     return repr(token)
 
 
-def token_at(text: str, pos: int) -> str:
+def token_text(text: str, pos: int) -> str:
     """The raw token at ``pos`` (empty at end of input)."""
-    match = _TOKEN.match(text, pos) if pos < len(text) else None
-    return match.group(0) if match else ""
+    token = token_at(text, pos)
+    return token.text if token is not None else ""
 
 
 def diagnose(text: str, problem: Problem, source: str = "<query>") -> Diagnostic:

@@ -1,8 +1,14 @@
 """The SHiFT-QL grammar (parsimonious PEG) and the token names used in error messages.
 
-One statement is parsed at a time (:mod:`shift.ql.script` splits a script at top-level
-semicolons). Keywords are case-insensitive and reserved; every keyword and punctuation
-token is a named rule so that a failed parse can say, in words, which tokens it expected.
+One statement is parsed at a time (:func:`shift.ql.parser.parse_script` moves from one
+to the next at top-level semicolons). Keywords are case-insensitive and reserved; every
+keyword and punctuation token is a named rule so that a failed parse can say, in words,
+which tokens it expected. The terminals (numbers, strings, names, comparison operators,
+whitespace and comments) are the patterns of :mod:`shift.ql.tokens`, so the grammar and
+the tokenizer cannot disagree on what a token is.
+
+Where alternatives start with different tokens their order does not change the language;
+it is the order in which the REPL's completer offers what may come next.
 """
 
 from __future__ import annotations
@@ -11,35 +17,21 @@ from functools import cache
 
 from parsimonious.grammar import Grammar
 
-#: Keywords (case-insensitive). Those in RESERVED below cannot be used as names.
-KEYWORDS: tuple[str, ...] = (
-    "ALL", "AND", "AS", "ASC", "AUTO", "BENCHMARK", "BETWEEN", "BUDGET", "BY", "CHANGE",
-    "CHUNK", "CLASSIFIED", "DATASET", "DECLARE", "DESC", "EXPLAIN", "FALSE", "FEATURES",
-    "FINETUNE", "FINETUNED", "FROM", "IN", "IS", "JSON", "LIKE", "LIMIT", "MODEL", "NOT",
-    "NULL", "ON", "OR", "ORDER", "OTHER", "PRINT", "PURGE", "RANK", "REGISTER", "RESULTS",
-    "SELECT", "TASK", "TESTED", "THAN", "TO", "TRAINED", "TRUE", "UNION", "USE", "VALUES",
-    "WAIT", "WHERE", "WITH",
-)  # fmt: skip
-
-#: Keywords that only appear where no name can stand, so they stay usable as names.
-SOFT_KEYWORDS: frozenset[str] = frozenset(
-    {"ALL", "AUTO", "DATASET", "FEATURES", "FINETUNED", "JSON", "MODEL", "RESULTS", "VALUES"}
-)
-#: Keywords that can never be names.
-RESERVED: tuple[str, ...] = tuple(kw for kw in KEYWORDS if kw not in SOFT_KEYWORDS)
+from shift.ql import tokens as t
+from shift.ql.tokens import KEYWORDS, RESERVED
 
 _KEYWORD_RULES = "\n".join(f'{kw} = ~r"{kw}\\b"i _' for kw in KEYWORDS)
 
-GRAMMAR_TEXT = (
+_TEXT = (
     r"""
 statement_text = _ statement _
 
-statement   = explain / declare / print / use / register / finetune / purge / query
+statement   = query / explain / declare / print / use / register / finetune / purge
 
 explain     = EXPLAIN JSON? explainable
-explainable = finetune / query
+explainable = query / finetune
 declare     = DECLARE name AS query
-print       = PRINT (STAR / name)
+print       = PRINT (name / STAR)
 use         = USE (string / hostport)
 register    = REGISTER (DATASET / MODEL) string LPAREN name_list RPAREN
               VALUES LPAREN literal_list RPAREN
@@ -65,7 +57,8 @@ tested_on   = TESTED ON (TASK / BENCHMARK)? dataset_ref
 classified_by = CLASSIFIED BY (classifier_list / classifier)
 classifier_list = LBRACKET classifier (COMMA classifier)* RBRACKET
 classifier  = (string / name) params?
-ranked_by   = BY (string / name)
+ranked_by   = BY (ranker_list / string / name)
+ranker_list = LBRACKET (string / name) (COMMA (string / name))* RBRACKET
 limit       = LIMIT number
 other_than  = OTHER THAN (name_list_literal / name)
 chunk       = CHUNK (AUTO / number)
@@ -76,7 +69,7 @@ dataset_list = LBRACKET dataset_item (COMMA dataset_item)* RBRACKET
 dataset_item = mutation / string / name
 mutation    = LPAREN (string / name) CHANGE label_list TO (string / name) label_list RPAREN
 label_list  = LBRACKET (literal (COMMA literal)*)? RBRACKET
-model_ref   = name_list_literal / string / name
+model_ref   = name / string / name_list_literal
 
 params      = LPAREN (param (COMMA param)*)? RPAREN
 param       = name EQ literal
@@ -99,13 +92,13 @@ comparison  = operand CMP_OP operand
 operand     = literal / name
 
 literal     = number / string / TRUE / FALSE / NULL
-number      = ~r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?[kKmMbB]?(?![A-Za-z0-9_.])" _
-string      = (~r"'(?:[^']|'')*+'" / ~r'"(?:[^"]|"")*+"') _
-name        = !(KEYWORD) ~r"[A-Za-z_][A-Za-z0-9_]*" _
-hostport    = ~r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.\-]+):\d+(?![A-Za-z0-9_.])" _
+number      = ~r"{NUMBER}" _
+string      = (~r"{SINGLE_QUOTED}" / ~r'{DOUBLE_QUOTED}') _
+name        = !(KEYWORD) ~r"{NAME}" _
+hostport    = ~r"{HOSTPORT}" _
 KEYWORD     = ~r"(?:{alternation})\b"i
 
-CMP_OP      = ~r"==|!=|<>|<=|>=|=|<|>" _
+CMP_OP      = ~r"{CMP_OP}" _
 STAR        = "*" _
 COMMA       = "," _
 LPAREN      = "(" _
@@ -114,10 +107,30 @@ LBRACKET    = "[" _
 RBRACKET    = "]" _
 EQ          = "=" _
 
-_           = (~r"\s+" / ~r"--[^\n]*" / ~r"#[^\n]*")*
-""".replace("{alternation}", "|".join(RESERVED))
+_           = (~r"{SPACE}" / ~r"{COMMENT}")*
+"""
     + _KEYWORD_RULES
 )
+_TERMINALS = {
+    "alternation": "|".join(RESERVED),
+    "NUMBER": t.NUMBER,
+    "SINGLE_QUOTED": t.SINGLE_QUOTED,
+    "DOUBLE_QUOTED": t.DOUBLE_QUOTED,
+    "NAME": t.NAME,
+    "CMP_OP": t.CMP_OP,
+    "HOSTPORT": t.HOSTPORT,
+    "SPACE": t.SPACE,
+    "COMMENT": t.COMMENT,
+}
+
+
+def _fill(text: str) -> str:
+    for key, pattern in _TERMINALS.items():
+        text = text.replace("{" + key + "}", pattern)
+    return text
+
+
+GRAMMAR_TEXT = _fill(_TEXT)
 
 #: How each token rule is named in an error message ("Expected ... but found ...").
 TOKEN_WORDS: dict[str, str] = {

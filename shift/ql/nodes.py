@@ -320,14 +320,14 @@ class TaskSelect(Node):
 
 @dataclass(frozen=True)
 class Rank(Node):
-    """``RANK cols FROM pool ... TRAINED ON ... TESTED ON ... BY "ranker(params)"``."""
+    """``RANK cols FROM pool ... TRAINED ON ... [TESTED ON ...] BY "ranker(params)" | [...]``."""
 
     TAG = "rank"
     columns: tuple[Name, ...]
     source: Source
     train: tuple[DatasetItem, ...]
     test: tuple[DatasetItem, ...]
-    ranker: Method
+    rankers: tuple[Method, ...]
     where: Condition | None = None
     limit: int | None = None
     other_than: Source | None = None

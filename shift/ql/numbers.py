@@ -5,7 +5,13 @@ from __future__ import annotations
 import re
 from decimal import Decimal, InvalidOperation
 
-_NUMBER = re.compile(r"([+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)([kKmMbB]?)")
+from shift.ql.tokens import NUMBER_BODY, NUMBER_SUFFIX
+
+#: Longest number literal accepted, in characters (``10**18`` needs 19): far longer ones
+#: would only pass through to where Python's integer-string limit rejects them.
+MAX_NUMBER_CHARS = 100
+
+_NUMBER = re.compile(f"({NUMBER_BODY})({NUMBER_SUFFIX}?)")
 _SUFFIX = {"": 1, "k": 10**3, "m": 10**6, "b": 10**9}
 #: Integral values written with a point or exponent become integers up to this magnitude,
 #: where every integer is also an exact float (so ``render`` of a float reads back equal).
@@ -21,6 +27,11 @@ def parse_number(text: str) -> int | float:
     Raises:
         ValueError: with a message naming the text when it is not a valid number.
     """
+    if len(text) > MAX_NUMBER_CHARS:
+        raise ValueError(
+            f"a number of {len(text):,} characters is too long "
+            f"(at most {MAX_NUMBER_CHARS} characters)"
+        )
     match = _NUMBER.fullmatch(text)
     if not match:
         raise ValueError(f"{text!r} is not a number")

@@ -9,7 +9,6 @@ resolves aliases and fills in defaults; :mod:`shift.ql.validate` then checks mea
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
 from typing import Any, NoReturn, cast
 
@@ -25,8 +24,11 @@ from shift.proxies import (
     find_method,
 )
 from shift.ql import nodes as n
-from shift.ql.diagnostics import Problem, diagnose, found_token, token_at
-from shift.ql.grammar import KEYWORDS, RESERVED, TOKEN_WORDS, grammar
+from shift.ql import tokens as tk
+from shift.ql.diagnostics import Problem, diagnose, found_token
+from shift.ql.expect import Failures
+from shift.ql.grammar import TOKEN_WORDS, grammar
+from shift.ql.limits import check_limits, too_deep
 from shift.ql.numbers import parse_number
 from shift.ql.validate import validate
 from shift.ql.vocabulary import (
@@ -37,10 +39,8 @@ from shift.ql.vocabulary import (
     closest,
 )
 
-_SKIP = re.compile(r"(?:\s+|--[^\n]*|#[^\n]*|;)*")
-_METHOD_TEXT = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_ \-]*?)\s*(?:\((.*)\))?\s*$", re.S)
-_KEYWORD_SET = frozenset(KEYWORDS)
-_RESERVED = frozenset(RESERVED)
+_KEYWORD_SET = tk.KEYWORD_SET
+_RESERVED = frozenset(tk.RESERVED)
 
 
 class _BuildError(Exception):
@@ -49,31 +49,6 @@ class _BuildError(Exception):
     def __init__(self, problem: Problem):
         super().__init__(problem.message)
         self.problem = problem
-
-
-class _Failures:
-    """Stand-in for parsimonious' ParseError that records every token expected furthest.
-
-    parsimonious assigns ``expr`` then ``pos`` on this object each time a named
-    expression fails at or beyond the furthest position seen so far.
-    """
-
-    text: str
-    pos: int
-    expr: Any
-    expected: set[str]
-
-    def __init__(self, text: str):
-        self.__dict__.update(text=text, pos=-1, expr=None, expected=set())
-
-    def __setattr__(self, key: str, value: Any) -> None:
-        if key == "pos":
-            if value > self.pos:
-                self.expected.clear()
-            name = getattr(self.expr, "name", "")
-            if name in TOKEN_WORDS:
-                self.expected.add(name)
-        self.__dict__[key] = value
 
 
 # --------------------------------------------------------------------------- entry points
@@ -87,18 +62,22 @@ def parse_script(text: str, source: str = "<query>") -> n.Script:
     """
     if not isinstance(text, str):
         raise QueryError(Diagnostic(f"a query must be text, got {type(text).__name__}", 0, 0))
+    check_limits(text, source)
     statements: list[n.Statement] = []
     diagnostics: list[Diagnostic] = []
     rule = grammar()["statement_text"]
-    pos = _SKIP.match(text, 0).end()  # type: ignore[union-attr]
+    pos = tk.skip_trivia(text, 0, semicolons=True)
     while pos < len(text):
-        failures = _Failures(text)
+        failures = Failures(text)
         try:
             packrat: Any = defaultdict(dict)
             tree = rule.match_core(text, pos, packrat, cast(Any, failures))
         except RecursionError:
-            tree = None
-            failures.__dict__.update(pos=pos, expected=set())
+            # the limits keep nesting well below Python's stack; a caller already deep in
+            # its own stack can still run out, and is told so at the statement
+            diagnostics.append(diagnose(text, too_deep(text, pos), source))
+            pos = tk.skip_trivia(text, _resume_after(text, pos, pos), semicolons=True)
+            continue
         end = tree.end if tree is not None else pos
         if tree is not None and (end == len(text) or text[end] == ";"):
             try:
@@ -110,14 +89,14 @@ def parse_script(text: str, source: str = "<query>") -> n.Script:
                 diagnostics.extend(diagnose(text, p, source) for p in problems)
             else:
                 statements.append(statement)
-            pos = _SKIP.match(text, end).end()  # type: ignore[union-attr]
+            pos = tk.skip_trivia(text, end, semicolons=True)
             continue
         at = max(failures.pos, end)
         expected = set(failures.expected) if failures.pos == at else set()
         if tree is not None and at == end:
             expected.add(";")
         diagnostics.append(diagnose(text, _syntax_problem(text, at, expected), source))
-        pos = _SKIP.match(text, _resume_after(text, pos, at)).end()  # type: ignore[union-attr]
+        pos = tk.skip_trivia(text, _resume_after(text, pos, at), semicolons=True)
     if diagnostics:
         raise QueryError(diagnostics)
     return n.Script(tuple(statements), span=(0, len(text)))
@@ -146,21 +125,22 @@ def _describe(expected: set[str]) -> list[str]:
 
 def _syntax_problem(text: str, pos: int, expected: set[str]) -> Problem:
     found = found_token(text, pos)
-    token = token_at(text, pos)
+    at = tk.token_at(text, pos)
+    token = at.text if at is not None else ""
     span = (pos, pos + max(1, len(token)))
-    if token and token[0] in "'\"" and (len(token) < 2 or token[-1] != token[0]):
+    if at is not None and at.kind is tk.Kind.OPEN:
         quote = token[0]
         return Problem(
             f"Unterminated string starting at {found}",
             (pos, pos + 1),
             f"close it with {quote}; write {quote}{quote} for a quote inside it",
         )
-    if _NUMBERISH.match(token):
+    if at is not None and at.kind in (tk.Kind.NUMBER, tk.Kind.BAD_NUMBER):
         try:
             parse_number(token)
         except ValueError:
             return Problem(
-                f"{token!r} is not a number",
+                f"{found} is not a number",
                 span,
                 "numbers look like 42, -1.5, 2e-3, 10M, 1.5K or 3B; "
                 "leave a space between a number and the next word",
@@ -204,7 +184,6 @@ _CLAUSE_PLACES = {
     "FROM": "FROM comes right after the column list",
 }
 _NAME_SLOTS = frozenset({"name", "string", "STAR", "LBRACKET", "LPAREN"})
-_NUMBERISH = re.compile(r"[+-]?\.?\d")
 
 
 def _join(words: list[str]) -> str:
@@ -213,24 +192,9 @@ def _join(words: list[str]) -> str:
 
 def _resume_after(text: str, start: int, failed_at: int) -> int:
     """Offset just after the first top-level ``;`` at or after ``failed_at`` (or the end)."""
-    i, quote = start, ""
-    while i < len(text):
-        ch = text[i]
-        if quote:
-            if ch == quote:
-                if text[i + 1 : i + 2] == quote:
-                    i += 1
-                else:
-                    quote = ""
-        elif ch in "'\"":
-            quote = ch
-        elif (ch == "-" and text[i + 1 : i + 2] == "-") or ch == "#":
-            newline = text.find("\n", i)
-            i = len(text) if newline == -1 else newline
-            continue
-        elif ch == ";" and i >= failed_at:
-            return i + 1
-        i += 1
+    for token in tk.scan(text, start):
+        if tk.is_semicolon(token) and token.start >= failed_at:
+            return token.end
     return len(text)
 
 
@@ -419,14 +383,14 @@ class _Builder:
             return self.vec_select(node, source, where, clauses)
         task = "trained_on" in clauses or "tested_on" in clauses
         if is_rank:
-            self.require(clauses, ("trained_on", "tested_on", "ranked_by"), node, "RANK")
+            self.require(clauses, ("trained_on", "ranked_by"), node, "RANK")
             self.forbid(
                 clauses,
                 ("order_by", "classified_by", "chunk", "budget"),
                 "RANK",
                 "RANK orders by its ranker's score",
             )
-            if value["tested_on"][0]:
+            if value.get("tested_on", (False, ()))[0]:
                 self.fail(
                     "RANK scores one task; BENCHMARK applies to SELECT queries",
                     clauses["tested_on"][0],
@@ -435,7 +399,7 @@ class _Builder:
                 columns,
                 source,
                 value["trained_on"],
-                value["tested_on"][1],
+                value.get("tested_on", (False, ()))[1],
                 value["ranked_by"],
                 where,
                 value.get("limit"),
@@ -628,8 +592,22 @@ class _Builder:
             word, params = self.method_text(word, kids[0])
         return self.method(CLASSIFIERS, word, params, node, "classifier")
 
-    def clause_ranked_by(self, node: PNode) -> n.Method:
+    def clause_ranked_by(self, node: PNode) -> tuple[n.Method, ...]:
         target = _kids(node)[1]
+        items = (
+            [k for k in _kids(target) if k.expr_name in ("string", "name")]
+            if target.expr_name == "ranker_list"
+            else [target]
+        )
+        methods = [self.ranker(k) for k in items]
+        seen: set[n.Method] = set()
+        for method, k in zip(methods, items, strict=True):
+            if method in seen:
+                self.fail(f"ranker {method.name} is listed twice", k)
+            seen.add(method)
+        return tuple(methods)
+
+    def ranker(self, target: PNode) -> n.Method:
         if target.expr_name == "string":
             word, params = self.method_text(self.string(target), target)
         else:
@@ -638,28 +616,37 @@ class _Builder:
 
     def method_text(self, text: str, node: PNode) -> tuple[str, list[n.Param]]:
         """Parse ``"name(key=value, ...)"`` written inside a string."""
-        match = _METHOD_TEXT.match(text)
-        if not match:
-            self.fail(f"cannot read {text!r} as name(param=value, ...)", node)
-        word, inner = match.group(1), match.group(2)
+        tokens = tk.tokenize(text)
+        opening = next((i for i, t in enumerate(tokens) if t.text == "("), None)
+        word = (text if opening is None else text[: tokens[opening].start]).strip()
+        if not _is_method_word(word) or (
+            opening is not None and (tokens[-1].text != ")" or tokens[-1].kind is not tk.Kind.PUNCT)
+        ):
+            self.fail(f"cannot read {_short(text)} as name(param=value, ...)", node)
+        groups: list[list[tk.Token]] = [[]]
+        for token in tokens[opening + 1 : -1] if opening is not None else []:
+            if token.kind is tk.Kind.PUNCT and token.text == ",":
+                groups.append([])
+            else:
+                groups[-1].append(token)
         params = []
-        for part in (inner or "").split(","):
-            if not part.strip():
+        for group in groups:
+            if not group:
                 continue
-            key, eq, raw = part.partition("=")
-            if not eq or not key.strip().isidentifier():
-                self.fail(f"cannot read {part.strip()!r} as param=value in {text!r}", node)
-            raw = raw.strip()
+            part = text[group[0].start : group[-1].end]
+            key, eq, rest = group[0], group[1:2], group[2:]
+            if key.kind is not tk.Kind.WORD or [t.text for t in eq] != ["="] or not rest:
+                self.fail(f"cannot read {_short(part)} as param=value in {_short(text)}", node)
             value: Any
-            if raw[:1] in "'\"" and raw[-1:] == raw[:1] and len(raw) > 1:
-                value = raw[1:-1]
+            if len(rest) == 1 and rest[0].kind is tk.Kind.STRING:
+                value = rest[0].value
             else:
                 try:
-                    value = parse_number(raw)
+                    value = parse_number(text[rest[0].start : rest[-1].end])
                 except ValueError as error:
-                    self.fail(f"{error} in {text!r}", node)
-            params.append(n.Param(key.strip(), n.Value(value, span=_span(node)), span=_span(node)))
-        return word.strip(), params
+                    self.fail(f"{error} in {_short(text)}", node)
+            params.append(n.Param(key.text, n.Value(value, span=_span(node)), span=_span(node)))
+        return word, params
 
     def method(
         self,
@@ -692,6 +679,8 @@ class _Builder:
             value = param.value if param is not None else n.Value(ps.default)
             if ps.kind is int and isinstance(value.value, float) and value.value.is_integer():
                 value = n.Value(int(value.value), span=value.span)
+            elif ps.kind is float and type(value.value) is int:
+                value = n.Value(float(value.value), span=value.span)
             filled.append(n.Param(ps.name, value, span=param.span if param else None))
         return n.Method(spec.name, tuple(filled), span=span)
 
@@ -922,6 +911,20 @@ class _Builder:
     def word(self, node: PNode) -> str:
         """A dataset or model name written as a string or a bare name."""
         return self.string(node) if node.expr_name == "string" else self.name(node).value
+
+
+def _short(text: str, limit: int = 40) -> str:
+    """``repr`` of ``text``, cut to ``limit`` characters for a message."""
+    return repr(text if len(text) <= limit else text[: limit - 3] + "...")
+
+
+def _is_method_word(word: str) -> bool:
+    """A classifier or ranker name as written in a string: ``Euclidean NN``, ``logme``."""
+    return (
+        bool(word)
+        and (word[0].isascii() and (word[0].isalpha() or word[0] == "_"))
+        and all(c.isascii() and (c.isalnum() or c in "_ -") for c in word)
+    )
 
 
 def _raw(node: PNode) -> str:

@@ -92,8 +92,17 @@ def _classifier(method: n.Method) -> str:
 def _ranker(method: n.Method) -> str:
     spec = RANKERS.get(method.name)
     display = spec.display if spec else method.name
-    inner = display + (_params(method.params) if method.params else "")
+    inner = display + (_string_params(method.params) if method.params else "")
     return quote(inner)
+
+
+def _string_params(params: tuple[n.Param, ...]) -> str:
+    """Parameters written inside a quoted ranker string: strings in single quotes."""
+
+    def value(v: n.Scalar) -> str:
+        return "'" + v.replace("'", "''") + "'" if isinstance(v, str) else render_value(v)
+
+    return "(" + ", ".join(f"{p.name}={value(p.value.value)}" for p in params) + ")"
 
 
 def _head(
@@ -145,8 +154,10 @@ def _(node: n.TaskSelect) -> str:
 def _(node: n.Rank) -> str:
     parts = _head("RANK", node.columns, node.source, node.where)
     parts.append("TRAINED ON " + _datasets(node.train))
-    parts.append("TESTED ON " + _datasets(node.test))
-    parts.append("BY " + _ranker(node.ranker))
+    if node.test:
+        parts.append("TESTED ON " + _datasets(node.test))
+    rankers = [_ranker(m) for m in node.rankers]
+    parts.append("BY " + (rankers[0] if len(rankers) == 1 else "[" + ", ".join(rankers) + "]"))
     parts += _tail(node.limit, node.other_than)
     if node.wait:
         parts.append("WAIT")

@@ -101,8 +101,12 @@ def _check(node: n.Statement) -> Iterator[Problem]:
                 )
         yield from _check_condition(node.where, MODEL_COLUMNS)
         yield from _check_datasets(node.train, "TRAINED ON")
-        yield from _check_datasets(node.test, "TESTED ON")
-        yield from _check_method(node.ranker, RANKERS, "ranker")
+        if node.test:
+            yield from _check_datasets(node.test, "TESTED ON")
+        if not node.rankers:
+            yield Problem("RANK needs at least one ranker after BY", None)
+        for method in node.rankers:
+            yield from _check_method(method, RANKERS, "ranker")
         yield from _check_limit(node.limit, node)
         yield from _check_other_than(node.other_than)
     elif isinstance(node, n.VecSelect):

@@ -19,7 +19,7 @@ TABLES: dict[str, str] = {
 TABLE_ALIASES: dict[str, str] = {"datasets": "readers", "imagemodels": "image_models",
                                  "textmodels": "text_models"}  # fmt: skip
 
-#: Columns of a model row (DESIGN section 4).
+#: Columns of a model row (docs/shiftql.md, the catalog columns).
 MODEL_COLUMNS: tuple[str, ...] = (
     "name", "source", "modality", "num_params", "feature_dim", "input_size", "max_tokens",
     "up_acc", "gflops", "batch_size", "license", "finetuned", "tags", "date_added",

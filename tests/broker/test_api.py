@@ -6,7 +6,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from broker.api import ROUTES, create_app
+from broker.api import ROUTES, ApiRunner, create_app
 from broker.openapi import openapi_document
 from broker.service import Broker, BrokerConfig
 from broker.store import Store
@@ -21,7 +21,7 @@ async def served(tmp_path):
         await store.open()
         broker = Broker(BrokerConfig("tcp://127.0.0.1:0"), store)
         await broker.start()
-        runner = web.AppRunner(create_app(broker, token=token))
+        runner = ApiRunner(create_app(broker, token=token))
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
@@ -87,6 +87,36 @@ async def test_every_error_has_the_one_shape(served, method, path, body, status,
         assert r.status == status, await r.text()
         assert r.content_type == "application/json"
         assert_error_shape(await r.json(), status, code)
+
+
+async def test_a_raw_task_cannot_name_a_path_on_a_worker(served, tmp_path):
+    """A client chooses no folder a worker reads or writes: a payload of a known kind must
+    parse (an unknown field such as the ``store`` of earlier versions is refused)."""
+    from shift import zoo
+
+    base, broker = await served()
+    embed = {
+        "model": zoo.model("efficientnet-lite0").to_json(),
+        "dataset": zoo.dataset("photos-test").to_json(),
+        "block": 0,
+    }
+    finetune = {
+        "model": zoo.model("efficientnet-lite0").to_json(),
+        "train": [{"dataset": zoo.dataset("photos-train").to_json(), "rows": None}],
+    }
+    async with aiohttp.ClientSession() as s:
+        for kind, payload in (("embed", embed), ("finetune", finetune)):
+            body = {"kind": kind, "payload": {**payload, "store": str(tmp_path / "planted")}}
+            r = await s.post(base + "/v1/tasks", json=body)
+            assert r.status == 400, await r.text()
+            answer = await r.json()
+            assert answer["error"]["code"] == "payload_error"
+            assert "unknown field(s) 'store'" in answer["error"]["message"]
+        r = await s.post(base + "/v1/tasks", json={"kind": "embed", "payload": {"block": 0}})
+        assert (
+            r.status == 400 and "lacks 'model', 'dataset'" in (await r.json())["error"]["message"]
+        )
+    assert broker.dispatcher.state_of("x") is None
 
 
 async def test_nan_payload_from_json_is_refused(served):

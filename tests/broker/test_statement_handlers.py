@@ -14,16 +14,15 @@ from typing import Any
 import pytest
 
 from broker.catalog import Entry, EntryStatus
-from broker.context import Context, Session
+from broker.context import Context, Session, Stage
 from broker.evaluator import Evaluator
 from broker.handlers import execute
-from broker.results import NotSupported
 from broker.searchstate import SearchState
 from broker.store import Store
 from broker.tables import Tables
 from shift.catalog import unknown_name
-from shift.errors import CatalogError
-from shift.payloads import ClassifyPayload, PurgeFeaturesPayload
+from shift.errors import CatalogError, QueryError
+from shift.payloads import ClassifyPayload, PurgeFeaturesPayload, RankPayload
 from shift.ql import parse
 from shift.specs import DatasetSpec, Modality, ModelSpec
 from shift.tasks import TaskSpec
@@ -36,21 +35,29 @@ def model(name: str) -> ModelSpec:
     return ModelSpec(name, "timm", Modality.VISION, {"arch": f"arch_{name}"})
 
 
-def dataset(name: str) -> DatasetSpec:
-    return DatasetSpec(name, "npz", {"path": f"{name}.npz"}, Modality.VISION)
+def dataset(name: str, modality: Modality = Modality.VISION) -> DatasetSpec:
+    return DatasetSpec(name, "npz", {"path": f"{name}.npz"}, modality)
 
 
 class FakeCatalog:
     """Measured entries of three models and two datasets (the Catalog's read methods)."""
 
     def __init__(self) -> None:
-        sizes = {"train": 1000, "test": 200}
+        sizes = {"train": 1000, "test": 200, "letters": 200, "reviews": 200}
+        labels = {"letters": ["a", "b"], "reviews": ["fresh", "rotten"]}
         self._entries: dict[str, dict[str, Entry]] = {"model": {}, "dataset": {}}
         for seq, name in enumerate(ERRORS):
             self._add("model", model(name), seq, {"num_params": 1000, "feature_dim": 8})
         for seq, (name, size) in enumerate(sizes.items()):
-            measured = {"size": size, "num_classes": 2, "modality": "vision", "classes": [0, 1]}
-            self._add("dataset", dataset(name), seq, measured)
+            modality = Modality.TEXT if name == "reviews" else Modality.VISION
+            classes = labels.get(name, [0, 1])
+            measured = {
+                "size": size,
+                "num_classes": 2,
+                "modality": modality.value,
+                "classes": classes,
+            }
+            self._add("dataset", dataset(name, modality), seq, measured)
 
     def _add(self, kind: str, spec: Any, seq: int, measured: dict[str, Any]) -> None:
         entry = Entry(kind, spec, EntryStatus.READY, "2026-12-01", seq, measured)
@@ -75,6 +82,10 @@ class FakeTasks:
     def __init__(self) -> None:
         self.submitted: list[TaskSpec] = []
         self.results: dict[str, Any] = {}
+        self.stages: list[Stage] = []
+
+    def report_stage(self, stage: Stage) -> None:
+        self.stages.append(stage)
 
     async def run(self, specs: Sequence[TaskSpec]) -> dict[str, Any]:
         out = {}
@@ -89,6 +100,19 @@ class FakeTasks:
     def _compute(self, spec: TaskSpec) -> Any:
         if spec.kind == "embed":
             return {"rows": 256, "cached": False}
+        if spec.kind == "rank":
+            task = RankPayload.from_json(spec.payload)
+            score = 1 - ERRORS[task.model.name]
+            return {
+                "ranker": task.ranker,
+                "params": task.params,
+                "score": score,
+                "train_rows": 1000,
+                "num_classes": 2,
+                "ci_low": score - 0.05,
+                "ci_high": score + 0.05,
+                "resamples": task.resamples,
+            }
         if spec.kind == "purge_features":
             PurgeFeaturesPayload.from_json(spec.payload)
             return {"existed": True, "files": 3, "path": "/state/features"}
@@ -207,6 +231,9 @@ async def test_halving_keeps_the_winner_and_embeds_less(ctx, tasks):
     embeds = [s for s in tasks.submitted if s.kind == "embed"]
     train_blocks = [s for s in embeds if s.payload["dataset"]["name"] == "train"]
     assert len(train_blocks) < 3 * 4
+    # The progress followed the rounds: 3 models on 128 rows, then the finalists.
+    assert tasks.stages[0] == Stage(0, 2, 3, 128, 200)
+    assert tasks.stages[-1].round == 1
 
 
 async def test_purge_features_is_work_for_a_worker(ctx, tasks):
@@ -230,8 +257,35 @@ async def test_errors_before_any_task(ctx, tasks):
         await execute(parse(SEARCH.replace('"train"', '"trian"')), ctx)
     with pytest.raises(CatalogError, match="variable"):
         await execute(parse("PRINT nothing_declared"), ctx)
-    with pytest.raises(NotSupported, match="RANK"):
-        await execute(
-            parse('RANK * FROM models TRAINED ON "train" TESTED ON "test" BY "logme"'), ctx
-        )
+    with pytest.raises(CatalogError, match=r"mixes text and vision data.*'reviews' is text"):
+        await execute(parse(SEARCH.replace('"test"', '"reviews"')), ctx)
+    with pytest.raises(CatalogError, match="no label of test set 'letters'"):
+        await execute(parse(SEARCH.replace('"test"', '"letters"')), ctx)
+    with pytest.raises(QueryError, match="did you mean"):
+        await execute(parse('RANK * FROM models TRAINED ON "train" BY "logmee"'), ctx)
+    with pytest.raises(CatalogError, match="did you mean 'train'"):
+        await execute(parse('RANK * FROM models TRAINED ON "trian" BY "logme"'), ctx)
     assert tasks.submitted == []
+
+
+RANK = 'RANK * FROM models TRAINED ON "train" BY ["logme", "knn(k=3)"]'
+
+
+async def test_rank_after_a_search_embeds_nothing_and_again_runs_nothing(ctx, tasks):
+    await execute(parse(SEARCH), ctx)
+    embeds = tasks.kinds().count("embed")
+    result = await execute(parse(RANK), ctx)
+    assert tasks.kinds().count("embed") == embeds  # the search's blocks serve the rankers
+    assert tasks.kinds().count("rank") == 3 * 2
+    assert [t.title for t in result.tables] == [
+        "logme (score: higher is better)",
+        "knn (score: higher is better)",
+    ]
+    table = result.tables[0]
+    assert [row[0] for row in table.rows] == ["good", "fair", "poor"]
+    tied = table.columns.index("tied_with_first")
+    assert [row[tied] for row in table.rows] == [True, False, False]
+    count = len(tasks.submitted)
+    await execute(parse(RANK), ctx)
+    assert len(tasks.submitted) == count
+    assert result.names == ("good", "fair", "poor")

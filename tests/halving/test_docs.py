@@ -67,3 +67,17 @@ def test_usage_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
     code = DOC[start : DOC.index("```", start)]
     exec(compile(code, "docs/halving.md", "exec"), {})
     assert "RankedArm(arm='a'" in capsys.readouterr().out
+
+
+def test_racing_table_matches_the_code() -> None:
+    (body,) = tables("| round | arms playing | train rows | test rows |")
+    schedule = plan_schedule(6, 4000, "auto", "auto", test_rows=1000)
+    got = [
+        [plan.index, plan.arms, plan.train_rows, plan.test_rows, plan.advancing]
+        for plan in schedule.rounds
+    ]
+    shown = [
+        [number(c) for c in row[:4]] + [0 if row[4] == "finalists" else number(row[4])]
+        for row in body
+    ]
+    assert shown == got

@@ -215,7 +215,7 @@ def _state() -> dict[str, object]:
 BAD_STATES = [
     ("{not json", "cannot restore successive halving: Expecting property name"),
     ("[]", "not a halving state"),
-    (json.dumps({**_state(), "version": 99}), "state version 99; this shift reads version 1"),
+    (json.dumps({**_state(), "version": 99}), "state version 99; this shift reads version 2"),
     (
         json.dumps({**_state(), "chunk_rows": 11}),
         "planned with CHUNK 11 and BUDGET 24, this shift plans CHUNK 10 and BUDGET 24",
@@ -223,9 +223,20 @@ BAD_STATES = [
     (json.dumps({**_state(), "config": "x"}), "a halving config must be an object"),
     (json.dumps({**_state(), "config": {"arms": []}}), "halving config lacks budget, chunk"),
     (json.dumps({**_state(), "results": {}}), "results must be a list"),
-    (json.dumps({**_state(), "results": [["a", 12, 0.5]]}), "bad result ['a', 12, 0.5]"),
-    (json.dumps({**_state(), "results": [["a", 10, None]]}), "got None"),
-    (json.dumps({**_state(), "results": [["a", 30, 0.5]]}), "'a' was not asked"),
+    (json.dumps({**_state(), "results": [["a", 12, 0.5, 1]]}), "bad result ['a', 12, 0.5, 1]"),
+    (json.dumps({**_state(), "results": [["a", 10, 0.5]]}), "bad result ['a', 10, 0.5]"),
+    (json.dumps({**_state(), "results": [["a", 10, None, 1]]}), "got None"),
+    (json.dumps({**_state(), "results": [["a", 10, 0.5, -1]]}), "error count of 'a'"),
+    (json.dumps({**_state(), "results": [["a", 30, 0.5, 1]]}), "'a' was not asked"),
+    (
+        json.dumps(
+            {
+                **_state(),
+                "config": {"arms": ["a"], "train_rows": 9, "chunk": 1, "budget": 1, "eta": 2},
+            }
+        ),
+        "halving config lacks delta, racing",
+    ),
 ]
 
 

@@ -29,7 +29,7 @@ LOSS_VALUES = [0.0, 0.1, 0.25, 0.5, 0.75, 1.0, float("inf")]  # few values: many
 def reference(
     schedule: Schedule, arms: tuple[str, ...], loss: dict[tuple[str, int], float]
 ) -> list[RankedArm]:
-    """Synchronous successive halving written straight from DESIGN section 6."""
+    """Synchronous successive halving written straight from the rule in docs/halving.md."""
     alive = list(arms)
     ranking: list[RankedArm] = []
     for plan in schedule.rounds:

@@ -107,6 +107,7 @@ def test_schedule_to_dict() -> None:
         "pulls": 2,
         "total_pulls": 3,
         "train_rows": 30,
+        "test_rows": None,
         "advancing": 2,
     }
     assert (data["chunk_rows"], data["budget_pulls"], data["pulls_used"]) == (10, 24, 24)

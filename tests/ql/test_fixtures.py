@@ -1,4 +1,4 @@
-"""Fixture-table tests for SHiFT-QL (issue 2 acceptance).
+"""Fixture-table tests for SHiFT-QL: every valid form and every error message.
 
 ``tests/fixtures/ql_valid.txt`` holds valid statements with their canonical rendering;
 ``tests/fixtures/ql_invalid.txt`` holds invalid statements with the located diagnostics

@@ -1,4 +1,4 @@
-"""Exact tree fields for the tricky parts of SHiFT-QL (issue 2, items 4 and 5)."""
+"""Exact tree fields for the tricky parts of SHiFT-QL (numbers, units, precedence, aliases)."""
 
 from __future__ import annotations
 
@@ -176,7 +176,7 @@ def test_classifier_spellings_fill_defaults() -> None:
         ("learning_rate", 0.01),
         ("num_epochs", 100),
         ("solver", "auto"),
-        ("l2", 1),
+        ("l2", 1.0),
         ("tol", 1e-5),
         ("max_iter", 1000),
     ]
@@ -235,7 +235,7 @@ def test_vec_select_takes_the_probe_out_of_the_condition() -> None:
 def test_rank_parameters_in_the_string() -> None:
     tree = parse('RANK * FROM models TRAINED ON "a" TESTED ON "b" BY "random(seed=1)"')
     assert isinstance(tree, n.Rank)
-    assert tree.ranker == n.Method("random", (n.Param("seed", n.Value(1)),))
+    assert tree.rankers == (n.Method("random", (n.Param("seed", n.Value(1)),)),)
 
 
 # ------------------------------------------------------------------ scripts and spans

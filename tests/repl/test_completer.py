@@ -11,6 +11,9 @@ import pytest
 
 from repl.completer import STATEMENT_STARTS, Names, complete
 from repl.lexing import is_complete, tokenize
+from shift.errors import QueryError
+from shift.ql import parse_script
+from shift.ql.tokens import KEYWORDS
 
 NAMES = Names(
     models=("efficientnet-lite0", "efficientnet-lite1", "minilm-l3"),
@@ -139,3 +142,31 @@ def test_tokenizer_never_fails() -> None:
     tokens = tokenize("SELECT 'it''s' \"open")
     assert [t.kind for t in tokens] == ["word", "string", "open"]
     assert tokens[1].value == "it's" and tokens[2].value == "open"
+
+
+def test_statement_starts_come_from_the_grammar() -> None:
+    assert set(STATEMENT_STARTS) == {"SELECT", "RANK", "EXPLAIN", "DECLARE", "PRINT", "USE",
+                                     "REGISTER", "FINETUNE", "PURGE"}  # fmt: skip
+
+
+def _expected_words(message: str) -> set[str]:
+    """The tokens a syntax error lists: "Expected one of a, b or c but found ..."."""
+    listed = message.split(" but found ")[0].removeprefix("Expected ").removeprefix("one of ")
+    return {w.strip() for part in listed.split(", ") for w in part.split(" or ")}
+
+
+#: Rows whose cursor follows whole tokens: the parser can be asked about the same text.
+WHOLE = [c[0].split("|")[0] for c in CASES if not c[1] and not c[0].rstrip("|").endswith('"')]
+
+
+@pytest.mark.parametrize("text", WHOLE)
+def test_offered_keywords_are_what_the_parser_expects(text: str) -> None:
+    """A keyword the completer offers is one the parser's error lists at that point."""
+    offered = [s.text for s in complete(text, NAMES).items if s.kind == "keyword"]
+    with pytest.raises(QueryError) as caught:
+        parse_script(text + " @")
+    diagnostic = caught.value.diagnostics[-1]
+    expected = _expected_words(diagnostic.message)
+    for phrase in offered:
+        assert phrase.split()[0] in expected, (phrase, diagnostic.message)
+    assert all(p.split()[0] in KEYWORDS for p in offered)

@@ -104,6 +104,7 @@ def test_same_query_again_creates_no_task(installed: Cluster) -> None:
     assert query["status"] == "succeeded"
     assert installed.task_count() == before
     assert query["progress"]["done"] == query["progress"]["total"] > 0
+    assert query["progress"]["cached"] == query["progress"]["total"]
     print("\ntimings:", json.dumps({k: round(v, 2) for k, v in TIMES.items()}))
 
 
@@ -254,3 +255,129 @@ def test_restarted_broker_still_answers(installed: Cluster) -> None:
     assert again["status"] == "succeeded" and again["result"] == declared["result"]
     (printed,) = installed.query("PRINT kept", session="s2")
     assert len(printed["result"]["tables"][0]["rows"]) == 4
+
+
+def _shift_query(installed: Cluster, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "shift", "query", "--url", installed.url, *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
+
+
+def test_the_cli_says_cache_and_waits_by_id(installed: Cluster) -> None:
+    """`shift query` says when the cache answered, and `--id` waits for an earlier query."""
+    installed.query(PHOTO_QUERY)
+    cached = _shift_query(installed, PHOTO_QUERY + " WAIT")
+    assert cached.returncode == 0, cached.stderr
+    assert "answered from cache (0 tasks run" in cached.stdout
+    started = _shift_query(installed, PHOTO_QUERY.replace("ORDER BY err ASC", "ORDER BY acc DESC"))
+    assert started.returncode == 0, started.stderr
+    if "--id" in started.stdout:  # still running after the short look: wait for it by id
+        query_id = started.stdout.split("shift query --id ")[1].split("`")[0]
+        later = _shift_query(installed, "--id", query_id)
+        assert later.returncode == 0, later.stderr
+        assert "efficientnet-lite" in later.stdout
+    else:
+        assert "efficientnet-lite" in started.stdout
+    missing = _shift_query(installed, "--id", "0123456789abcdef")
+    assert missing.returncode == 1 and "404" in missing.stderr
+
+
+def test_a_refused_statement_without_wait_fails_the_run(installed: Cluster) -> None:
+    """A statement the broker refuses at once fails the run even without WAIT."""
+    text = (
+        'SELECT * FROM models ORDER BY err ASC TRAINED ON "rt-small-train" '
+        'TESTED ON "photos-small-test"'
+    )
+    out = _shift_query(installed, text)
+    assert out.returncode == 1, out.stdout
+    assert "failed" in out.stderr and "mixes text and vision" in out.stderr
+
+
+def test_text_training_data_with_an_image_test_set_fails_before_any_task(
+    installed: Cluster,
+) -> None:
+    before = installed.task_count()
+    (query,) = installed.query(
+        'SELECT * FROM models ORDER BY err ASC TRAINED ON "rt-small-train" '
+        'TESTED ON "photos-small-test" CLASSIFIED BY ["Cosine NN"]'
+    )
+    assert query["status"] == "failed"
+    assert "mixes text and vision data" in query["error"]["message"]
+    assert installed.task_count() == before
+
+
+FEATURE_RANKERS = ("logme", "sfda", "hscore", "hscore_shrinkage", "transrate", "knn", "random")
+RANK_QUERY = (
+    'RANK * FROM image_models TRAINED ON "photos-small-train" BY ['
+    + ", ".join(f'"{r}"' for r in FEATURE_RANKERS)
+    + "]"
+)
+
+
+def _embeds(installed: Cluster) -> int:
+    tasks = installed.get("/v1/tasks?kind=embed&limit=1000")["tasks"]
+    return len(tasks)
+
+
+def test_rank_reuses_the_search_features_and_puts_pretrained_first(installed: Cluster) -> None:
+    """RANK with every feature ranker over the image pool, on the features the photo search
+    stored: no embed task, one table per ranker, pretrained models above random-init ones."""
+    installed.query(PHOTO_QUERY)
+    embeds = _embeds(installed)
+    (explained,) = installed.query("EXPLAIN " + RANK_QUERY)
+    assert explained["status"] == "succeeded", explained["error"]
+    plan = explained["result"]["tables"][0]
+    assert plan["columns"][:4] == ["model", "tasks", "known", "to_run"]
+    (query,) = installed.query(RANK_QUERY)
+    assert query["status"] == "succeeded", query["error"]
+    assert _embeds(installed) == embeds
+    tables = {t["title"].split(" (")[0]: t for t in query["result"]["tables"]}
+    assert list(tables) == list(FEATURE_RANKERS)
+    order = {}
+    for ranker, table in tables.items():
+        name = table["columns"].index("name")
+        order[ranker] = [row[name] for row in table["rows"]]
+        low, high = table["columns"].index("ci_low"), table["columns"].index("ci_high")
+        assert all(row[low] <= row[high] for row in table["rows"])
+    print("\nRANK orders:", json.dumps(order))
+    for ranker in ("logme", "hscore_shrinkage", "knn"):
+        worst_pretrained = max(order[ranker].index(m) for m in PRETRAINED)
+        best_random = min(order[ranker].index(m) for m in RANDOM)
+        assert worst_pretrained < best_random, (ranker, order[ranker])
+    before = installed.task_count()
+    (again,) = installed.query(RANK_QUERY)
+    assert again["status"] == "succeeded" and installed.task_count() == before
+
+
+def test_rank_errors_before_any_task(installed: Cluster) -> None:
+    before = installed.task_count()
+    for text, expected in (
+        ('RANK * FROM image_models TRAINED ON "photos-small-train" BY "logmee"', "did you mean"),
+        (
+            'RANK * FROM image_models TRAINED ON "photos-small-train" BY "leep"',
+            "keep no source head",
+        ),
+        ('RANK * FROM image_models TRAINED ON "photos-small-train" BY "knn(k=2.5)"', "integer"),
+    ):
+        status, body = installed.call("POST", "/v1/queries", {"text": text})
+        if status == 202:
+            (query,) = [installed.final(q["id"]) for q in body["queries"]]
+            assert query["status"] == "failed" and expected in query["error"]["message"]
+        else:
+            assert status == 400 and expected in json.dumps(body), body
+    assert installed.task_count() == before
+
+
+def test_leep_and_nce_read_the_pretrained_heads(installed: Cluster) -> None:
+    (query,) = installed.query(
+        'RANK * FROM ["efficientnet-lite0", "efficientnet-lite1"] '
+        'TRAINED ON "photos-small-train" BY ["leep", "nce"]'
+    )
+    assert query["status"] == "succeeded", query["error"]
+    for table in query["result"]["tables"]:
+        score = table["columns"].index("score")
+        assert all(row[score] < 0 for row in table["rows"])  # log-likelihoods

@@ -59,7 +59,7 @@ def _checkpoint_epoch(path: Path) -> int:
 
     if not path.exists():
         return -1
-    return int(torch.load(path, map_location="cpu", weights_only=False)["epoch"])
+    return int(torch.load(path, map_location="cpu", weights_only=True)["epoch"])
 
 
 def test_finetune_survives_a_killed_worker_and_registers_the_model(ready: Cluster) -> None:

@@ -94,7 +94,7 @@ def test_halving_ranks_like_the_machine_and_embeds_only_needed_blocks(ready: Clu
     ]
     machine = SuccessiveHalving(HalvingConfig(MODELS, ROWS_A, 64, "auto"))
     for score in sorted(search["scores"], key=lambda s: s["round"]):
-        machine.record(score["model"], score["train_rows"], score["loss"])
+        machine.record(score["model"], score["train_rows"], score["err"])  # err ASC: the loss
     assert [r.arm for r in machine.ranking()] == [r[0] for r in rows]
     assert {r[0]: r[1] for r in rows} == {r.arm: pytest.approx(r.loss) for r in machine.ranking()}
     # Rows beyond the largest prefix (128 < 256) are never embedded: block 1 of A is not.

@@ -51,7 +51,7 @@ def test_embed_and_classify_tasks_with_worker_payloads():
         "learning_rate": 0.1,
         "num_epochs": 5,
         "solver": "auto",
-        "l2": 1,
+        "l2": 1.0,
         "tol": 1e-5,
         "max_iter": 1000,
     }

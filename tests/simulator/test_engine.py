@@ -148,7 +148,7 @@ def test_a_saturated_broker_stretches_the_makespan() -> None:
 
 
 def test_run_command_prints_a_table(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    from simulator import command
+    from simulator import simulate_command as command
 
     parser = argparse.ArgumentParser()
     command.configure(parser)

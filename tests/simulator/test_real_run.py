@@ -7,7 +7,7 @@ The query's task records (per-task timings, model loads, rows) and its shell ove
 devices. The test checks what must hold whatever the machine's load: every real task is
 simulated, and the simulated makespan lies between perfect two-device parallelism and one
 device doing everything. How close it comes to the real wall time is a figure, printed
-with ``-s`` (issue 7 targets 15%; timings are never asserted in tests).
+with ``-s`` (the target is a 15% makespan match; timings are never asserted in tests).
 """
 
 from __future__ import annotations

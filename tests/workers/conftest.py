@@ -1,4 +1,5 @@
-"""Shared fixtures of the worker tests: offline hub settings and one model cache per session."""
+"""Shared fixtures of the worker tests: offline hub settings, data roots and state directory
+in the session's temporary folder, and one model cache per session."""
 
 from __future__ import annotations
 
@@ -8,6 +9,22 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def worker_settings(tmp_path_factory):
+    """Data roots and state directory of the in-process worker code: the session's temporary
+    folder (tests build their models and datasets there) and a state folder inside it."""
+    base = tmp_path_factory.getbasetemp()
+    saved = {k: os.environ.get(k) for k in ("SHIFT_DATA_ROOTS", "SHIFT_STATE_DIR")}
+    os.environ["SHIFT_DATA_ROOTS"] = str(base)
+    os.environ["SHIFT_STATE_DIR"] = str(base / "state")
+    yield base
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
 
 
 @pytest.fixture(scope="session")

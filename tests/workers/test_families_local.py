@@ -104,7 +104,7 @@ def test_local_exported_program(tmp_path: Path) -> None:
     assert extractor.num_params == sum(p.numel() for p in net.parameters())
     extractor.torch_module().train()  # the mode is fixed at export: switching is harmless
     (path.parent / "bad.pt2").write_bytes(b"not a program")
-    with pytest.raises(WorkerError, match=r"bad\.pt2 is not a torch\.export program"):
+    with pytest.raises(WorkerError, match=r"bad\.pt2 is corrupt or not a torch\.export"):
         load("local", {"path": str(path.parent / "bad.pt2")})
 
 

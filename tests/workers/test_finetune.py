@@ -6,6 +6,8 @@ same weights as an uninterrupted run; the weights then load through the catalog'
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +21,7 @@ from shift.errors import WorkerError
 from shift.finetuning import finetune_task, finetuned_spec, hyperparameters
 from shift.planner import DatasetEntry
 from shift.specs import Modality, ModelSpec
-from workers.finetune import better, parse_job, run_finetune
+from workers.finetune import Job, better, parse_job, run_finetune
 from workers.kinds import TaskContext
 from workers.models.base import load_model
 
@@ -59,25 +61,29 @@ def _context(task_id: str, crash_after: int | None = None) -> TaskContext:
     return TaskContext(task_id, 1, None, report)
 
 
-def _payload(model: ModelSpec, store: Path, rows: int = 64, **hparams: Any) -> dict[str, Any]:
+def _payload(model: ModelSpec, rows: int = 64, **hparams: Any) -> dict[str, Any]:
     train, test = _entries(rows)
     resolved = hyperparameters(model, {**HPARAMS, **hparams})
-    task = finetune_task(model, [train], test, resolved, str(store))
-    return task.payload
+    return finetune_task(model, [train], test, resolved).payload
+
+
+def _job(payload: dict[str, Any], task_id: str, root: Path) -> Job:
+    """The job as a worker whose checkpoint root is ``root`` parses it."""
+    return parse_job(payload, task_id, root=root)
 
 
 def test_resumed_run_ends_like_an_uninterrupted_one(tiny: ModelSpec, tmp_path: Path) -> None:
-    payload = _payload(tiny, tmp_path)
-    whole = run_finetune(parse_job(payload, "whole"), _context("whole"))
+    payload = _payload(tiny)
+    whole = run_finetune(_job(payload, "whole", tmp_path), _context("whole"))
     assert whole["resumed_from_epoch"] is None
     assert (whole["train_rows"], whole["val_rows"], whole["test_rows"]) == (48, 16, 64)
     assert [h["epoch"] for h in whole["history"]] == [0, 1, 2]
 
     with pytest.raises(Crash):
-        run_finetune(parse_job(payload, "split"), _context("split", crash_after=1))
-    state = torch.load(tmp_path / "split" / "state.pt", weights_only=False)
+        run_finetune(_job(payload, "split", tmp_path), _context("split", crash_after=1))
+    state = torch.load(tmp_path / "split" / "state.pt", weights_only=True)
     assert state["epoch"] == 1 and not (tmp_path / "split" / "weights.pt").exists()
-    resumed = run_finetune(parse_job(payload, "split"), _context("split"))
+    resumed = run_finetune(_job(payload, "split", tmp_path), _context("split"))
     assert resumed["resumed_from_epoch"] == 1
     for key in ("val_acc", "val_loss", "test_acc", "best_epoch", "num_classes"):
         assert resumed[key] == pytest.approx(whole[key], abs=1e-6), key
@@ -91,15 +97,15 @@ def test_resumed_run_ends_like_an_uninterrupted_one(tiny: ModelSpec, tmp_path: P
 
 
 def test_a_finished_task_run_again_answers_from_its_result(tiny: ModelSpec, tmp_path: Path) -> None:
-    payload = _payload(tiny, tmp_path, rows=32)
-    first = run_finetune(parse_job(payload, "t"), _context("t"))
-    again = run_finetune(parse_job(payload, "t"), _context("t", crash_after=1))  # no training
+    payload = _payload(tiny, rows=32)
+    first = run_finetune(_job(payload, "t", tmp_path), _context("t"))
+    again = run_finetune(_job(payload, "t", tmp_path), _context("t", crash_after=1))  # no training
     assert again == first
 
 
 def test_finetuned_weights_load_through_the_catalog_spec(tiny: ModelSpec, tmp_path: Path) -> None:
-    payload = _payload(tiny, tmp_path, rows=32, val_fraction=0.0)
-    result = run_finetune(parse_job(payload, "t"), _context("t"))
+    payload = _payload(tiny, rows=32, val_fraction=0.0)
+    result = run_finetune(_job(payload, "t", tmp_path), _context("t"))
     assert result["best_epoch"] == 2 and result["val_acc"] is None  # no validation: the last
     spec = finetuned_spec(tiny, "tiny-ft", result, ["digits-train"], "digits-test")
     assert spec.info["finetuned"] is True and spec.info["base_model"] == "tiny-vit"
@@ -136,15 +142,88 @@ def test_weights_that_do_not_fit_are_a_clear_error(tiny: ModelSpec, tmp_path: Pa
 def test_bad_payloads_are_worker_errors(
     tiny: ModelSpec, tmp_path: Path, change: dict[str, Any], message: str
 ) -> None:
-    payload = {**_payload(tiny, tmp_path), **change}
+    payload = {**_payload(tiny), **change}
     with pytest.raises(WorkerError, match=message):
-        parse_job(payload, "x")
+        _job(payload, "x", tmp_path)
 
 
 def test_one_class_is_refused(tiny: ModelSpec, tmp_path: Path) -> None:
-    payload = _payload(tiny, tmp_path, rows=1)
+    payload = _payload(tiny, rows=1)
     with pytest.raises(WorkerError, match="at least 2 rows and 2 classes"):
-        run_finetune(parse_job(payload, "x"), _context("x"))
+        run_finetune(_job(payload, "x", tmp_path), _context("x"))
+
+
+class Planted:
+    """Unpickling this object creates ``marker`` (it stands for any code an attacker runs)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[str, str]]:
+        return (open, (str(self.marker), "w"))
+
+
+@pytest.mark.parametrize("name", ["state.pt", "best.pt"])
+def test_a_planted_checkpoint_is_refused_and_never_run(
+    tiny: ModelSpec, tmp_path: Path, name: str
+) -> None:
+    payload = _payload(tiny, rows=32)
+    job = _job(payload, "t", tmp_path)
+    if name == "best.pt":  # a real run to its last epoch, then best.pt swapped before reading
+        with pytest.raises(Crash):
+            run_finetune(job, _context("t", crash_after=2))
+    job.folder.mkdir(parents=True, exist_ok=True)
+    marker = tmp_path / "ran"
+    state = {"version": 1, "epoch": 1, "model": Planted(marker)}
+    torch.save(state, job.folder / name)
+    with pytest.raises(WorkerError, match=rf"{re.escape(name)} is corrupt or unsafe") as caught:
+        run_finetune(job, _context("t"))
+    message = str(caught.value)
+    assert "Unsupported global" in message and f"delete {str(job.folder)!r}" in message
+    assert not marker.exists()
+
+
+def test_a_checkpoint_missing_fields_is_corrupt(tiny: ModelSpec, tmp_path: Path) -> None:
+    job = _job(_payload(tiny, rows=32), "t", tmp_path)
+    job.folder.mkdir(parents=True)
+    torch.save({"version": 1, "epoch": "one"}, job.folder / "state.pt")
+    with pytest.raises(WorkerError, match=r"state\.pt is corrupt: 'model' is missing"):
+        run_finetune(job, _context("t"))
+
+
+def test_the_checkpoint_folder_is_the_workers_own(tiny: ModelSpec, tmp_path: Path) -> None:
+    payload = _payload(tiny)
+    root = tmp_path / "state" / "finetune"
+    assert _job(payload, "t", root).folder == root.resolve() / "t"
+    inside = _job({**payload, "store": str(root / "sub")}, "t", root)
+    assert inside.folder == root.resolve() / "sub" / "t"
+    for store in (str(tmp_path / "elsewhere"), str(root / ".." / "x"), "/tmp"):
+        with pytest.raises(WorkerError, match="outside this worker's checkpoint folder"):
+            _job({**payload, "store": store}, "t", root)
+    root.mkdir(parents=True)
+    (root / "link").symlink_to(tmp_path, target_is_directory=True)  # inside, pointing out
+    with pytest.raises(WorkerError, match="outside"):
+        _job({**payload, "store": str(root / "link")}, "t", root)
+    for task_id in ("../t", "a/b", "", ".."):
+        with pytest.raises(WorkerError, match="cannot name a checkpoint folder"):
+            _job(payload, task_id, root)
+
+
+def test_the_default_root_is_the_workers_state_dir(tiny: ModelSpec, worker_settings: Path) -> None:
+    job = parse_job(_payload(tiny), "t")
+    assert job.folder == (worker_settings / "state" / "finetune" / "t").resolve()
+
+
+def test_a_planted_result_naming_other_weights_is_ignored(tiny: ModelSpec, tmp_path: Path) -> None:
+    payload = _payload(tiny, rows=32)
+    job = _job(payload, "t", tmp_path)
+    real = run_finetune(job, _context("t"))
+    elsewhere = tmp_path / "other.pt"
+    torch.save({}, elsewhere)
+    forged = {**real, "weights": str(elsewhere)}
+    (job.folder / "result.json").write_text(json.dumps(forged))
+    again = run_finetune(job, _context("t"))  # trains again instead of answering the forgery
+    assert again["weights"] == real["weights"]
 
 
 def test_best_epoch_prefers_accuracy_then_loss() -> None:

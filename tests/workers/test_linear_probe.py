@@ -46,9 +46,15 @@ def photos(split):
 
 
 @pytest.fixture(scope="module")
-def lite0_photos(models, store_dir):
-    """EfficientNet-Lite0 features of the small photo-crop task (one session embeds them once)."""
-    store = FeatureStore(Path(store_dir) / FEATURES_DIR)
+def state_dir(tmp_path_factory):
+    """This module's own worker state (the session store's first embeds are other tests')."""
+    return str(tmp_path_factory.mktemp("linear-state"))
+
+
+@pytest.fixture(scope="module")
+def lite0_photos(models, state_dir):
+    """EfficientNet-Lite0 features of the small photo-crop task."""
+    store = FeatureStore(Path(state_dir) / FEATURES_DIR)
     out = []
     for split in ("train", "test"):
         lite0 = zoo.model("efficientnet-lite0")
@@ -91,10 +97,10 @@ def test_lbfgs_matches_sklearn_on_lite0_features(lite0_photos):
     assert fit_lbfgs(x, y, t, 1.0, tol=1e-8).objective == pytest.approx(sk_objective, rel=1e-6)
 
 
-def test_a_classify_task_runs_the_converged_probe(lite0_photos, store_dir, monkeypatch):
+def test_a_classify_task_runs_the_converged_probe(lite0_photos, state_dir, monkeypatch):
     """The worker's classify kind, with the parameters a plain ``Linear`` plans, gives the
     same error as the probe called directly on the same stored features."""
-    monkeypatch.setenv("SHIFT_STATE_DIR", store_dir)
+    monkeypatch.setenv("SHIFT_STATE_DIR", state_dir)
     x, y, t, ty = lite0_photos
     fit, params = get_proxy("linear", {})
     direct = fit(x, y, t, ty, num_classes=16, **params)
@@ -159,7 +165,7 @@ def test_sgd_runs_upstream_shifts_budget(digits):
             {"solver": "sgd", "max_iter": 50, "tol": 0.1},
             "tol=0.1, max_iter=50 have no effect with solver 'sgd', which",
         ),
-        ({"solver": "newton"}, "solver must be 'auto', 'lbfgs' or 'sgd', got 'newton'"),
+        ({"solver": "newton"}, "solver must be one of auto, lbfgs, sgd, got 'newton'"),
         ({"solver": ""}, "non-empty string"),
         ({"l2": -1.0}, "l2 must be at least 0"),
         ({"max_iter": 0}, "max_iter must be at least 1"),
@@ -196,5 +202,5 @@ def test_the_query_names_the_solver(text, solver):
 def test_a_query_with_an_ignored_parameter_fails_before_any_task():
     with pytest.raises(QueryError, match="num_epochs=400 has no effect with solver 'lbfgs'"):
         parse(QUERY + 'Linear(solver="lbfgs", num_epochs=400)')
-    with pytest.raises(QueryError, match="solver must be"):
+    with pytest.raises(QueryError, match="solver must be one of auto, lbfgs, sgd, got 'adam'"):
         parse(QUERY + 'Linear(solver="adam")')

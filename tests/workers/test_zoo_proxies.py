@@ -64,7 +64,7 @@ def test_linear_probe_learns_a_separable_set_deterministically():
         "learning_rate": 0.1,
         "num_epochs": 50,
         "solver": "auto",
-        "l2": 1,
+        "l2": 1.0,
         "tol": 1e-5,
         "max_iter": 1000,
     }

@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 
 from shift.errors import CatalogError, WorkerError
+from shift.finetuning import checkpoint_root
+from shift.paths import confine, data_roots
 from shift.registry import lookup, register_once, summary
 from shift.specs import Modality, ModelSpec, resolve_file
 
@@ -37,6 +39,9 @@ class FeatureExtractor:
         preprocess: Rows to batch input (the family's own preprocessing).
         forward: Batch input to features.
         device: Torch device string.
+        info: Family extras for the catalog (input size, normalisation, ...).
+        head: The source classifier on the features, ``(weight (K, d), bias (K,))``, when
+            the checkpoint has one that reads exactly these features (LEEP and NCE use it).
     """
 
     def __init__(
@@ -47,6 +52,7 @@ class FeatureExtractor:
         forward: Forward,
         device: str,
         info: dict[str, Any] | None = None,
+        head: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> None:
         self.spec = spec
         self.module = module.eval()
@@ -55,6 +61,7 @@ class FeatureExtractor:
         self.info = dict(info or {})
         self.preprocess = preprocess
         self.forward = forward
+        self.head = head
         self.num_params = int(sum(p.numel() for p in module.parameters()))
         probe = _PROBES[spec.modality]()
         self.feature_dim = int(self.embed([probe]).shape[1])
@@ -90,13 +97,30 @@ class FeatureExtractor:
         return self.module
 
     def describe(self) -> dict[str, Any]:
-        """Measured facts for the catalog: feature_dim, num_params, batch_size, extras."""
+        """Measured facts for the catalog: feature_dim, num_params, batch_size, extras, and
+        ``source_classes`` (the source head's classes) when the model keeps its head."""
+        head = {} if self.head is None else {"source_classes": int(self.head[0].shape[0])}
         return {
             "feature_dim": self.feature_dim,
             "num_params": self.num_params,
             "batch_size": self.batch_size,
             **self.info,
+            **head,
         }
+
+    def source_logits(self, features: np.ndarray) -> np.ndarray:
+        """The source head's logits of stored features, ``(n, K)`` float64.
+
+        Raises:
+            WorkerError: the model has no source head on these features.
+        """
+        if self.head is None:
+            raise WorkerError(
+                f"model {self.spec.name!r} has no source classifier head on its features "
+                "(a random-init control, a truncation or a headless checkpoint)"
+            )
+        weight, bias = self.head
+        return np.asarray(features, dtype=np.float64) @ weight.T + bias
 
 
 def _gray_image() -> Any:
@@ -172,16 +196,86 @@ WEIGHTS_KEY = "weights"
 how fine-tuned models are registered (their base spec's loader plus their weights)."""
 
 
+def local_roots() -> tuple[tuple[Path, ...], tuple[Path, ...]]:
+    """This worker's data roots and the folders shift writes (fine-tuned weights), from its
+    settings: where a model's local files may lie."""
+    from shift.settings import load_settings
+
+    settings = load_settings()
+    roots = data_roots(str(settings["data_roots"]))
+    return roots, (checkpoint_root(settings["state_dir"]),)
+
+
 def model_file(spec: ModelSpec, ref: Any) -> Path:
     """The path of a file a model's loader names (see :func:`shift.specs.resolve_file`).
 
+    A packaged file (``{"distribution", "path"}``) is found in its installed package; a
+    plain path (a string or ``{"path"}``) is confined to the data roots exactly as dataset
+    paths are (a relative path is looked up under each root), or lies in a folder shift
+    writes itself.
+
     Raises:
-        WorkerError: the reference is malformed or the file is missing; names the model.
+        WorkerError: the reference is malformed, the file is missing or it lies outside the
+            data roots; names the model.
     """
     try:
+        if isinstance(ref, str):
+            ref = {"path": ref}
+        if isinstance(ref, dict) and "distribution" not in ref and isinstance(ref.get("path"), str):
+            roots, own = local_roots()
+            return confine(ref["path"], roots, also=own)
         return resolve_file(ref)
     except CatalogError as error:
         raise WorkerError(f"model {spec.name!r}: {error}") from None
+
+
+def failure_reason(error: BaseException) -> str:
+    """One line saying why a third-party loader refused a file.
+
+    torch's weights-only refusal opens with advice to load the file unsafely; the line that
+    names the refused global is the reason worth reporting.
+    """
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    named = [line for line in lines if "WeightsUnpickler error" in line]
+    line = (named or lines or [type(error).__name__])[0]
+    return line if len(line) <= 300 else line[:297] + "..."
+
+
+def load_state_file(spec: ModelSpec, path: Path) -> dict[str, Any]:
+    """The state dict (names to tensors) in a ``.safetensors`` file or a ``torch.save`` file.
+
+    ``torch.save`` files load with ``weights_only=True``: tensors and plain containers only,
+    never a pickled object. A ``{"state_dict": ...}`` wrapper is unwrapped.
+
+    Raises:
+        WorkerError: the file is corrupt, not of its kind, or holds no state dict.
+    """
+    kind = "safetensors" if path.suffix == ".safetensors" else "PyTorch state-dict"
+    try:
+        if kind == "safetensors":
+            from safetensors.torch import load_file
+
+            state: Any = load_file(str(path))
+        else:
+            import torch
+
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # zipfile, unpickler, safetensors and torch errors: a bad file
+        raise WorkerError(
+            f"model {spec.name!r}: checkpoint {path} is corrupt or not a {kind} file: "
+            f"{failure_reason(error)}"
+        ) from None
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
+        state = state["state_dict"]
+    if (
+        not isinstance(state, dict)
+        or not state
+        or not all(hasattr(v, "shape") for v in state.values())
+    ):
+        raise WorkerError(
+            f"model {spec.name!r}: checkpoint {path} is not a state dict (names to tensors)"
+        )
+    return state
 
 
 def load_model(spec: ModelSpec, device: str = "cpu") -> FeatureExtractor:
@@ -194,11 +288,9 @@ def load_model(spec: ModelSpec, device: str = "cpu") -> FeatureExtractor:
     weights = spec.loader.get(WEIGHTS_KEY)
     if weights is None:
         return extractor
-    import torch
-
     path = model_file(spec, weights)
     module = extractor.torch_module()
-    state = torch.load(path, map_location=device, weights_only=True)
+    state = load_state_file(spec, path)
     try:
         module.load_state_dict(state, strict=True)
     except RuntimeError as error:

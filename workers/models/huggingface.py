@@ -6,18 +6,26 @@ folder); ``pooling`` (``mean`` over the attention mask, the default for text; ``
 does); ``max_tokens`` (text truncation, default 128); ``num_layers`` (keep only the first
 layers: a truncated variant); ``random_init`` with ``seed`` (the same config, random weights:
 a control). Text uses the model's own tokenizer; vision its own image processor. Hub ids
-load through the hub cache (``HF_HUB_OFFLINE=1`` makes that cache-only).
+load through the hub cache (``HF_HUB_OFFLINE=1`` makes that cache-only). A local folder is
+confined to the data roots like every local path (:func:`model_source`); a repository's own
+code never runs (``trust_remote_code=False``) and weights load as safetensors or weights-only.
 """
 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 from shift.errors import CatalogError, WorkerError
-from shift.specs import Modality, ModelSpec, resolve_file
-from workers.models.base import FeatureExtractor, register_family
+from shift.paths import hub_or_path
+from shift.specs import Modality, ModelSpec
+from workers.models.base import (
+    FeatureExtractor,
+    failure_reason,
+    local_roots,
+    model_file,
+    register_family,
+)
 
 CLS_TOKEN_TYPES = frozenset({"vit", "deit", "dinov2", "vit_msn", "vit_mae", "dino"})
 """Vision models whose classification head reads the first (CLS) token."""
@@ -25,20 +33,32 @@ CLS_TOKEN_TYPES = frozenset({"vit", "deit", "dinov2", "vit_msn", "vit_mae", "din
 log = logging.getLogger(__name__)
 
 
-def model_source(value: Any) -> str:
-    """A hub id or the path of a local folder, from a loader's ``model`` value.
+def model_source(spec: ModelSpec, value: Any) -> tuple[str, bool]:
+    """A hub id or the path of a local folder, from a loader's ``model`` (or ``tokenizer``).
+
+    A file reference (``{"path"}`` or ``{"distribution", "path"}``) is a folder; a plain
+    string is a folder when :func:`shift.paths.hub_or_path` says so (absolute, ``~``, ``.``,
+    or found under a data root: relative folders resolve against the roots exactly as
+    dataset paths do) and is confined to the data roots; else it is a hub id.
+
+    Returns:
+        The source and whether it is a local folder.
 
     Raises:
-        WorkerError: the value is neither a string nor a resolvable file reference.
+        WorkerError: the value is malformed, or a path outside the data roots.
     """
     if isinstance(value, dict):
-        try:
-            return str(resolve_file(value))
-        except CatalogError as error:
-            raise WorkerError(str(error)) from None
+        return str(model_file(spec, value)), True
     if isinstance(value, str) and value:
-        return str(Path(value).expanduser()) if Path(value).expanduser().exists() else value
-    raise WorkerError(f"a huggingface model needs 'model' (hub id or folder), got {value!r}")
+        roots, own = local_roots()
+        try:
+            path = hub_or_path(value, roots, also=own)
+        except CatalogError as error:
+            raise WorkerError(f"model {spec.name!r}: {error}") from None
+        return (value, False) if path is None else (str(path), True)
+    raise WorkerError(
+        f"model {spec.name!r}: a huggingface model needs 'model' (hub id or folder), got {value!r}"
+    )
 
 
 def mean_pool(hidden: Any, mask: Any) -> Any:
@@ -77,6 +97,19 @@ def tokenize(tokenizer: Any, max_tokens: int) -> Any:
     return preprocess
 
 
+def load_failure(spec: ModelSpec, source: str, local: bool, error: BaseException) -> WorkerError:
+    """The error of a model that transformers could not load: a local folder is named as
+    corrupt, a hub id as not loadable (offline, unknown id)."""
+    if local:
+        return WorkerError(
+            f"model {spec.name!r}: checkpoint {source} is corrupt or not a transformers model "
+            f"folder: {failure_reason(error)}"
+        )
+    return WorkerError(
+        f"model {spec.name!r} failed to load from hub id {source!r}: {failure_reason(error)}"
+    )
+
+
 @register_family("huggingface")
 def load_huggingface(spec: ModelSpec, device: str) -> FeatureExtractor:
     """transformers models: text with mean pooling, vision pooled as the architecture intends."""
@@ -84,20 +117,20 @@ def load_huggingface(spec: ModelSpec, device: str) -> FeatureExtractor:
     import transformers
 
     loader = spec.loader
-    source = model_source(loader.get("model"))
-    config = transformers.AutoConfig.from_pretrained(source)
-    num_layers = loader.get("num_layers")
-    if num_layers is not None:
-        config.num_hidden_layers = int(num_layers)
-    # Seeded either way: weights a checkpoint lacks (an unused pooler, say) are initialised
-    # the same on every worker, so a model's features never depend on which worker ran it.
-    torch.manual_seed(int(loader.get("seed", 0)))
+    source, local = model_source(spec, loader.get("model"))
     try:
+        config = transformers.AutoConfig.from_pretrained(source, trust_remote_code=False)
+        num_layers = loader.get("num_layers")
+        if num_layers is not None:
+            config.num_hidden_layers = int(num_layers)
+        # Seeded either way: weights a checkpoint lacks (an unused pooler, say) are initialised
+        # the same on every worker, so a model's features never depend on which worker ran it.
+        torch.manual_seed(int(loader.get("seed", 0)))
         if loader.get("random_init"):
             model = transformers.AutoModel.from_config(config)
         else:
             model, loading = transformers.AutoModel.from_pretrained(
-                source, config=config, output_loading_info=True
+                source, config=config, output_loading_info=True, trust_remote_code=False
             )
             if loading.get("missing_keys"):
                 missing = sorted(loading["missing_keys"])
@@ -105,12 +138,12 @@ def load_huggingface(spec: ModelSpec, device: str) -> FeatureExtractor:
                     "model %s: %d weight(s) missing from %s were initialised with seed %s: %s",
                     spec.name, len(missing), source, loader.get("seed", 0), ", ".join(missing[:5]),
                 )  # fmt: skip
-    except (OSError, ValueError) as error:
-        raise WorkerError(f"model {spec.name!r} failed to load from {source}: {error}") from None
+    except Exception as error:  # OSError, ValueError, safetensors and torch errors alike
+        raise load_failure(spec, source, local, error) from None
     model = model.to(device)
     info: dict[str, Any] = {"model_type": config.model_type}
     if spec.modality is Modality.TEXT:
-        tokenizer = transformers.AutoTokenizer.from_pretrained(source)
+        tokenizer = transformers.AutoTokenizer.from_pretrained(source, trust_remote_code=False)
         max_tokens = int(loader.get("max_tokens", 128))
         info["max_tokens"] = max_tokens
         pooling = str(loader.get("pooling", "mean"))
@@ -122,7 +155,7 @@ def load_huggingface(spec: ModelSpec, device: str) -> FeatureExtractor:
             device,
             info,
         )
-    processor = transformers.AutoImageProcessor.from_pretrained(source)
+    processor = transformers.AutoImageProcessor.from_pretrained(source, trust_remote_code=False)
     pooling = str(loader.get("pooling", "auto"))
     if pooling == "auto":
         pooling = "cls" if config.model_type in CLS_TOKEN_TYPES else "pooler"

@@ -1,7 +1,10 @@
 """The ``local`` family: an image model in a local file that maps images to features.
 
 The file is a ``torch.export`` program (``.pt2``, written by ``torch.export.save``; export it
-in eval mode with a dynamic batch dimension) or, deprecated by torch, a TorchScript file.
+in eval mode with a dynamic batch dimension) or, deprecated by torch, a TorchScript file. A
+model file is a program: it is read only from inside the data roots, and a ``.pt2`` archive
+is checked first (:mod:`workers.models.archives`: no pickled member, no compiled code, only
+operator calls).
 Loader parameters: ``path`` (file reference), ``input_size`` (pixels, default 224), ``mean``
 and ``std`` (default ImageNet's), ``interpolation`` (default bilinear), ``crop_pct`` (default
 0.875). Images are resized so that the centre crop of ``input_size`` keeps ``crop_pct``.
@@ -16,7 +19,8 @@ from typing import Any
 
 from shift.errors import WorkerError
 from shift.specs import ModelSpec
-from workers.models.base import FeatureExtractor, model_file, register_family
+from workers.models.archives import check_program_archive
+from workers.models.base import FeatureExtractor, failure_reason, model_file, register_family
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -58,16 +62,22 @@ def _load_script(path: Path, device: str) -> Any:
     try:
         return torch.jit.load(str(path), map_location=device)
     except (RuntimeError, ValueError) as error:
-        raise WorkerError(f"{path.name} is not a TorchScript model: {error}") from None
+        raise WorkerError(
+            f"checkpoint {path} is corrupt or not a TorchScript file: {failure_reason(error)}"
+        ) from None
 
 
 def _load_exported(path: Path, device: str) -> Any:
     import torch
 
+    check_program_archive(path)
     try:
         program = torch.export.load(str(path))
-    except Exception as error:  # zipfile, pickle and torch errors alike: a bad file
-        raise WorkerError(f"{path.name} is not a torch.export program: {error}") from None
+    except Exception as error:  # zipfile and torch errors alike: a bad file
+        raise WorkerError(
+            f"checkpoint {path} is corrupt or not a torch.export (.pt2) file: "
+            f"{failure_reason(error)}"
+        ) from None
     return _exported_class()(program.module()).to(device)
 
 

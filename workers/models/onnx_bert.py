@@ -14,7 +14,7 @@ from typing import Any
 
 from shift.errors import WorkerError
 from shift.specs import ModelSpec
-from workers.models.base import FeatureExtractor, model_file, register_family
+from workers.models.base import FeatureExtractor, failure_reason, model_file, register_family
 from workers.models.huggingface import model_source, text_forward, tokenize
 
 PREFIXES = ("model.0.auto_model.", "bert.", "")
@@ -86,7 +86,15 @@ def load_onnx_bert(spec: ModelSpec, device: str) -> FeatureExtractor:
 
     loader = spec.loader
     path = model_file(spec, loader.get("onnx"))
-    state = onnx_state_dict(str(path))
+    try:
+        state = onnx_state_dict(str(path))
+    except WorkerError:
+        raise
+    except Exception as error:  # protobuf and onnx errors alike: a bad file
+        raise WorkerError(
+            f"model {spec.name!r}: checkpoint {path} is corrupt or not an ONNX file: "
+            f"{failure_reason(error)}"
+        ) from None
     config = bert_config(state, int(loader.get("num_heads", 12)))
     model = transformers.BertModel(config, add_pooling_layer=False)
     missing, unexpected = model.load_state_dict(
@@ -98,7 +106,10 @@ def load_onnx_bert(spec: ModelSpec, device: str) -> FeatureExtractor:
             f"ONNX file {path.name} does not match a BertModel: missing {missing[:3]}, "
             f"unexpected {unexpected[:3]}"
         )
-    tokenizer = transformers.AutoTokenizer.from_pretrained(model_source(loader.get("tokenizer")))
+    tokenizer_source, _ = model_source(spec, loader.get("tokenizer"))
+    tokenizer = transformers.AutoTokenizer.from_pretrained(
+        tokenizer_source, trust_remote_code=False
+    )
     max_tokens = int(loader.get("max_tokens", 128))
     model = model.to(device)
     forward = text_forward(model, str(loader.get("pooling", "mean")))

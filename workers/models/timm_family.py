@@ -1,6 +1,7 @@
 """The ``timm`` family: image models with ``num_classes=0`` pooled features.
 
-Loader parameters: ``arch`` (timm model name); ``checkpoint`` (a file reference; its state
+Loader parameters: ``arch`` (timm model name); ``checkpoint`` (a file reference to a
+``torch.save`` state dict, read with ``weights_only=True``, or a ``.safetensors`` file; its state
 dict is mapped onto the architecture key by key, in order, with every shape checked, so
 checkpoints with other key names load too); ``pretrained`` (hub weights, for users with
 internet; default true without a checkpoint); ``seed`` (random init when not pretrained);
@@ -13,9 +14,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from shift.errors import WorkerError
 from shift.specs import ModelSpec
-from workers.models.base import FeatureExtractor, model_file, register_family
+from workers.models.base import FeatureExtractor, load_state_file, model_file, register_family
 
 
 def load_by_position(module: Any, state: dict[str, Any], source: str) -> None:
@@ -58,11 +61,12 @@ def load_timm(spec: ModelSpec, device: str) -> FeatureExtractor:
         if checkpoint is not None:
             model = timm.create_model(arch, pretrained=False)
             path = model_file(spec, checkpoint)
-            state = torch.load(path, map_location="cpu", weights_only=True)
-            load_by_position(model, state.get("state_dict", state), path.name)
+            load_by_position(model, load_state_file(spec, path), path.name)
+            head = source_head(model) if loader.get("stage") is None else None
             model.reset_classifier(0)
         else:
             model = timm.create_model(arch, pretrained=pretrained, num_classes=0)
+            head = None
     except RuntimeError as error:
         raise WorkerError(f"model {spec.name!r} failed to load: {error}") from None
     config = resolve_data_config(model=model)
@@ -91,4 +95,21 @@ def load_timm(spec: ModelSpec, device: str) -> FeatureExtractor:
         "std": list(config["std"]),
         "interpolation": config["interpolation"],
     }
-    return FeatureExtractor(spec, model, preprocess, forward, device, info)
+    return FeatureExtractor(spec, model, preprocess, forward, device, info, head)
+
+
+def source_head(model: Any) -> tuple[np.ndarray, np.ndarray] | None:
+    """The checkpoint's classifier as ``(weight (K, d), bias (K,))`` float64 arrays, when it
+    is one linear layer on the pooled features (what LEEP and NCE read); else ``None``."""
+    import torch
+
+    layer = model.get_classifier()
+    if not isinstance(layer, torch.nn.Linear) or layer.out_features < 2:
+        return None
+    weight = layer.weight.detach().double().cpu().numpy()
+    bias = (
+        layer.bias.detach().double().cpu().numpy()
+        if layer.bias is not None
+        else np.zeros(layer.out_features)
+    )
+    return weight, bias

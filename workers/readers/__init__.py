@@ -10,10 +10,10 @@ import threading
 from collections import OrderedDict
 from pathlib import Path
 
+from shift.paths import confine, data_roots
 from shift.specs import DatasetSpec
 from workers.readers import bundled, files  # noqa: F401  (register the reader kinds)
 from workers.readers.base import READERS, Dataset, ReaderKind, get_reader, register_reader
-from workers.readers.paths import confine, data_roots
 
 __all__ = [
     "READERS",

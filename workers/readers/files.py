@@ -10,8 +10,8 @@ from typing import Any
 import numpy as np
 
 from shift.errors import CatalogError
+from shift.paths import confine
 from workers.readers.base import Dataset, param, register_reader, seeded_order
-from workers.readers.paths import confine
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 """File endings an image folder reads (case-insensitive)."""

@@ -8,6 +8,9 @@ import sys
 
 from shift.cliflags import Flag, add_setting_flags
 
+HELP = "Run the broker alone (REST API and ZeroMQ ROUTER)."
+"""One line of ``shift --help``."""
+
 BROKER_FLAGS: tuple[Flag, ...] = (
     ("--state-dir", "state_dir", str),
     ("--http-host", "http_host", str),

@@ -10,6 +10,9 @@ import sys
 
 from shift.cliflags import Flag, add_setting_flags, setting_overrides
 
+HELP = "Run one worker for one device, connected to a broker."
+"""One line of ``shift --help``."""
+
 WORKER_FLAGS: tuple[Flag, ...] = (
     ("--heartbeat-ms", "heartbeat_ms", int),
     ("--liveness", "liveness", int),

@@ -3,32 +3,30 @@
 ``install`` registers every zoo model and dataset over REST (``POST /v1/models`` and
 ``/v1/datasets``), waits until the broker has measured them, and prints a table; it is
 idempotent (already registered entries answer 200 and are left alone). ``list`` prints
-what the zoo offers and, when a broker answers, whether each entry is installed.
-Plain ``urllib`` keeps this client free of aiohttp.
+what the zoo offers and, when a broker answers, whether each entry is installed. It talks
+to the broker through :class:`repl.client.BrokerClient`, the one HTTP client of shift.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from typing import Any
 
+from repl.client import BrokerClient, ClientError
 from shift import zoo
 from shift.errors import ShiftError
+
+HELP = "Install or list the offline zoo in a running broker."
+"""One line of ``shift --help``."""
 
 INSTALL_TIMEOUT_S = 600.0
 """Longest ``install`` waits for the broker to measure every entry."""
 
-
-class ClientError(ShiftError):
-    """The broker could not be reached or refused a request."""
-
-    code = "client_error"
+REQUEST_TIMEOUT_S = 60.0
+"""Timeout of one request (registering an entry answers at once; measuring is polled)."""
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -44,33 +42,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def request(url: str, token: str, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-    """One JSON request; returns (status, decoded body).
+def _entries(client: BrokerClient) -> dict[str, dict[str, dict[str, Any]]]:
+    """The broker's models and datasets by name.
 
     Raises:
-        ClientError: the broker cannot be reached.
+        ClientError: The broker cannot be reached, refuses, or answers another shape.
     """
-    data = None if body is None else json.dumps(body).encode()
-    headers = {"Content-Type": "application/json"}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    req = urllib.request.Request(url.rstrip("/") + path, data, headers, method=method)
-    try:
-        with urllib.request.urlopen(req, timeout=60) as answer:
-            return answer.status, json.load(answer)
-    except urllib.error.HTTPError as error:
-        return error.code, json.load(error)
-    except (urllib.error.URLError, OSError) as error:
-        raise ClientError(f"cannot reach the broker at {url}: {error}") from None
-
-
-def _entries(url: str, token: str) -> dict[str, dict[str, dict[str, Any]]]:
     out = {}
     for kind in ("models", "datasets"):
-        status, body = request(url, token, "GET", f"/v1/{kind}")
-        if status != 200:
-            raise ClientError(f"GET /v1/{kind}: {body.get('error', {}).get('message', status)}")
-        out[kind] = {e["name"]: e for e in body[kind]}
+        body = client.request("GET", f"/v1/{kind}")
+        entries = body.get(kind) if isinstance(body, dict) else None
+        if not isinstance(entries, list):
+            raise ClientError(f"GET /v1/{kind}: unexpected answer from the broker: {body!r}")
+        out[kind] = {e["name"]: e for e in entries}
     return out
 
 
@@ -111,17 +95,23 @@ def _rows(installed: dict[str, dict[str, dict[str, Any]]] | None) -> list[list[A
 COLUMNS = ("kind", "name", "modality", "installed", "measured")
 
 
-def install(url: str, token: str, timeout_s: float) -> int:
-    """Register every zoo entry, wait for the measurements, print the table."""
+def install(client: BrokerClient, timeout_s: float) -> int:
+    """Register every zoo entry, wait for the measurements, print the table.
+
+    Raises:
+        ClientError: The broker cannot be reached.
+    """
     for kind, specs in (("models", zoo.MODELS), ("datasets", zoo.DATASETS)):
         for spec in specs:
-            status, body = request(url, token, "POST", f"/v1/{kind}", spec.to_json())
-            if status not in (200, 201):
-                message = body.get("error", {}).get("message", status)
-                print(f"shift zoo: {spec.name}: {message}", file=sys.stderr)
+            try:
+                client.request("POST", f"/v1/{kind}", spec.to_json())
+            except ShiftError as error:
+                if isinstance(error, ClientError) and error.unreachable:
+                    raise
+                print(f"shift zoo: {spec.name}: {error}", file=sys.stderr)
     deadline = time.monotonic() + timeout_s
     while True:
-        installed = _entries(url, token)
+        installed = _entries(client)
         pending = [e for k in installed.values() for e in k.values() if e["status"] == "pending"]
         if not pending or time.monotonic() > deadline:
             break
@@ -142,11 +132,12 @@ def run(args: argparse.Namespace) -> int:
     settings = load_settings()
     url = args.url or settings["url"]
     token = args.token if args.token is not None else settings["token"]
+    client = BrokerClient(url, token, REQUEST_TIMEOUT_S)
     try:
         if args.action == "install":
-            return install(url, token, args.timeout_s)
+            return install(client, args.timeout_s)
         try:
-            installed = _entries(url, token)
+            installed = _entries(client)
         except ClientError as error:
             print(f"shift zoo: {error}; showing the zoo only", file=sys.stderr)
             installed = None

@@ -12,6 +12,9 @@ import sys
 
 from shift.errors import QueryError
 
+HELP = "Parse SHiFT-QL and print the query tree as JSON."
+"""One line of ``shift --help``."""
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add the arguments of ``shift parse``."""

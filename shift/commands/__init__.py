@@ -1,1 +1,0 @@
-"""Subcommands of the ``shift`` console script that need only the pure core."""
