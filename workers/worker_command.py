@@ -63,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
         embed,
         finetune,
         purge,
+        rank,
         task2vec,
     )
     from workers.runtime import Worker, WorkerConfig, default_memory_bytes

@@ -35,7 +35,7 @@ DATASET_COLUMNS: tuple[str, ...] = (
 RESULT_COLUMNS: tuple[str, ...] = ("err", "acc", "train_rows", "test_rows", "classifier")
 
 #: Columns a RANK query adds to each model: the ranker's score.
-RANK_COLUMNS: tuple[str, ...] = ("score",)
+RANK_COLUMNS: tuple[str, ...] = ("score", "ci_low", "ci_high", "train_rows", "tied_with_first")
 
 #: Columns ``REGISTER MODEL`` and ``REGISTER DATASET`` accept (the rest is measured).
 REGISTER_COLUMNS: dict[str, tuple[str, ...]] = {
