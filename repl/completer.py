@@ -304,7 +304,11 @@ def _register(e: Expected, _f: Frame, c: Continuations, _n: Names, _s: bool) -> 
 
 
 def _call(spec: MethodSpec) -> str:
-    args = ", ".join(f"{p.name}={p.default}" for p in spec.params)
+    # single quotes: valid in a bare call and inside a double-quoted method string
+    args = ", ".join(
+        f"{p.name}='{p.default}'" if isinstance(p.default, str) else f"{p.name}={p.default}"
+        for p in spec.params
+    )
     return f"{spec.display if spec.display != spec.name else spec.name}({args})"
 
 

@@ -94,15 +94,125 @@ CLASSIFIERS: dict[str, MethodSpec] = {
             "Linear",
             ("linear", "logistic", "linear probe", "linearprobe"),
             (
-                ParamSpec("learning_rate", float, 0.01, 1e-8, 10.0, "SGD learning rate", ("lr",)),
                 ParamSpec(
-                    "num_epochs", int, 100, 1, 100_000, "full passes over the data", ("epochs",)
+                    "learning_rate",
+                    float,
+                    0.01,
+                    1e-8,
+                    10.0,
+                    "SGD step size (solver 'sgd' only)",
+                    ("lr",),
+                ),
+                ParamSpec(
+                    "num_epochs",
+                    int,
+                    100,
+                    1,
+                    100_000,
+                    "SGD full-batch steps (solver 'sgd' only)",
+                    ("epochs",),
+                ),
+                ParamSpec(
+                    "solver",
+                    str,
+                    "auto",
+                    help="'lbfgs' (fit to convergence), 'sgd' (upstream SHiFT's fixed SGD "
+                    "budget) or 'auto' ('sgd' when learning_rate or num_epochs is set, "
+                    "else 'lbfgs')",
+                    choices=("auto", "lbfgs", "sgd"),
+                ),
+                ParamSpec(
+                    "l2",
+                    float,
+                    1.0,
+                    0.0,
+                    1e6,
+                    "L2 penalty on the weights added to the summed loss, scikit-learn's 1/C "
+                    "(solver 'lbfgs' only)",
+                ),
+                ParamSpec(
+                    "tol",
+                    float,
+                    1e-5,
+                    1e-12,
+                    1.0,
+                    "stop when no gradient component of the mean objective exceeds this "
+                    "(solver 'lbfgs' only)",
+                ),
+                ParamSpec(
+                    "max_iter",
+                    int,
+                    1000,
+                    1,
+                    100_000,
+                    "L-BFGS iteration cap (solver 'lbfgs' only)",
+                    ("max_iterations",),
                 ),
             ),
-            help="A linear (softmax) classifier trained on frozen features.",
+            help="Multinomial logistic regression on standardised frozen features, fitted to "
+            "convergence by L-BFGS (or by upstream SHiFT's fixed-budget SGD).",
         ),
     )
 }
+
+LINEAR_SOLVERS: dict[str, tuple[str, ...]] = {
+    "lbfgs": ("l2", "tol", "max_iter"),
+    "sgd": ("learning_rate", "num_epochs"),
+}
+"""The Linear proxy's solvers and the parameters each one uses."""
+
+
+def linear_solver(params: dict[str, Any]) -> str:
+    """The solver a full Linear parameter set runs: ``solver``, with ``auto`` resolved.
+
+    ``auto`` is ``sgd`` when ``learning_rate`` or ``num_epochs`` differs from its default
+    (so upstream SHiFT's ``Linear(learning_rate=0.01, num_epochs=400)`` keeps its meaning),
+    and ``lbfgs`` otherwise.
+    """
+    solver = str(params.get("solver", "auto"))
+    if solver != "auto":
+        return solver
+    spec = CLASSIFIERS["linear"]
+    changed = any(
+        (p := spec.param(name)) is not None and params.get(name, p.default) != p.default
+        for name in LINEAR_SOLVERS["sgd"]
+    )
+    return "sgd" if changed else "lbfgs"
+
+
+def classifier_problem(name: str, params: dict[str, Any]) -> str:
+    """What is wrong with a classifier's full parameter set as a whole, or an empty string.
+
+    Each parameter on its own (an unknown solver too) is checked by :meth:`ParamSpec.check`;
+    this checks how they combine: a parameter that the chosen Linear solver does not use must
+    be left at its default rather than silently ignored.
+    """
+    if name != "linear":
+        return ""
+    solver = str(params.get("solver", "auto"))
+    chosen = linear_solver(params)
+    if chosen not in LINEAR_SOLVERS:
+        return ""  # ParamSpec.check reports an unknown solver
+    spec = CLASSIFIERS["linear"]
+    unused = [
+        f"{p.name}={params[p.name]!r}"
+        for other, names in LINEAR_SOLVERS.items()
+        if other != chosen
+        for p in spec.params
+        if p.name in names and p.name in params and params[p.name] != p.default
+    ]
+    if not unused:
+        return ""
+    other = next(s for s in LINEAR_SOLVERS if s != chosen)
+    why = " (solver 'auto' picks 'sgd' when learning_rate or num_epochs is set)"
+    return (
+        f"{', '.join(unused)} {'have' if len(unused) > 1 else 'has'} no effect with solver "
+        f"{chosen!r}"
+        f"{why if solver == 'auto' else ''}, which uses only {', '.join(LINEAR_SOLVERS[chosen])}; "
+        f"remove {'them' if len(unused) > 1 else 'it'}, or write solver={other!r} and leave out "
+        f"{', '.join(LINEAR_SOLVERS[chosen])}"
+    )
+
 
 NN_CLASSIFIERS = frozenset({"euclidean_nn", "cosine_nn"})
 """Proxies whose results carry nearest-neighbour state (incremental over chunks)."""

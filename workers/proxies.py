@@ -1,5 +1,9 @@
 """Proxy classifiers on frozen features: Euclidean and Cosine 1-NN, and a linear probe.
 
+The linear probe (multinomial logistic regression fitted to convergence by L-BFGS, or
+upstream SHiFT's fixed-budget SGD) lives in :mod:`workers.linear`; its result here also
+says how the fit went (solver, iterations, converged, final gradient).
+
 The 1-NN proxies are exact (float64 distances that depend on the two rows alone, ties
 broken towards the lowest train index) and computed blockwise with torch, so memory stays
 bounded by the block sizes. Besides the
@@ -19,7 +23,8 @@ from typing import Any
 import numpy as np
 
 from shift.errors import WorkerError
-from shift.proxies import CLASSIFIERS
+from shift.proxies import CLASSIFIERS, classifier_problem, linear_solver
+from workers.linear import fit_lbfgs, fit_sgd
 
 TEST_BLOCK_ROWS = 1024
 TRAIN_BLOCK_ROWS = 4096
@@ -38,6 +43,11 @@ class ProxyResult:
         nn_distance: Its distance (1-NN proxies only).
         distance_pairs: (test row, train row) distances computed (1-NN proxies only): the
             cost a prior saves.
+        solver: The Linear solver that ran, ``lbfgs`` or ``sgd`` (Linear only).
+        iterations: L-BFGS iterations or SGD steps (Linear only).
+        converged: L-BFGS met its stopping test; ``None`` for SGD, which has none.
+        grad_norm: Largest absolute component of the final gradient of the solver's
+            objective (Linear only).
     """
 
     err: float
@@ -47,6 +57,10 @@ class ProxyResult:
     nn_index: np.ndarray | None = None
     nn_distance: np.ndarray | None = None
     distance_pairs: int = 0
+    solver: str | None = None
+    iterations: int | None = None
+    converged: bool | None = None
+    grad_norm: float | None = None
 
 
 _NEAR_TIE = 1e-9
@@ -234,44 +248,63 @@ def linear_probe(
     train_y: np.ndarray,
     test_x: np.ndarray,
     test_y: np.ndarray,
-    learning_rate: float = 0.01,
-    num_epochs: int = 100,
     num_classes: int | None = None,
     batch_rows: int | None = None,
     seed: int = 0,
-    **_: Any,
+    **params: Any,
 ) -> ProxyResult:
-    """A softmax classifier on standardised features, trained with SGD in torch.
+    """Multinomial logistic regression on standardised features (see :mod:`workers.linear`).
 
-    Full-batch by default (``batch_rows`` for minibatches, shuffled with ``seed``); weights
-    start at zero, so the result is deterministic.
+    ``params`` are the Linear parameters of ``shift.proxies.CLASSIFIERS`` (missing ones take
+    their defaults): ``solver`` ``lbfgs`` fits to convergence with penalty ``l2`` (scikit-
+    learn's ``1/C``), tolerance ``tol`` and cap ``max_iter``; ``sgd`` runs upstream SHiFT's
+    fixed budget of ``num_epochs`` steps of size ``learning_rate`` (``batch_rows`` for
+    minibatches shuffled with ``seed``); ``auto`` picks ``sgd`` when an SGD parameter is set.
+    The result reports the solver, its iterations, whether it converged and the final
+    gradient's largest component.
+
+    Raises:
+        WorkerError: the parameters are invalid or do not fit the solver.
     """
-    import torch
+    filled = _linear_params(params)
+    solver = linear_solver(filled)
+    if solver == "sgd":
+        k = int(num_classes or int(max(train_y.max(initial=0), test_y.max(initial=0))) + 1)
+        fit = fit_sgd(
+            train_x,
+            train_y,
+            test_x,
+            k,
+            filled["learning_rate"],
+            filled["num_epochs"],
+            batch_rows,
+            seed,
+        )
+    else:
+        fit = fit_lbfgs(train_x, train_y, test_x, filled["l2"], filled["tol"], filled["max_iter"])
+    err = float(np.mean(fit.predicted != test_y)) if len(test_y) else 0.0
+    return ProxyResult(
+        err,
+        1 - err,
+        len(train_x),
+        len(test_x),
+        solver=fit.solver,
+        iterations=fit.iterations,
+        converged=fit.converged,
+        grad_norm=fit.grad_norm,
+    )
 
-    k = int(num_classes or int(max(train_y.max(initial=0), test_y.max(initial=0))) + 1)
-    x = torch.from_numpy(np.asarray(train_x, dtype=np.float32))
-    mean, std = x.mean(0), x.std(0, unbiased=False).clamp_min(1e-6)
-    x = (x - mean) / std
-    y = torch.from_numpy(np.asarray(train_y, dtype=np.int64))
-    layer = torch.nn.Linear(x.shape[1], k)
-    torch.nn.init.zeros_(layer.weight)
-    torch.nn.init.zeros_(layer.bias)
-    optimizer = torch.optim.SGD(layer.parameters(), lr=float(learning_rate))
-    generator = torch.Generator().manual_seed(int(seed))
-    rows = batch_rows or len(x)
-    for _epoch in range(int(num_epochs)):
-        order = torch.randperm(len(x), generator=generator) if rows < len(x) else None
-        for start in range(0, len(x), rows):
-            pick = order[start : start + rows] if order is not None else slice(None)
-            optimizer.zero_grad()
-            loss = torch.nn.functional.cross_entropy(layer(x[pick]), y[pick])
-            loss.backward()
-            optimizer.step()
-    with torch.no_grad():
-        t = (torch.from_numpy(np.asarray(test_x, dtype=np.float32)) - mean) / std
-        predicted = layer(t).argmax(1).numpy()
-    err = float(np.mean(predicted != test_y)) if len(test_y) else 0.0
-    return ProxyResult(err, 1 - err, len(train_x), len(test_x))
+
+def _linear_params(params: dict[str, Any]) -> dict[str, Any]:
+    """The Linear parameters with defaults filled in, checked one by one and together."""
+    spec = CLASSIFIERS["linear"]
+    filled = {p.name: params.get(p.name, p.default) for p in spec.params}
+    for p in spec.params:
+        if problem := p.check(filled[p.name]):
+            raise WorkerError(f"classifier 'linear': {problem}")
+    if problem := classifier_problem("linear", filled):
+        raise WorkerError(f"classifier 'linear': {problem}")
+    return filled
 
 
 PROXIES: dict[str, Callable[..., ProxyResult]] = {
@@ -306,4 +339,6 @@ def get_proxy(
         problem = p.check(filled[p.name])
         if problem:
             raise WorkerError(f"classifier {name!r}: {problem}")
+    if problem := classifier_problem(name, filled):
+        raise WorkerError(f"classifier {name!r}: {problem}")
     return PROXIES[name], filled

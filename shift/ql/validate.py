@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
-from shift.proxies import CLASSIFIERS, FINETUNE_PARAMS, RANKERS, MethodSpec
+from shift.proxies import CLASSIFIERS, FINETUNE_PARAMS, RANKERS, MethodSpec, classifier_problem
 from shift.ql import nodes as n
 from shift.ql.diagnostics import Problem
 from shift.ql.vocabulary import (
@@ -72,7 +72,13 @@ def _check(node: n.Statement) -> Iterator[Problem]:
         if not node.classifiers:
             yield Problem("CLASSIFIED BY needs at least one classifier", node.span)
         for method in node.classifiers:
-            yield from _check_method(method, CLASSIFIERS, "classifier")
+            problems = list(_check_method(method, CLASSIFIERS, "classifier"))
+            yield from problems
+            params = {p.name: p.value.value for p in method.params}
+            if not problems and (message := classifier_problem(method.name, params)):
+                yield Problem(
+                    f"classifier {CLASSIFIERS[method.name].display}: {message}", method.span
+                )
         yield from _check_limit(node.limit, node)
         yield from _check_other_than(node.other_than)
         for what, value in (("CHUNK", node.chunk), ("BUDGET", node.budget)):

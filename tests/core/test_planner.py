@@ -47,7 +47,14 @@ def test_embed_and_classify_tasks_with_worker_payloads():
     }
     assert len(planned.classifies) == 2 * 2
     linear = next(c for c in planned.classifies if c.classifier == "linear").spec.payload
-    assert linear["params"] == {"learning_rate": 0.1, "num_epochs": 5}
+    assert linear["params"] == {
+        "learning_rate": 0.1,
+        "num_epochs": 5,
+        "solver": "auto",
+        "l2": 1.0,
+        "tol": 1e-5,
+        "max_iter": 1000,
+    }
     assert linear["train"] == [DATASETS["a"].spec.to_json()]
     assert linear["test"] == DATASETS["b"].spec.to_json()
     assert linear["train_rows"] is None and linear["test_rows"] is None

@@ -1,4 +1,5 @@
-"""Proxies and the feature store: exact 1-NN against brute force, a learning linear probe."""
+"""Proxies and the feature store: exact 1-NN against brute force, a learning linear probe
+(tests/workers/test_linear_probe.py checks the probe against scikit-learn on real features)."""
 
 from __future__ import annotations
 
@@ -55,14 +56,26 @@ def test_nn_continues_from_a_prior_prefix():
 
 
 def test_linear_probe_learns_a_separable_set_deterministically():
+    """Upstream SHiFT's form (an SGD parameter set) runs SGD, deterministically."""
     x, y = blobs(4, 400, k=3)
     t, ty = blobs(4, 400, k=3)  # same centres, same draw: a sanity set
     fit, params = get_proxy("linear", {"learning_rate": 0.1, "num_epochs": 50})
-    assert params == {"learning_rate": 0.1, "num_epochs": 50}
+    assert params == {
+        "learning_rate": 0.1,
+        "num_epochs": 50,
+        "solver": "auto",
+        "l2": 1.0,
+        "tol": 1e-5,
+        "max_iter": 1000,
+    }
     first = fit(x, y, t, ty, num_classes=3, **params)
+    assert (first.solver, first.iterations, first.converged) == ("sgd", 50, None)
     assert first.err < 0.02 and fit(x, y, t, ty, num_classes=3, **params).err == first.err
     mini = fit(x, y, t, ty, num_classes=3, batch_rows=64, **params)
-    assert mini.err < 0.05
+    assert mini.err < 0.05 and mini.iterations == 50 * 7  # 400 rows in steps of 64
+    lbfgs, defaults = get_proxy("linear", {})
+    converged = lbfgs(x, y, t, ty, num_classes=3, **defaults)
+    assert converged.err < 0.02 and converged.converged and converged.solver == "lbfgs"
 
 
 def test_proxy_names_and_params_are_checked():

@@ -132,7 +132,14 @@ classifiers = st.one_of(
     st.builds(
         lambda lr, epochs: n.Method(
             "linear",
-            (n.Param("learning_rate", n.Value(lr)), n.Param("num_epochs", n.Value(epochs))),
+            (
+                n.Param("learning_rate", n.Value(lr)),
+                n.Param("num_epochs", n.Value(epochs)),
+                n.Param("solver", n.Value("auto")),
+                n.Param("l2", n.Value(1.0)),
+                n.Param("tol", n.Value(1e-5)),
+                n.Param("max_iter", n.Value(1000)),
+            ),
         ),
         st.floats(min_value=1e-8, max_value=10.0),
         st.integers(1, 100_000),

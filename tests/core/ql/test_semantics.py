@@ -175,6 +175,10 @@ def test_classifier_spellings_fill_defaults() -> None:
     assert [(p.name, p.value.value) for p in method.params] == [
         ("learning_rate", 0.01),
         ("num_epochs", 100),
+        ("solver", "auto"),
+        ("l2", 1.0),
+        ("tol", 1e-5),
+        ("max_iter", 1000),
     ]
 
 
