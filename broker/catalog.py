@@ -23,7 +23,10 @@ from typing import Any
 
 from broker.service import Broker
 from broker.tables import Tables
-from shift.catalog import (
+from shift.errors import CatalogError
+from shift.paths import confine, hub_or_path
+from shift.ql.vocabulary import DATASET_COLUMNS, MODEL_COLUMNS
+from shift.registration import (
     dataset_problem,
     dataset_row,
     local_paths,
@@ -31,9 +34,6 @@ from shift.catalog import (
     source_values,
     unknown_name,
 )
-from shift.errors import CatalogError
-from shift.paths import confine, hub_or_path
-from shift.ql.vocabulary import DATASET_COLUMNS, MODEL_COLUMNS
 from shift.specs import DatasetSpec, ModelSpec
 from shift.tasks import TaskSpec, TaskState
 

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from shift.catalog import unknown_name
+from shift.registration import unknown_name
 from shift.tasks import TaskSpec
 
 if TYPE_CHECKING:

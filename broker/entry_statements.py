@@ -9,11 +9,11 @@ from broker.catalog import EntryStatus
 from broker.context import Context
 from broker.results import Result, Table
 from broker.statements import handles
-from shift.catalog import dataset_spec_from_fields, model_spec_from_fields
 from shift.errors import CatalogError
 from shift.payloads import PurgeFeaturesPayload
 from shift.ql import nodes as n
 from shift.ql.vocabulary import DATASET_COLUMNS, MODEL_COLUMNS
+from shift.registration import dataset_spec_from_fields, model_spec_from_fields
 
 PURGES: dict[n.PurgeTarget, tuple[str, ...]] = {
     n.PurgeTarget.RESULTS: ("classify",),

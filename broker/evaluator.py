@@ -26,6 +26,7 @@ from broker.context import TaskRunner
 from broker.searchstate import SearchState
 from shift.errors import WorkerError
 from shift.incremental import NnRecord, choose_prior, describe_items, evaluation_key, rows_of
+from shift.methods import NN_CLASSIFIERS
 from shift.payloads import (
     ClassifyPayload,
     ClassifyResult,
@@ -36,7 +37,6 @@ from shift.payloads import (
     item_json,
 )
 from shift.planner import DatasetEntry, Pair, classify_payload, score_of
-from shift.proxies import NN_CLASSIFIERS
 from shift.ql import nodes as n
 from shift.specs import ModelSpec
 

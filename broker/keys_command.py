@@ -45,7 +45,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Carry out one ``shift keys`` action; returns the exit code."""
-    from broker.keys import add_worker, init_broker, remove_worker
+    from broker.curve import add_worker, init_broker, remove_worker
     from shift.cliflags import setting_overrides
     from shift.errors import ShiftError
     from shift.keys import KeyPaths, read_allowed, read_cert

@@ -27,9 +27,9 @@ from broker.search_statements import Resolved, resolve
 from broker.statements import handles
 from shift.confidence import Scored, rank_with_confidence
 from shift.errors import CatalogError
+from shift.methods import RANKERS
 from shift.payloads import EmbedPayload, RankPayload, RankResult, blocks_for
 from shift.planner import DatasetEntry, Pair, embed_payload, train_items, train_prefix
-from shift.proxies import RANKERS
 from shift.ql import nodes as n
 from shift.specs import ModelSpec
 

@@ -33,7 +33,7 @@ from pydantic_core import PydanticCustomError
 
 from broker.rest_input import MAX_JSON_NUMBER, describe
 from shift.errors import SchedulerError
-from shift.proxies import FINETUNE_PARAMS, ParamSpec
+from shift.methods import FINETUNE_PARAMS, ParamSpec
 from shift.tasks import TaskState
 
 MAX_TASKS_PER_REQUEST = 10_000

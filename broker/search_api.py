@@ -21,10 +21,10 @@ from broker.catalog import Catalog, CatalogConflict
 from broker.queries import QueryService
 from broker.rest_endpoint import Call, Endpoint, endpoint
 from broker.rest_errors import ApiError, Handler
-from shift.catalog import dataset_spec_from_body, model_spec_from_body, unknown_name
 from shift.errors import QueryError
 from shift.ql import from_json, parse, parse_script, render
 from shift.ql import nodes as n
+from shift.registration import dataset_spec_from_body, model_spec_from_body, unknown_name
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,8 @@ from broker.sources import check_other_than, source_rows
 from broker.statements import handles
 from shift import evaluate
 from shift.errors import CatalogError
+from shift.methods import CLASSIFIERS
 from shift.planner import RESULT_COLUMNS, DatasetEntry, Plan, dataset_names, plan, rankings
-from shift.proxies import CLASSIFIERS
 from shift.ql import nodes as n
 from shift.specs import ModelSpec
 

@@ -20,7 +20,7 @@ from aiohttp import web
 
 from broker.api import ApiRunner, check_bind, create_app
 from broker.catalog import Catalog
-from broker.keys import curve_server
+from broker.curve import curve_server
 from broker.queries import QueryService
 from broker.search_api import Search
 from broker.service import Broker, BrokerConfig

@@ -28,7 +28,7 @@ import zmq
 import zmq.asyncio
 from zmq.auth.asyncio import AsyncioAuthenticator
 
-from broker.keys import AllowedKeys
+from broker.curve import AllowedKeys
 from broker.metrics import Counters, Histogram, render
 from broker.store import Store
 from shift.codec import (

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from broker.context import Context
-from shift.catalog import unknown_name
 from shift.errors import CatalogError
 from shift.ql import nodes as n
+from shift.registration import unknown_name
 
 MODALITY_OF_TABLE = {"image_models": "vision", "text_models": "text"}
 """The modality each model table holds (``models`` holds every model)."""

@@ -165,7 +165,7 @@ async def _stop_workers(processes: list[asyncio.subprocess.Process], grace_s: fl
 
 def run(args: argparse.Namespace) -> int:
     """Run the broker and its local workers until SIGINT or SIGTERM."""
-    from broker.keys import curve_server, local_bundle
+    from broker.curve import curve_server, local_bundle
     from broker.server import command_settings, install_stop_signals, print_listening, serve
     from shift.errors import ShiftError
     from shift.keys import KeyPaths

@@ -5,7 +5,7 @@ names or a variable, filtered by the rest of the WHERE. Every dataset must have 
 modality (a mixed set is an error with the condition that fixes it, never a silent drop).
 One content-hashed ``task2vec`` task per dataset (``workers.task2vec``) computes its
 embedding, so a repeated query runs nothing; the answer is the distance matrix of
-:func:`shift.task2vec.distance_matrix` with the datasets in catalog (or listed) order.
+:func:`shift.task_distances.distance_matrix` with the datasets in catalog (or listed) order.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from shift.errors import CatalogError
 from shift.planner import DatasetEntry
 from shift.ql import nodes as n
 from shift.specs import ModelSpec
-from shift.task2vec import (
+from shift.task_distances import (
     SAMPLE_ROWS,
     distance_matrix,
     estimate_seconds,

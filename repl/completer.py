@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from shift.proxies import CLASSIFIERS, FINETUNE_PARAMS, RANKERS, MethodSpec, find_method
+from shift.methods import CLASSIFIERS, FINETUNE_PARAMS, RANKERS, MethodSpec, find_method
 from shift.ql import nodes as n
 from shift.ql.expect import Continuations, Expected, Frame, alternatives, continuations
 from shift.ql.tokens import Kind, statement_start, token_at, tokenize

@@ -14,7 +14,7 @@ import sys
 import tempfile
 import time
 
-from repl.local import LocalShift
+from repl.local_shift import LocalShift
 
 HELP = "The main job: a real search on the offline zoo, end to end."
 """One line of ``shift --help``."""

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from shift.errors import SchedulerError
+from shift.methods import FINETUNE_PARAMS
 from shift.payloads import FINETUNE_DIR, FinetuneItem, FinetunePayload
 from shift.planner import DatasetEntry
-from shift.proxies import FINETUNE_PARAMS
 from shift.specs import Modality, ModelSpec
 from shift.tasks import TaskSpec
 

@@ -4,7 +4,7 @@ The worker link is authenticated with CurveZMQ. The broker has one key pair; eve
 has its own, and the broker accepts a worker only when that worker's public key is in its
 allowed folder. Keys are Z85 text (40 characters) in ZeroMQ's certificate format, so
 ``zmq.auth`` and czmq tools read the same files. This module only handles files and text;
-making key pairs needs ZeroMQ and lives in ``broker.keys``.
+making key pairs needs ZeroMQ and lives in ``broker.curve``.
 
 Layout under ``STATE_DIR/keys`` (folders ``0700``, secret files ``0600``)::
 

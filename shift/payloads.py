@@ -297,7 +297,7 @@ class ClassifyPayload:
         train: Training items, concatenated in order.
         train_rows: A prefix of the concatenation (``None``: all rows).
         test: The test set; ``test_rows`` a prefix of it (``None``: all rows).
-        classifier: A proxy's canonical name (:data:`shift.proxies.CLASSIFIERS`).
+        classifier: A proxy's canonical name (:data:`shift.methods.CLASSIFIERS`).
         params: The proxy's parameters.
         prior: 1-NN state to continue from (1-NN proxies only).
         embed_missing: Compute missing feature blocks on the worker (default true).
@@ -392,7 +392,8 @@ class ClassifyResult:
     """What a classify task returns.
 
     ``nn_index``/``nn_distance`` (per test row: the nearest training row and its distance)
-    and ``distance_pairs`` are set for 1-NN proxies only.
+    and ``distance_pairs`` are set for 1-NN proxies only; ``solver``, ``iterations``,
+    ``converged`` and ``grad_norm`` (how the fit went) for the Linear probe only.
     """
 
     classifier: str
@@ -410,6 +411,10 @@ class ClassifyResult:
     nn_index: tuple[int, ...] | None = None
     nn_distance: tuple[float, ...] | None = None
     distance_pairs: int | None = None
+    solver: str | None = None
+    iterations: int | None = None
+    converged: bool | None = None
+    grad_norm: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The JSON form the worker sends."""
@@ -431,6 +436,13 @@ class ClassifyResult:
             out["nn_index"] = list(self.nn_index)
             out["nn_distance"] = list(self.nn_distance)
             out["distance_pairs"] = self.distance_pairs
+        if self.solver is not None:
+            out["fit"] = {
+                "solver": self.solver,
+                "iterations": self.iterations,
+                "converged": self.converged,
+                "grad_norm": self.grad_norm,
+            }
         return out
 
     @classmethod
@@ -445,6 +457,8 @@ class ClassifyResult:
         try:
             index = value.get("nn_index")
             distance = value.get("nn_distance")
+            raw_fit = value.get("fit")
+            fit: Mapping[str, Any] = raw_fit if isinstance(raw_fit, Mapping) else {}
             return cls(
                 str(value.get("classifier", "")),
                 dict(value.get("params") or {}),
@@ -461,6 +475,10 @@ class ClassifyResult:
                 None if index is None else tuple(int(i) for i in index),
                 None if distance is None else tuple(float(d) for d in distance),
                 None if value.get("distance_pairs") is None else int(value["distance_pairs"]),
+                None if fit.get("solver") is None else str(fit["solver"]),
+                None if fit.get("iterations") is None else int(fit["iterations"]),
+                None if fit.get("converged") is None else bool(fit["converged"]),
+                None if fit.get("grad_norm") is None else float(fit["grad_norm"]),
             )
         except (KeyError, TypeError, ValueError) as error:
             raise PayloadError(f"classify result is malformed: {error!r}") from None
@@ -588,7 +606,7 @@ class RankPayload:
     Attributes:
         model: The feature extractor.
         train: Training items, concatenated in order; ``train_rows`` a prefix of them.
-        ranker: A ranker's canonical name (:data:`shift.proxies.RANKERS`).
+        ranker: A ranker's canonical name (:data:`shift.methods.RANKERS`).
         params: Its parameters (defaults filled in by the parser).
         resamples: Bootstrap resamples of the rows behind the score's interval.
         seed: Seeds the resamples.

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from shift.errors import SchedulerError
+from shift.methods import CLASSIFIERS
 from shift.payloads import (
     BLOCK_ROWS,
     ClassifyPayload,
@@ -31,7 +32,6 @@ from shift.payloads import (
     blocks_for,
 )
 from shift.payloads import TrainItem as PayloadItem
-from shift.proxies import CLASSIFIERS
 from shift.ql import nodes as n
 from shift.specs import DatasetSpec, ModelSpec
 from shift.tasks import TaskSpec

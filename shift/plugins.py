@@ -9,9 +9,9 @@ The entry point's name is the ranker's name in queries (``BY "centroid(scale=2)"
 function follows the built-in rankers' convention, ``fn(features, labels, *, logits=None,
 **params) -> float`` (higher is better); its keyword-only parameters with an ``int``,
 ``float`` or ``str`` default become the ranker's parameters, and optional attributes state
-the rest: ``needs`` (a subset of :data:`shift.proxies.RANKER_NEEDS`, default features and
-labels), ``params`` (a tuple of :class:`~shift.proxies.ParamSpec` with bounds, replacing the
-ones read from the signature) and ``cost`` (a :data:`~shift.proxies.CostModel`).
+the rest: ``needs`` (a subset of :data:`shift.methods.RANKER_NEEDS`, default features and
+labels), ``params`` (a tuple of :class:`~shift.methods.ParamSpec` with bounds, replacing the
+ones read from the signature) and ``cost`` (a :data:`~shift.methods.CostModel`).
 
 Discovery is lazy: nothing is scanned or imported until :func:`load_plugins` is called (the
 query validator and the workers call it when a ranker name is not built in). A plugin that
@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
 
-from shift.proxies import RANKER_NEEDS, RANKERS, MethodSpec, ParamSpec
+from shift.methods import RANKER_NEEDS, RANKERS, MethodSpec, ParamSpec
 from shift.registry import summary
 
 ENTRY_POINT_GROUP = "shift.rankers"
@@ -84,7 +84,7 @@ def spec_from_function(name: str, function: Callable[..., Any]) -> MethodSpec:
     if params is None:
         params = tuple(_params_of(function))
     elif not all(isinstance(p, ParamSpec) for p in params):
-        raise ValueError("the 'params' attribute must be a tuple of shift.proxies.ParamSpec")
+        raise ValueError("the 'params' attribute must be a tuple of shift.methods.ParamSpec")
     needs = tuple(getattr(function, "needs", ("features", "labels")))
     unknown = [need for need in needs if need not in RANKER_NEEDS]
     if unknown or not needs:

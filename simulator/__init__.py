@@ -16,7 +16,6 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from simulator.errors import RankingError, RecordsError, SimulatorError, StrategyError
     from simulator.ranking import RankedList, Ranking, load_ranking, parse_ranking
     from simulator.records import (
         DEFAULT_RECORDS,
@@ -35,6 +34,7 @@ if TYPE_CHECKING:
         Trial,
         summarize,
     )
+    from simulator.simulator_errors import RankingError, RecordsError, SimulatorError, StrategyError
     from simulator.strategies import (
         STRATEGIES,
         Context,
@@ -45,7 +45,12 @@ if TYPE_CHECKING:
     )
 
 _EXPORTS = {
-    "simulator.errors": ("RankingError", "RecordsError", "SimulatorError", "StrategyError"),
+    "simulator.simulator_errors": (
+        "RankingError",
+        "RecordsError",
+        "SimulatorError",
+        "StrategyError",
+    ),
     "simulator.ranking": ("RankedList", "Ranking", "load_ranking", "parse_ranking"),
     "simulator.records": (
         "DEFAULT_RECORDS",

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from simulator.errors import SimulatorError
+from simulator.simulator_errors import SimulatorError
 
 BROKER_TASKS_PER_S = 14_000.0
 """The broker's measured round-trip rate (docs/broker.md, scripts/bench_broker: 13,300-15,500

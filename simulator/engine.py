@@ -35,8 +35,8 @@ from shift.dispatch import Dispatcher, Effects
 from shift.protocol import Outcome, Ready, Started
 from shift.tasks import TaskSpec, TaskState
 from simulator.costs import Overheads, Workload
-from simulator.errors import SimulatorError
 from simulator.searches import Job, Search
+from simulator.simulator_errors import SimulatorError
 
 CAPABILITIES = ("embed", "classify")
 

@@ -33,7 +33,7 @@ from urllib.parse import urlencode
 from repl.client import BrokerClient
 from shift.errors import ShiftError
 from simulator.costs import Overheads
-from simulator.errors import SimulatorError
+from simulator.simulator_errors import SimulatorError
 
 if TYPE_CHECKING:
     from broker.store import TaskRow

@@ -20,7 +20,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from simulator.errors import RankingError
+from simulator.simulator_errors import RankingError
 
 ID_KEYS = ("model", "name", "model_identifier")
 """Keys naming the model id in a ranking row, tried in this order."""

@@ -44,7 +44,7 @@ from typing import Any
 
 import pandas as pd  # type: ignore[import-untyped]
 
-from simulator.errors import RecordsError
+from simulator.simulator_errors import RecordsError
 
 DEFAULT_RECORDS = Path(__file__).resolve().parent / "data" / "ftrecords.csv"
 """The copy of the SHiFT paper's ``ftrecords.csv`` shipped as package data."""

@@ -19,9 +19,9 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from simulator.errors import SimulatorError, StrategyError
 from simulator.ranking import Ranking, unknown_ids
 from simulator.records import Modality, Records, Task
+from simulator.simulator_errors import SimulatorError, StrategyError
 from simulator.strategies import Context, Selection, Strategy, get_strategy
 
 DEFAULT_STRATEGIES = ("enumeration", "random", "meta")

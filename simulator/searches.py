@@ -30,7 +30,7 @@ from shift.halving import (
     SuccessiveHalving,
 )
 from simulator.costs import BLOCK_ROWS, ModelCost, Workload
-from simulator.errors import SimulatorError
+from simulator.simulator_errors import SimulatorError
 
 
 class SearchError(SimulatorError):

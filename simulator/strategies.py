@@ -18,9 +18,9 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from simulator.errors import StrategyError
 from simulator.ranking import Ranking
 from simulator.records import Task
+from simulator.simulator_errors import StrategyError
 
 
 @dataclass(frozen=True)

@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 
 from shift.errors import WorkerError
+from shift.methods import NN_CLASSIFIERS
 from shift.payloads import ClassifyPayload, ClassifyResult, TrainItem
-from shift.proxies import NN_CLASSIFIERS
 from shift.specs import DatasetSpec, ModelSpec
 from workers.embed import embed_block, feature_store, read
 from workers.features import FeatureStore
@@ -229,6 +229,10 @@ def classify_features(
         tuple(result.nn_index.tolist()) if neighbours else None,  # type: ignore[union-attr]
         tuple(result.nn_distance.tolist()) if neighbours else None,  # type: ignore[union-attr]
         result.distance_pairs if neighbours else None,
+        result.solver,
+        result.iterations,
+        result.converged,
+        result.grad_norm,
     ).to_json()
 
 

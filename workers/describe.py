@@ -5,7 +5,7 @@ two). RESULT for a model: ``{"kind": "model", "num_params", "feature_dim", "batc
 ...family extras such as "input_size"}`` (the model is loaded into the worker's LRU, so a
 following ``embed`` finds it there). RESULT for a dataset: ``{"kind": "dataset", "size",
 "num_classes", "modality", "classes"}`` (at most 1,000 class values). A dataset without rows
-or with a single class fails (:func:`shift.catalog.dataset_problem` says why), so it never
+or with a single class fails (:func:`shift.registration.dataset_problem` says why), so it never
 registers as ready only to fail every query that reads it.
 """
 
@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from shift.catalog import dataset_problem
 from shift.errors import WorkerError
+from shift.registration import dataset_problem
 from workers.embed import read, specs
 from workers.kinds import TaskContext, device_of, task_kind
 

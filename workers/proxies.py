@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from shift.errors import WorkerError
-from shift.proxies import CLASSIFIERS, classifier_problem, linear_solver
+from shift.methods import CLASSIFIERS, classifier_problem, linear_solver
 from workers.linear import fit_lbfgs, fit_sgd
 
 TEST_BLOCK_ROWS = 1024
@@ -255,7 +255,7 @@ def linear_probe(
 ) -> ProxyResult:
     """Multinomial logistic regression on standardised features (see :mod:`workers.linear`).
 
-    ``params`` are the Linear parameters of ``shift.proxies.CLASSIFIERS`` (missing ones take
+    ``params`` are the Linear parameters of ``shift.methods.CLASSIFIERS`` (missing ones take
     their defaults): ``solver`` ``lbfgs`` fits to convergence with penalty ``l2`` (scikit-
     learn's ``1/C``), tolerance ``tol`` and cap ``max_iter``; ``sgd`` runs upstream SHiFT's
     fixed budget of ``num_epochs`` steps of size ``learning_rate`` (``batch_rows`` for
@@ -312,7 +312,7 @@ PROXIES: dict[str, Callable[..., ProxyResult]] = {
     "cosine_nn": _nn("cosine"),
     "linear": linear_probe,
 }
-"""Proxy implementations by the canonical names of ``shift.proxies.CLASSIFIERS``."""
+"""Proxy implementations by the canonical names of ``shift.methods.CLASSIFIERS``."""
 
 if set(PROXIES) != set(CLASSIFIERS):  # pragma: no cover - a developer error, caught on import
     raise WorkerError(f"proxies {sorted(PROXIES)} differ from classifiers {sorted(CLASSIFIERS)}")

@@ -1,7 +1,7 @@
 """Transferability estimators ("rankers"): score a model's frozen features for a target task.
 
 Every ranker is a function ``fn(features, labels, *, logits=None, **params) -> float``,
-higher is better, registered with :func:`ranker` under a name that ``shift.proxies.RANKERS``
+higher is better, registered with :func:`ranker` under a name that ``shift.methods.RANKERS``
 describes (parameters with defaults and bounds, what it reads, its cost). ``features`` is
 ``(n, d)``, ``labels`` holds ids ``0 .. C-1`` with every id present, ``logits`` is the
 source head's ``(n, K)`` output over the same rows. :func:`rank_score` is the one entry
@@ -26,8 +26,8 @@ import numpy as np
 
 from shift.confidence import Interval, bootstrap_interval, bootstrap_mean_interval
 from shift.errors import WorkerError
+from shift.methods import RANKERS, MethodSpec
 from shift.plugins import load_plugins
-from shift.proxies import RANKERS, MethodSpec
 from shift.registry import lookup, register_once, summary
 
 RankerFunction = Callable[..., float]
@@ -62,7 +62,7 @@ RANKER_FUNCTIONS: dict[str, Ranker] = {}
 
 
 def ranker(name: str) -> Callable[[RankerFunction], RankerFunction]:
-    """Register a function as the ranker ``name``, which ``shift.proxies.RANKERS`` describes.
+    """Register a function as the ranker ``name``, which ``shift.methods.RANKERS`` describes.
 
     Raises:
         WorkerError: ``name`` is registered twice or has no spec.
@@ -71,7 +71,7 @@ def ranker(name: str) -> Callable[[RankerFunction], RankerFunction]:
     def register(function: RankerFunction) -> RankerFunction:
         spec = RANKERS.get(name)
         if spec is None:
-            raise WorkerError(f"ranker {name!r} has no entry in shift.proxies.RANKERS")
+            raise WorkerError(f"ranker {name!r} has no entry in shift.methods.RANKERS")
         entry = Ranker(name, function, spec.needs, summary(function))
         register_once(RANKER_FUNCTIONS, name, entry, "ranker", WorkerError)
         return function

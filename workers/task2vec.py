@@ -2,7 +2,7 @@
 
 TASK body: ``{"model": ModelSpec JSON (the probe), "dataset": DatasetSpec JSON, "rows": int
 or null (only the first ``rows`` rows are the dataset; null: all), "sample_rows": int,
-"seed": int}`` (built by :func:`shift.task2vec.task2vec_task`). RESULT: ``{"embedding":
+"seed": int}`` (built by :func:`shift.task_distances.task2vec_task`). RESULT: ``{"embedding":
 [float], "dim", "probe_key", "dataset_key", "sample_rows" (rows actually sampled),
 "num_classes" (classes in the sample), "layers", "features_s", "fit_s", "fisher_s"}``.
 
@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from shift.errors import WorkerError
-from shift.task2vec import FISHER_BATCH_ROWS, HEAD_FOLDS, MONTE_CARLO_SAMPLES
+from shift.task_distances import FISHER_BATCH_ROWS, HEAD_FOLDS, MONTE_CARLO_SAMPLES
 from workers.embed import read, specs
 from workers.kinds import TaskContext, device_of, task_kind
 from workers.models.base import FeatureExtractor, to_device

@@ -15,7 +15,7 @@ from typing import Any, NoReturn, cast
 from parsimonious.nodes import Node as PNode
 
 from shift.errors import Diagnostic, QueryError
-from shift.proxies import (
+from shift.methods import (
     CLASSIFIERS,
     FINETUNE_PARAMS,
     RANKERS,

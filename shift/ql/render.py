@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from functools import singledispatch
 
-from shift.proxies import CLASSIFIERS, RANKERS
+from shift.methods import CLASSIFIERS, RANKERS
 from shift.ql import nodes as n
 from shift.ql.numbers import format_number
 

@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
-from shift.proxies import CLASSIFIERS, FINETUNE_PARAMS, RANKERS, MethodSpec, classifier_problem
+from shift.methods import CLASSIFIERS, FINETUNE_PARAMS, RANKERS, MethodSpec, classifier_problem
 from shift.ql import nodes as n
 from shift.ql.diagnostics import Problem
 from shift.ql.vocabulary import (

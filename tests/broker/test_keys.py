@@ -12,7 +12,7 @@ import pytest
 from broker_helpers import DEADLINE_S, ROOT, Api, wait_until
 from peers import RawPeer, metric
 
-from broker.keys import add_worker, curve_server, init_broker, new_pair
+from broker.curve import add_worker, curve_server, init_broker, new_pair
 from shift.errors import SettingsError
 from shift.keys import CurveClient, KeyPaths, read_bundle, read_cert
 from shift.settings import load_settings

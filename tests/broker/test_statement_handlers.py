@@ -20,10 +20,10 @@ from broker.handlers import execute
 from broker.searchstate import SearchState
 from broker.store import Store
 from broker.tables import Tables
-from shift.catalog import unknown_name
 from shift.errors import CatalogError, QueryError
 from shift.payloads import ClassifyPayload, PurgeFeaturesPayload, RankPayload
 from shift.ql import parse
+from shift.registration import unknown_name
 from shift.specs import DatasetSpec, Modality, ModelSpec
 from shift.tasks import TaskSpec
 

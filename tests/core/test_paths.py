@@ -1,6 +1,6 @@
 """Local paths in specs: confinement to the data roots and the hub-id-or-folder rule.
 
-Pure core (:mod:`shift.paths`, :mod:`shift.catalog`) on real temporary folders: the broker
+Pure core (:mod:`shift.paths`, :mod:`shift.registration`) on real temporary folders: the broker
 and the workers apply these same functions, so what registers is what a worker reads.
 """
 
@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from shift.catalog import dataset_problem, local_paths, source_values
 from shift.errors import CatalogError
 from shift.paths import confine, data_roots, hub_or_path
+from shift.registration import dataset_problem, local_paths, source_values
 
 
 @pytest.fixture

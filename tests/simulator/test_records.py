@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from simulator.errors import RecordsError
 from simulator.records import Modality, load_records, task_name
+from simulator.simulator_errors import RecordsError
 from tests.simulator.sample import COLUMNS, SMALL_RUNS, run
 
 

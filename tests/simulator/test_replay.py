@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from simulator.errors import SimulatorError, StrategyError
 from simulator.ranking import parse_ranking
 from simulator.records import Modality, Records, load_records
 from simulator.replay import Replay, Stats, evaluate, replay, summarize
 from simulator.report import CSV_COLUMNS, render
+from simulator.simulator_errors import SimulatorError, StrategyError
 from simulator.strategies import Selection
 
 

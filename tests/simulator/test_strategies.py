@@ -9,9 +9,9 @@ from types import MappingProxyType
 
 import pytest
 
-from simulator.errors import RankingError, StrategyError
 from simulator.ranking import RankedList, Ranking, parse_ranking
 from simulator.records import Modality, Outcome, Records, Task, load_records
+from simulator.simulator_errors import RankingError, StrategyError
 from simulator.strategies import STRATEGIES, Context, Selection, get_strategy, mean_ranks
 
 

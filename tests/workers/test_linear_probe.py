@@ -12,8 +12,8 @@ from sklearn.linear_model import LogisticRegression
 
 from shift import zoo
 from shift.errors import QueryError, WorkerError
+from shift.methods import linear_solver
 from shift.payloads import FEATURES_DIR
-from shift.proxies import linear_solver
 from shift.ql.parser import parse
 from shift.specs import DatasetSpec
 from workers import classify  # noqa: F401  (registers the kind)

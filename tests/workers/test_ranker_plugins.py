@@ -16,7 +16,7 @@ import pytest
 
 from shift import plugins
 from shift.errors import QueryError, WorkerError
-from shift.proxies import RANKERS
+from shift.methods import RANKERS
 from shift.ql import parse, render
 from workers import rankers as R
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from shift.errors import WorkerError
-from shift.proxies import RANKERS
+from shift.methods import RANKERS
 from workers import rankers as R
 from workers.rankers import rank_score, score_with_interval
 

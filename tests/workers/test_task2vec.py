@@ -15,7 +15,7 @@ from shift import zoo
 from shift.errors import WorkerError
 from shift.planner import DatasetEntry
 from shift.specs import DatasetSpec, Modality, ModelSpec
-from shift.task2vec import (
+from shift.task_distances import (
     HEAD_FOLDS,
     SAMPLE_ROWS,
     distance_matrix,

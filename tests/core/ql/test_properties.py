@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from shift.errors import QueryError
-from shift.proxies import FINETUNE_PARAMS
+from shift.methods import FINETUNE_PARAMS
 from shift.ql import dumps, from_json, parse, parse_script, render
 from shift.ql import nodes as n
 from shift.ql.grammar import KEYWORDS
