@@ -6,24 +6,25 @@ import argparse
 import asyncio
 import sys
 
-from shift.cliflags import Flag, add_setting_flags
+from shift.cliflags import Flag, add_setting_flags, setting_flags
 
 HELP = "Run the broker alone (REST API and ZeroMQ ROUTER)."
 """One line of ``shift --help``."""
 
-BROKER_FLAGS: tuple[Flag, ...] = (
-    ("--state-dir", "state_dir", str),
-    ("--http-host", "http_host", str),
-    ("--http-port", "http_port", int),
-    ("--zmq-host", "zmq_host", str),
-    ("--zmq-port", "zmq_port", int),
-    ("--token", "token", str),
-    ("--heartbeat-ms", "heartbeat_ms", int),
-    ("--liveness", "liveness", int),
-    ("--max-attempts", "max_attempts", int),
-    ("--zmq-auth", "zmq_auth", str),
-    ("--prefetch-max", "prefetch_max", int),
-    ("--max-frame-bytes", "max_frame_bytes", int),
+BROKER_FLAGS: tuple[Flag, ...] = setting_flags(
+    "state_dir",
+    "data_roots",
+    "http_host",
+    "http_port",
+    "zmq_host",
+    "zmq_port",
+    "token",
+    "heartbeat_ms",
+    "liveness",
+    "max_attempts",
+    "zmq_auth",
+    "prefetch_max",
+    "max_frame_bytes",
 )
 """Flags that override settings of the same name."""
 

@@ -26,17 +26,13 @@ from pathlib import Path
 from typing import Any
 
 from broker.broker_command import BROKER_FLAGS
-from shift.cliflags import Flag, add_setting_flags
+from shift.cliflags import Flag, add_setting_flags, setting_flags
 from shift.liveness import Backoff
 
 HELP = "Run a broker and local workers in the foreground."
 """One line of ``shift --help``."""
 
-UP_FLAGS: tuple[Flag, ...] = (
-    *BROKER_FLAGS,
-    ("--prefetch", "prefetch", int),
-    ("--shutdown-grace-ms", "shutdown_grace_ms", int),
-)
+UP_FLAGS: tuple[Flag, ...] = (*BROKER_FLAGS, *setting_flags("prefetch", "shutdown_grace_ms"))
 """Flags that override settings of the same name."""
 
 log = logging.getLogger(__name__)

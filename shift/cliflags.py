@@ -11,6 +11,17 @@ Flag = tuple[str, str, type]
 """``(flag, setting name, type)``, e.g. ``("--http-port", "http_port", int)``."""
 
 
+def setting_flags(*names: str) -> tuple[Flag, ...]:
+    """The flags of settings, named and typed from the settings table: ``state_dir`` is
+    ``--state-dir`` taking a ``str``.
+
+    Raises:
+        KeyError: a name that is not a setting (a programming error, caught by the tests).
+    """
+    table = {s.name: s for s in SETTINGS}
+    return tuple(("--" + name.replace("_", "-"), name, type(table[name].default)) for name in names)
+
+
 def add_setting_flags(parser: argparse.ArgumentParser, flags: tuple[Flag, ...]) -> None:
     """Add one flag per setting, with the setting's help, default and variable in ``--help``."""
     helps = {s.name: f"{s.help} (default {s.default!r}; env {s.env_var})" for s in SETTINGS}

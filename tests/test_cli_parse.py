@@ -18,7 +18,7 @@ from shift.cli import COMMAND_GROUP, discover
 from shift.ql import from_json, parse_script
 
 ROOT = Path(__file__).resolve().parents[1]
-COMMANDS = ("demo", "parse", "query", "repl", "up", "broker", "worker", "zoo", "simulate")
+COMMANDS = ("demo", "parse", "query", "repl", "up", "broker", "worker", "zoo", "simulate", "keys")
 """The subcommands users, tests and the README name (the README command table)."""
 
 
@@ -181,3 +181,27 @@ def test_two_distributions_claiming_one_command_are_refused(tmp_path: Path) -> N
     assert result.returncode == 2
     assert "command 'parse' is registered twice" in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_every_setting_has_a_flag_on_a_command_that_uses_it() -> None:
+    """The settings table drives the flags: each setting is a flag of at least one command."""
+    from broker.broker_command import BROKER_FLAGS
+    from broker.up import UP_FLAGS
+    from repl.query_command import FLAGS as QUERY_FLAGS
+    from shift.settings import SETTINGS
+    from workers.worker_command import WORKER_FLAGS
+
+    flagged = {name for _, name, _ in (*BROKER_FLAGS, *UP_FLAGS, *WORKER_FLAGS)}
+    flagged |= set(QUERY_FLAGS)
+    missing = [s.name for s in SETTINGS if s.name not in flagged]
+    assert not missing, f"settings without a flag: {missing}"
+    for flag, name, kind in (*BROKER_FLAGS, *UP_FLAGS, *WORKER_FLAGS):
+        assert flag == "--" + name.replace("_", "-")
+        assert kind is type(next(s.default for s in SETTINGS if s.name == name))
+
+
+def test_shift_up_takes_data_roots() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "shift", "up", "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0 and "--data-roots" in out.stdout

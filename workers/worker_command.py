@@ -8,19 +8,19 @@ import os
 import socket
 import sys
 
-from shift.cliflags import Flag, add_setting_flags, setting_overrides
+from shift.cliflags import Flag, add_setting_flags, setting_flags, setting_overrides
 
 HELP = "Run one worker for one device, connected to a broker."
 """One line of ``shift --help``."""
 
-WORKER_FLAGS: tuple[Flag, ...] = (
-    ("--heartbeat-ms", "heartbeat_ms", int),
-    ("--liveness", "liveness", int),
-    ("--prefetch", "prefetch", int),
-    ("--reconnect-max-ms", "reconnect_max_ms", int),
-    ("--shutdown-grace-ms", "shutdown_grace_ms", int),
-    ("--worker-keys", "worker_keys", str),
-    ("--max-frame-bytes", "max_frame_bytes", int),
+WORKER_FLAGS: tuple[Flag, ...] = setting_flags(
+    "heartbeat_ms",
+    "liveness",
+    "prefetch",
+    "reconnect_max_ms",
+    "shutdown_grace_ms",
+    "worker_keys",
+    "max_frame_bytes",
 )
 """Flags that override settings of the same name."""
 
