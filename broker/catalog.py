@@ -25,6 +25,7 @@ from broker.service import Broker
 from broker.tables import Tables
 from shift.errors import CatalogError
 from shift.paths import confine, hub_or_path
+from shift.payloads import DescribePayload
 from shift.ql.vocabulary import DATASET_COLUMNS, MODEL_COLUMNS
 from shift.registration import (
     dataset_problem,
@@ -35,7 +36,7 @@ from shift.registration import (
     unknown_name,
 )
 from shift.specs import DatasetSpec, ModelSpec
-from shift.tasks import TaskSpec, TaskState
+from shift.tasks import TaskState
 
 log = logging.getLogger(__name__)
 
@@ -247,8 +248,11 @@ class Catalog:
         task.add_done_callback(self._measuring.discard)
 
     async def _measure(self, entry: Entry) -> None:
-        kind = KINDS[entry.kind]
-        spec = TaskSpec("describe", {kind.field: entry.spec.to_json()}, entry.spec.key)
+        described = DescribePayload(
+            entry.spec if entry.kind == "model" else None,  # type: ignore[arg-type]
+            entry.spec if entry.kind == "dataset" else None,  # type: ignore[arg-type]
+        )
+        spec = described.task()
         entry.task_id = spec.task_id
         await self.broker.submit([spec])
         state = await self.broker.wait_final(spec.task_id)

@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from shift.errors import CatalogError, ProtocolError
+from shift.errors import CatalogError, ProtocolError, WorkerError
 from shift.hashing import content_hash
 from shift.specs import DatasetSpec, ModelSpec
 from shift.tasks import TaskSpec
@@ -39,8 +39,9 @@ RANK_RESAMPLES = 20
 """Bootstrap resamples behind a ranker score's interval (each refits the ranker)."""
 
 
-class PayloadError(ProtocolError):
-    """A task payload or result does not have the shape its kind requires."""
+class PayloadError(ProtocolError, WorkerError):
+    """A task payload or result does not have the shape its kind requires (a protocol error
+    between broker and worker; on a worker it fails the task like any worker error)."""
 
     code = "payload_error"
 
@@ -73,7 +74,7 @@ def _count(value: Any, name: str, *, optional: bool = False) -> Any:
     if value is None and optional:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        what = "a non-negative integer" + (" or null" if optional else "")
+        what = "an integer >= 0" + (" (or null)" if optional else "")
         raise PayloadError(f"{name!r} must be {what}, got {value!r}")
     return value
 
@@ -166,8 +167,10 @@ class DescribePayload:
         return cls(model, dataset)
 
     def task(self) -> TaskSpec:
-        """The content-hashed task."""
-        return TaskSpec(self.KIND, self.to_json(), None if self.model is None else self.model.key)
+        """The content-hashed task (its ``model`` is the described spec's key: a worker
+        that measured a model keeps it loaded for the embeds that follow)."""
+        described = self.model if self.model is not None else self.dataset
+        return TaskSpec(self.KIND, self.to_json(), None if described is None else described.key)
 
 
 # ---- classify --------------------------------------------------------------------------------

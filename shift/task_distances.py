@@ -17,11 +17,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from shift.payloads import Task2VecPayload
 from shift.planner import DatasetEntry
 from shift.specs import ModelSpec
 from shift.tasks import TaskSpec
 
-KIND = "task2vec"
+KIND = Task2VecPayload.KIND
 """The worker task kind."""
 
 SAMPLE_ROWS = 256
@@ -69,15 +70,10 @@ def task2vec_task(
         sample_rows: Rows to sample (fewer when the dataset has fewer).
         seed: Seeds the row sample, the head and the Monte Carlo labels.
     """
-    payload = {
-        "model": probe.to_json(),
-        "dataset": entry.spec.to_json(),
-        "rows": entry.cap,
-        "sample_rows": int(sample_rows),
-        "seed": int(seed),
-        "method": METHOD,
-    }
-    return TaskSpec(KIND, payload, probe.key)
+    payload = Task2VecPayload(
+        probe, entry.spec, entry.cap, int(sample_rows), int(seed), dict(METHOD)
+    )
+    return payload.task()
 
 
 def cosine_distance(a: np.ndarray, b: np.ndarray) -> float:

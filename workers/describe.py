@@ -14,8 +14,9 @@ from __future__ import annotations
 from typing import Any
 
 from shift.errors import WorkerError
+from shift.payloads import DescribePayload
 from shift.registration import dataset_problem
-from workers.embed import read, specs
+from workers.embed import read
 from workers.kinds import TaskContext, device_of, task_kind
 
 MAX_CLASSES_REPORTED = 1000
@@ -29,15 +30,15 @@ def describe_payload(payload: dict[str, Any], ctx: TaskContext | None = None) ->
         WorkerError: the payload names neither or both, the model/dataset cannot load, or
             the dataset is empty or has one class.
     """
-    if ("model" in payload) == ("dataset" in payload):
-        raise WorkerError("a describe task needs exactly one of 'model' and 'dataset'")
-    if "model" in payload:
+    task = DescribePayload.from_json(payload)
+    if task.model is not None:
         from workers.models import MODEL_CACHE
 
-        (model,) = specs(payload, "model")
-        extractor = MODEL_CACHE.get(model, device_of(payload, ctx))
+        extractor = MODEL_CACHE.get(task.model, device_of(payload, ctx))
         return {"kind": "model", **extractor.describe()}
-    (dataset,) = specs(payload, "dataset")
+    dataset = task.dataset
+    if dataset is None:  # DescribePayload holds exactly one of the two
+        raise WorkerError("a describe task needs exactly one of 'model' and 'dataset'")
     data = read(dataset)
     problem = dataset_problem(dataset.name, len(data), data.num_classes)
     if problem is not None:

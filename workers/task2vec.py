@@ -30,8 +30,9 @@ from typing import Any
 import numpy as np
 
 from shift.errors import WorkerError
+from shift.payloads import Task2VecPayload
 from shift.task_distances import FISHER_BATCH_ROWS, HEAD_FOLDS, MONTE_CARLO_SAMPLES
-from workers.embed import read, specs
+from workers.embed import read
 from workers.kinds import TaskContext, device_of, task_kind
 from workers.models.base import FeatureExtractor, to_device
 from workers.readers import Dataset
@@ -160,10 +161,11 @@ def task2vec_payload(payload: dict[str, Any], ctx: TaskContext | None = None) ->
         WorkerError: a bad payload, an unreadable dataset, a probe that is not a torch
             module, or a dataset (or sample) with fewer than 2 rows or classes.
     """
-    probe, dataset = specs(payload, "model", "dataset")
-    cap = _int(payload, "rows", None, 0)
+    task = Task2VecPayload.from_json(payload)
+    probe, dataset = task.model, task.dataset
+    cap = task.rows
     sample_rows = _int(payload, "sample_rows", 256, 1)
-    seed = _int(payload, "seed", 0, 0)
+    seed = task.seed
     device = device_of(payload, ctx)
     data = read(dataset)
     rows = len(data) if cap is None else min(cap, len(data))
