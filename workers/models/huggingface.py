@@ -5,10 +5,12 @@ folder); ``pooling`` (``mean`` over the attention mask, the default for text; ``
 ``pooler``; ``auto`` for vision, which pools as the architecture's classification head
 does); ``max_tokens`` (text truncation, default 128); ``num_layers`` (keep only the first
 layers: a truncated variant); ``random_init`` with ``seed`` (the same config, random weights:
-a control). Text uses the model's own tokenizer; vision its own image processor. Hub ids
-load through the hub cache (``HF_HUB_OFFLINE=1`` makes that cache-only). A local folder is
-confined to the data roots like every local path (:func:`model_source`); a repository's own
-code never runs (``trust_remote_code=False``) and weights load as safetensors or weights-only.
+a control); ``config`` (with ``random_init`` only: size overrides of the config, among
+:data:`SIZE_FIELDS`, for random controls of other sizes). Text uses the model's own
+tokenizer; vision its own image processor. Hub ids load through the hub cache
+(``HF_HUB_OFFLINE=1`` makes that cache-only). A local folder is confined to the data roots
+like every local path (:func:`model_source`); a repository's own code never runs
+(``trust_remote_code=False``) and weights load as safetensors or weights-only.
 """
 
 from __future__ import annotations
@@ -30,7 +32,35 @@ from workers.models.base import (
 CLS_TOKEN_TYPES = frozenset({"vit", "deit", "dinov2", "vit_msn", "vit_mae", "dino"})
 """Vision models whose classification head reads the first (CLS) token."""
 
+SIZE_FIELDS = frozenset({"hidden_size", "num_attention_heads", "intermediate_size"})
+"""Config fields a random-init control may override (positive integers)."""
+
 log = logging.getLogger(__name__)
+
+
+def size_overrides(spec: ModelSpec) -> dict[str, int]:
+    """The loader's ``config`` overrides, checked.
+
+    Raises:
+        WorkerError: ``config`` is given without ``random_init`` (pretrained weights have
+            the checkpoint's sizes), names a field outside :data:`SIZE_FIELDS`, or a value
+            that is not a positive integer.
+    """
+    value = spec.loader.get("config")
+    if value is None:
+        return {}
+    where = f"model {spec.name!r}: loader 'config'"
+    if not spec.loader.get("random_init"):
+        raise WorkerError(f"{where} needs random_init: pretrained weights keep their sizes")
+    if not isinstance(value, dict):
+        raise WorkerError(f"{where} must be an object, got {type(value).__name__}")
+    unknown = sorted(set(value) - SIZE_FIELDS)
+    if unknown:
+        raise WorkerError(f"{where} has {unknown}; allowed: {sorted(SIZE_FIELDS)}")
+    bad = {k: v for k, v in value.items() if isinstance(v, bool) or not isinstance(v, int) or v < 1}
+    if bad:
+        raise WorkerError(f"{where} values must be positive integers, got {bad}")
+    return dict(value)
 
 
 def model_source(spec: ModelSpec, value: Any) -> tuple[str, bool]:
@@ -118,11 +148,14 @@ def load_huggingface(spec: ModelSpec, device: str) -> FeatureExtractor:
 
     loader = spec.loader
     source, local = model_source(spec, loader.get("model"))
+    overrides = size_overrides(spec)
     try:
         config = transformers.AutoConfig.from_pretrained(source, trust_remote_code=False)
         num_layers = loader.get("num_layers")
         if num_layers is not None:
             config.num_hidden_layers = int(num_layers)
+        for field, value in overrides.items():
+            setattr(config, field, value)
         # Seeded either way: weights a checkpoint lacks (an unused pooler, say) are initialised
         # the same on every worker, so a model's features never depend on which worker ran it.
         torch.manual_seed(int(loader.get("seed", 0)))

@@ -4,8 +4,9 @@ The ONNX file's named initializers are the BERT state dict; the attention and fe
 weights are unnamed ``MatMul`` inputs, which are named here by following each ``MatMul`` to
 the ``Add`` of its named bias (and transposed: ONNX stores ``x @ W``, torch ``Linear`` stores
 ``W.T``). Loader parameters: ``onnx`` (file reference), ``tokenizer`` (folder of the same
-vocabulary), ``num_heads`` (default 12; not recoverable from weight shapes), ``pooling``
-(default mean), ``max_tokens``.
+vocabulary), ``num_heads`` (default 12; not recoverable from weight shapes),
+``num_layers`` (keep only the first layers: a truncated variant; 0 keeps the embeddings
+alone), ``pooling`` (default mean), ``max_tokens``.
 """
 
 from __future__ import annotations
@@ -78,6 +79,26 @@ def bert_config(state: dict[str, Any], num_heads: int) -> Any:
     )
 
 
+def truncate_layers(
+    spec: ModelSpec, state: dict[str, Any], layers: int, keep: Any
+) -> dict[str, Any]:
+    """``state`` without the encoder layers from index ``keep`` on.
+
+    Raises:
+        WorkerError: ``keep`` is not an integer between 0 and the model's ``layers``.
+    """
+    if isinstance(keep, bool) or not isinstance(keep, int) or not 0 <= keep <= layers:
+        raise WorkerError(
+            f"model {spec.name!r}: num_layers must be an integer from 0 to {layers} "
+            f"(the layers in its ONNX file), got {keep!r}"
+        )
+    return {
+        key: value
+        for key, value in state.items()
+        if not key.startswith("encoder.layer.") or int(key.split(".")[2]) < keep
+    }
+
+
 @register_family("onnx_bert")
 def load_onnx_bert(spec: ModelSpec, device: str) -> FeatureExtractor:
     """BERT encoders shipped as ONNX only, converted exactly into a transformers BertModel."""
@@ -96,6 +117,10 @@ def load_onnx_bert(spec: ModelSpec, device: str) -> FeatureExtractor:
             f"{failure_reason(error)}"
         ) from None
     config = bert_config(state, int(loader.get("num_heads", 12)))
+    num_layers = loader.get("num_layers")
+    if num_layers is not None:
+        state = truncate_layers(spec, state, config.num_hidden_layers, num_layers)
+        config.num_hidden_layers = int(num_layers)
     model = transformers.BertModel(config, add_pooling_layer=False)
     missing, unexpected = model.load_state_dict(
         {k: torch.from_numpy(v.copy()) for k, v in state.items()}, strict=False
