@@ -1,6 +1,7 @@
 """``shift zoo install | list``: the offline zoo (``shift.zoo``) in a running broker.
 
-``install`` registers every zoo model and dataset over REST (``POST /v1/models`` and
+``install`` registers the zoo's starter models (``--pools``: every model) and every dataset
+over REST (``POST /v1/models`` and
 ``/v1/datasets``), waits until the broker has measured them, and prints a table; it is
 idempotent (already registered entries answer 200 and are left alone). ``list`` prints
 what the zoo offers and, when a broker answers, whether each entry is installed. It talks
@@ -35,6 +36,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--url", default=None, help="Broker URL (default: the url setting).")
     parser.add_argument("--token", default=None, help="Bearer token (default: the token setting).")
     parser.add_argument(
+        "--pools",
+        action="store_true",
+        help="also install the benchmark pools (every stage/layer, random-init controls: "
+        f"{len(zoo.POOL_MODELS)} more models)",
+    )
+    parser.add_argument(
         "--timeout-s",
         type=float,
         default=INSTALL_TIMEOUT_S,
@@ -68,9 +75,12 @@ def format_table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join(lines)
 
 
-def _rows(installed: dict[str, dict[str, dict[str, Any]]] | None) -> list[list[Any]]:
+def _rows(
+    installed: dict[str, dict[str, dict[str, Any]]] | None,
+    models: Sequence[Any] = zoo.MODELS,
+) -> list[list[Any]]:
     rows: list[list[Any]] = []
-    for kind, specs in (("models", zoo.MODELS), ("datasets", zoo.DATASETS)):
+    for kind, specs in (("models", models), ("datasets", zoo.DATASETS)):
         for spec in specs:
             entry = (installed or {}).get(kind, {}).get(spec.name)
             if installed is None:
@@ -95,13 +105,15 @@ def _rows(installed: dict[str, dict[str, dict[str, Any]]] | None) -> list[list[A
 COLUMNS = ("kind", "name", "modality", "installed", "measured")
 
 
-def install(client: BrokerClient, timeout_s: float) -> int:
-    """Register every zoo entry, wait for the measurements, print the table.
+def install(client: BrokerClient, timeout_s: float, pools: bool = False) -> int:
+    """Register the zoo's starter models (and, with ``pools``, the benchmark pools) and its
+    datasets, wait for the measurements, print the table.
 
     Raises:
         ClientError: The broker cannot be reached.
     """
-    for kind, specs in (("models", zoo.MODELS), ("datasets", zoo.DATASETS)):
+    models = zoo.MODELS if pools else zoo.STARTER_MODELS
+    for kind, specs in (("models", models), ("datasets", zoo.DATASETS)):
         for spec in specs:
             try:
                 client.request("POST", f"/v1/{kind}", spec.to_json())
@@ -116,7 +128,7 @@ def install(client: BrokerClient, timeout_s: float) -> int:
         if not pending or time.monotonic() > deadline:
             break
         time.sleep(0.5)
-    rows = _rows(installed)
+    rows = _rows(installed, models)
     print(format_table(COLUMNS, rows))
     failed = [r for r in rows if r[3] not in ("ready",)]
     if failed:
@@ -135,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
     client = BrokerClient(url, token, REQUEST_TIMEOUT_S)
     try:
         if args.action == "install":
-            return install(client, args.timeout_s)
+            return install(client, args.timeout_s, args.pools)
         try:
             installed = _entries(client)
         except ClientError as error:

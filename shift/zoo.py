@@ -370,6 +370,16 @@ MODELS: tuple[ModelSpec, ...] = _models()
 EfficientNet-Lite stage, image random-init controls, every MiniLM layer, pooling variants and
 random BERTs of several sizes. Every model's ``info["recipe"]`` says how it was made."""
 
+STARTER_MODELS: tuple[ModelSpec, ...] = MODELS[:10]
+"""What ``shift zoo install`` registers by default: the real pretrained models, one
+truncation and one random-init control per modality and architecture family (the demo, the
+README's examples and the end-to-end tests use these)."""
+
+POOL_MODELS: tuple[ModelSpec, ...] = MODELS[10:]
+"""The benchmark pools ``shift zoo install --pools`` adds: every stage or layer of the real
+models and random-init controls of several architectures and sizes (for successive halving
+and ranker studies, where pools of 24 or more models per modality are needed)."""
+
 PHOTOS: tuple[str, ...] = (
     "astronaut", "brick", "camera", "cat", "coffee", "coins", "grass", "gravel",
     "hubble_deep_field", "immunohistochemistry", "moon", "retina", "rocket", "clock", "cell",

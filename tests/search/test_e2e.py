@@ -65,7 +65,8 @@ def test_zoo_install_is_idempotent_and_measures(installed: Cluster) -> None:
     for model in zoo.MODELS:
         assert model.name in out.stdout
     models = {m["name"]: m for m in installed.get("/v1/models")["models"]}
-    assert {m.name for m in zoo.MODELS} <= set(models)
+    assert {m.name for m in zoo.STARTER_MODELS} <= set(models)
+    assert not {m.name for m in zoo.POOL_MODELS} & set(models)  # pools only with --pools
     lite0 = models["efficientnet-lite0"]
     assert lite0["status"] == "ready" and lite0["feature_dim"] == 1280
     assert 3_000_000 < lite0["num_params"] < 7_000_000
