@@ -38,7 +38,7 @@ from broker.tables import Tables
 from shift.errors import SchedulerError, ShiftError, WorkerError
 from shift.ql import from_json, render, to_json
 from shift.ql import nodes as n
-from shift.tasks import TaskSpec, TaskState
+from shift.tasks import Outcome, TaskSpec, TaskState
 
 log = logging.getLogger(__name__)
 
@@ -438,26 +438,26 @@ class QueryTasks:
         query.publish("progress", query.progress())
         counted = set(new)
 
-        async def final(task_id: str) -> str:
-            await broker.wait_final(task_id)
-            return task_id
+        async def final(task_id: str) -> tuple[str, Outcome]:
+            return task_id, await broker.outcome(task_id)
 
+        outcomes: dict[str, Outcome] = {}
         for future in asyncio.as_completed([final(t) for t in ids]):
-            if await future in counted:
+            task_id, outcome = await future
+            outcomes[task_id] = outcome
+            if task_id in counted:
                 query.done += 1
                 query.publish("progress", query.progress())
-        results: dict[str, Any] = {}
         by_id = {s.task_id: s for s in specs}
         for task_id in ids:
-            row = await broker.store.get(task_id)
-            if row is None or row.state is not TaskState.SUCCEEDED:
+            outcome = outcomes[task_id]
+            if outcome.state is not TaskState.SUCCEEDED:
                 spec = by_id[task_id]
                 model = spec.payload.get("model", {}).get("name", "?")
-                reason = row.error if row is not None else "it is unknown"
-                state = row.state.value if row is not None else "missing"
-                raise WorkerError(f"{spec.kind} task for model {model} {state}: {reason}")
-            results[task_id] = row.result
-        return results
+                raise WorkerError(
+                    f"{spec.kind} task for model {model} {outcome.state.value}: {outcome.error}"
+                )
+        return {task_id: outcomes[task_id].value for task_id in ids}
 
     def report_stage(self, stage: Stage) -> None:
         """Set the query's search stage and publish a progress event that carries it."""

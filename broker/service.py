@@ -39,7 +39,7 @@ from shift.codec import (
     encode,
     encode_batches,
 )
-from shift.dispatch import Dispatch, Dispatcher, Effects, Refusal, Submitted
+from shift.dispatch import Change, Dispatch, Dispatcher, Effects, Refusal, Submitted
 from shift.errors import ProtocolError, SchedulerError, SettingsError
 from shift.keys import CurveServer
 from shift.liveness import Liveness
@@ -62,7 +62,7 @@ from shift.protocol import (
 )
 from shift.ratelimit import WarningLimit
 from shift.settings import endpoint_host, is_loopback_host
-from shift.tasks import TaskSpec, TaskState
+from shift.tasks import Outcome, TaskSpec, TaskState
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +138,7 @@ class Broker:
         self._warnings = WarningLimit(WARN_INTERVAL_S)
         self._auth: AsyncioAuthenticator | None = None
         self._waiters: dict[str, list[asyncio.Future[TaskState]]] = {}
+        self._outcome_waiters: dict[str, list[asyncio.Future[Outcome]]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._pump_scheduled = False
         self._closed = False
@@ -209,8 +210,8 @@ class Broker:
         if self._auth is not None:
             self._auth.stop()
         self._ctx.term()
-        for waiters in self._waiters.values():
-            for waiter in waiters:
+        for pending in (*self._waiters.values(), *self._outcome_waiters.values()):
+            for waiter in pending:
                 if not waiter.done():
                     waiter.cancel()
         await asyncio.shield(self.store.close())
@@ -261,6 +262,26 @@ class Broker:
         else:
             self._waiters.setdefault(task_id, []).append(future)
         return future
+
+    async def outcome(self, task_id: str) -> Outcome:
+        """The task's final state and result once committed.
+
+        A task that becomes final while this waits is answered with the value of the write
+        that committed it; one that was final already is read from the store once.
+
+        Raises:
+            SchedulerError: the task is unknown.
+        """
+        state = self.dispatcher.state_of(task_id)
+        if state is None or not state.final:
+            future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+            self._outcome_waiters.setdefault(task_id, []).append(future)
+            return await future
+        await self.store.barrier()
+        row = await self.store.get(task_id)
+        if row is None:
+            raise SchedulerError(f"task {task_id} is not in the store")
+        return Outcome(row.state, row.result, row.error)
 
     def workers_json(self) -> list[dict[str, Any]]:
         """The live workers for REST."""
@@ -530,11 +551,14 @@ class Broker:
 
     def _apply(self, effects: Effects) -> asyncio.Future[None]:
         committed = self.store.write(effects.changes) if effects.changes else _done()
-        finals = [c.task_id for c in effects.changes if c.state.final]
+        final_changes = [c for c in effects.changes if c.state.final]
+        finals = [c.task_id for c in final_changes]
         for task_id in finals:
             self.progress.pop(task_id, None)
         if finals and self._waiters:
             committed.add_done_callback(functools.partial(self._wake_waiters, finals))
+        if finals and self._outcome_waiters:
+            committed.add_done_callback(functools.partial(self._wake_outcomes, final_changes))
         for dispatch in effects.dispatches:
             self._send_tasks(dispatch)
         for order in effects.cancels:
@@ -549,6 +573,19 @@ class Broker:
             for waiter in self._waiters.pop(task_id, ()):
                 if not waiter.done() and state is not None:
                     waiter.set_result(state)
+
+    def _wake_outcomes(self, changes: list[Change], committed: asyncio.Future[None]) -> None:
+        for change in changes:
+            waiters = self._outcome_waiters.pop(change.task_id, ())
+            for waiter in waiters:
+                if waiter.done():
+                    continue
+                if committed.cancelled() or committed.exception() is not None:
+                    waiter.set_exception(
+                        SchedulerError(f"the final state of task {change.task_id} was not stored")
+                    )
+                else:
+                    waiter.set_result(Outcome(change.state, change.value, change.error))
 
     def _send(self, worker_id: str, message: Message) -> None:
         identity = self._identities.get(worker_id)

@@ -34,6 +34,16 @@ _FINAL = frozenset({TaskState.SUCCEEDED, TaskState.FAILED, TaskState.CANCELLED})
 
 
 @dataclass(frozen=True)
+class Outcome:
+    """A task's final state as committed: the result of a succeeded task, the reason of a
+    failed or cancelled one."""
+
+    state: TaskState
+    value: Any = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
 class TaskSpec:
     """A unit of work as submitted.
 
