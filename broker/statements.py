@@ -4,7 +4,7 @@ A handler is ``async (statement, ctx) -> Result`` registered for statement node 
 :func:`handles`; it returns a :class:`~broker.results.Result` or raises a
 :class:`~shift.errors.ShiftError` that fails the query. Handlers live in one module per
 family (:mod:`broker.handlers` imports them all): catalog queries, task-aware search,
-registration and purging, session statements, EXPLAIN, Task2Vec and fine-tuning.
+RANK, registration and purging, session statements, EXPLAIN, Task2Vec and fine-tuning.
 """
 
 from __future__ import annotations
