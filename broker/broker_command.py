@@ -25,6 +25,7 @@ BROKER_FLAGS: tuple[Flag, ...] = setting_flags(
     "zmq_auth",
     "prefetch_max",
     "max_frame_bytes",
+    "halving",
 )
 """Flags that override settings of the same name."""
 

@@ -125,6 +125,8 @@ class Context:
         tasks: Task submission, states, stored results and timings.
         evaluator: Cached, incremental model scoring.
         machines: Stored halving machines (``None``: nothing persists).
+        racing: Successive halving races on a test prefix (the ``halving`` setting);
+            false: plain halving, every round on the whole test set.
     """
 
     catalog: Catalog
@@ -132,6 +134,7 @@ class Context:
     tasks: TaskRunner
     evaluator: Evaluator
     machines: MachineStore | None = None
+    racing: bool = True
 
     @property
     def variables(self) -> dict[str, list[str]]:

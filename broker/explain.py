@@ -150,7 +150,7 @@ async def _explain_halving(
             return int(plan.train_rows)
         return int(plan.test_rows if plan.test_rows is not None else test_total)
 
-    for search in halving_search.searches(statement, found.models, found.entries):
+    for search in halving_search.searches(statement, found.models, found.entries, ctx.racing):
         machine = await halving_search.stored_machine(search, ctx)
         schedule = halving_search.schedule_of(search)
         rounds = []

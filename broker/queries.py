@@ -138,6 +138,7 @@ class QueryService:
         broker: The started broker.
         catalog: The opened catalog.
         wall: Wall clock for ``created_at``/``finished_at``.
+        racing: Successive halving races on a test prefix (the ``halving`` setting).
     """
 
     def __init__(
@@ -145,10 +146,12 @@ class QueryService:
         broker: Broker,
         catalog: Catalog,
         wall: Callable[[], float] = time.time,
+        racing: bool = True,
     ) -> None:
         self.broker = broker
         self.catalog = catalog
         self.tables = Tables(broker.store)
+        self.racing = racing
         self._wall = wall
         self._live: dict[str, Query] = {}
         self._queues: dict[str, list[Query]] = defaultdict(list)
@@ -372,6 +375,7 @@ class QueryService:
             tasks,
             Evaluator(tasks, self.search),
             self.search,
+            self.racing,
         )
 
     async def forget(self, kind: str) -> int:

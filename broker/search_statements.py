@@ -198,7 +198,7 @@ async def rank_exhaustively(statement: n.TaskSelect, ctx: Context) -> Result:
 async def rank_by_halving(statement: n.TaskSelect, ctx: Context) -> Result:
     """Successive halving: one machine per classifier, eliminated models below survivors."""
     found = await resolve(statement, ctx)
-    searches = halving_search.searches(statement, found.models, found.entries)
+    searches = halving_search.searches(statement, found.models, found.entries, ctx.racing)
     outcomes = await asyncio.gather(*(halving_search.run_halving(s, ctx) for s in searches))
     ranked = []
     for outcome in outcomes:

@@ -27,6 +27,7 @@ from broker.service import Broker, BrokerConfig
 from broker.store import Store
 from shift.finetuning import checkpoint_root
 from shift.protocol import Timing
+from shift.settings import halving_rule
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +128,7 @@ async def open_search(broker: Broker, settings: dict[str, Any]) -> Search:
     finetune = checkpoint_root(settings["state_dir"])
     catalog = Catalog(broker, data_roots(str(settings["data_roots"])), own=(finetune,))
     await catalog.open()
-    queries = QueryService(broker, catalog)
+    queries = QueryService(broker, catalog, racing=halving_rule(settings) == "racing")
     await queries.open()
     return Search(catalog, queries)
 
@@ -163,6 +164,7 @@ def command_settings(args: Any, flags: Any, command: str) -> dict[str, Any] | No
     try:
         settings = load_settings(setting_overrides(args, flags))
         check_bind(settings["http_host"], settings["token"])  # refuse before starting
+        halving_rule(settings)
         return settings
     except ShiftError as error:
         print(f"shift {command}: {error}", file=sys.stderr)

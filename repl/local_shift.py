@@ -32,8 +32,14 @@ class LocalShift:
     """
 
     def __init__(
-        self, state_dir: str, workers: int, timeout_s: float = 300.0, log_level: str = "warning"
+        self,
+        state_dir: str,
+        workers: int,
+        timeout_s: float = 300.0,
+        log_level: str = "warning",
+        settings: dict[str, str] | None = None,
     ) -> None:
+        self.settings = dict(settings or {})
         self.state_dir = state_dir
         self.workers = workers
         self.timeout_s = timeout_s
@@ -61,6 +67,7 @@ class LocalShift:
             **os.environ,
             "SHIFT_STATE_DIR": self.state_dir,
             "SHIFT_DATA_ROOTS": os.environ.get("SHIFT_DATA_ROOTS", self.state_dir),
+            **{"SHIFT_" + name.upper(): value for name, value in self.settings.items()},
         }
         self._up = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env)
         deadline = time.monotonic() + self.timeout_s

@@ -60,6 +60,12 @@ SETTINGS: tuple[Setting, ...] = (
         "worker_keys", "", "Folder with a worker's CurveZMQ keys (from shift keys add-worker)."
     ),
     Setting("prefetch_max", 256, "Most tasks the broker keeps in flight on one worker."),
+    Setting(
+        "halving",
+        "racing",
+        "Successive-halving rule: racing (early rounds on a test prefix, kept within a "
+        "confidence margin) or plain (every round on the whole test set).",
+    ),
     Setting("max_frame_bytes", 16777216, "Largest ZeroMQ frame accepted; larger ones are dropped."),
 )
 
@@ -114,6 +120,23 @@ def load_settings(
 
 ZMQ_AUTH_MODES = ("auto", "curve", "off")
 """The values of the ``zmq_auth`` setting."""
+
+HALVING_RULES = ("racing", "plain")
+"""The values of the ``halving`` setting (docs/halving.md)."""
+
+
+def halving_rule(settings: Mapping[str, Any]) -> str:
+    """The ``halving`` setting, checked.
+
+    Raises:
+        SettingsError: a value other than ``racing`` or ``plain``.
+    """
+    rule = str(settings.get("halving", "racing")).strip().lower()
+    if rule not in HALVING_RULES:
+        raise SettingsError(
+            f"setting halving must be one of {', '.join(HALVING_RULES)}, got {rule!r}"
+        )
+    return rule
 
 
 def is_loopback_host(host: str) -> bool:

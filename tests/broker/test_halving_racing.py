@@ -7,6 +7,7 @@ prefix of one feature block.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
@@ -93,6 +94,24 @@ async def test_racing_scores_round_0_on_a_test_prefix(ctx: Context, tasks: WideT
     poor = table.rows[-1]
     assert poor[columns.index("eliminated_in")] == 0
     assert poor[columns.index("test_rows")] == 256
+
+
+async def test_the_plain_rule_scores_every_round_on_the_whole_test_set(
+    ctx: Context, tasks: WideTasks
+) -> None:
+    """``halving = plain`` (the setting): the rule before racing, for comparison."""
+    plain = dataclasses.replace(ctx, racing=False)
+    result = await execute(parse(QUERY), plain)
+    assert [row[0] for row in result.tables[0].rows] == ["good", "fair", "poor"]
+    rows = classify_rows(tasks)
+    assert rows and all(test is None for _, _, test in rows)
+    assert sorted((m, train) for m, train, _ in rows) == [
+        ("fair", 256),
+        ("fair", 512),
+        ("good", 256),
+        ("good", 512),
+        ("poor", 256),
+    ]
 
 
 async def test_explain_shows_the_halving_plan(ctx: Context, tasks: WideTasks) -> None:
