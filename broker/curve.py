@@ -31,7 +31,8 @@ from shift.keys import (
     read_cert,
     write_cert,
 )
-from shift.settings import ZMQ_AUTH_MODES, is_loopback_host
+from shift.netaddr import is_loopback
+from shift.settings import ZMQ_AUTH_MODES
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +136,7 @@ def curve_server(settings: dict[str, Any], *, create: bool) -> CurveServer | Non
     if mode not in ZMQ_AUTH_MODES:
         raise SettingsError(f"zmq_auth must be one of {', '.join(ZMQ_AUTH_MODES)}, got {mode!r}")
     host = str(settings["zmq_host"])
-    loopback = is_loopback_host(host)
+    loopback = is_loopback(host)
     paths = KeyPaths.of(settings["state_dir"])
     if mode == "off":
         if not loopback:

@@ -43,6 +43,7 @@ from shift.dispatch import Change, Dispatch, Dispatcher, Effects, Refusal, Submi
 from shift.errors import ProtocolError, SchedulerError, SettingsError
 from shift.keys import CurveServer
 from shift.liveness import Liveness
+from shift.netaddr import endpoint_host, is_loopback
 from shift.protocol import (
     Cancel,
     Command,
@@ -61,7 +62,6 @@ from shift.protocol import (
     split_frames,
 )
 from shift.ratelimit import WarningLimit
-from shift.settings import endpoint_host, is_loopback_host
 from shift.tasks import Outcome, TaskSpec, TaskState
 
 log = logging.getLogger(__name__)
@@ -364,7 +364,7 @@ class Broker:
     def _check_bind(self) -> None:
         """Refuse a plain link on a non-loopback address; warn about a reachable one."""
         host = endpoint_host(self.config.endpoint)
-        if host is None or is_loopback_host(host):
+        if host is None or is_loopback(host):
             return
         if self.config.curve is None:
             raise SettingsError(

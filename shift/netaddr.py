@@ -30,3 +30,12 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(text.split("%", 1)[0]).is_loopback
     except ValueError:
         return False
+
+
+def endpoint_host(endpoint: str) -> str | None:
+    """The host of a ``tcp://HOST:PORT`` endpoint; ``None`` for ``ipc://`` and ``inproc://``."""
+    scheme, _, rest = endpoint.partition("://")
+    if scheme != "tcp":
+        return None
+    host, _, _ = rest.rpartition(":")
+    return host

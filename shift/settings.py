@@ -6,7 +6,6 @@ Values come, in increasing priority, from the defaults below, the environment
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -137,27 +136,3 @@ def halving_rule(settings: Mapping[str, Any]) -> str:
             f"setting halving must be one of {', '.join(HALVING_RULES)}, got {rule!r}"
         )
     return rule
-
-
-def is_loopback_host(host: str) -> bool:
-    """True when ``host`` only reaches this machine (``localhost``, ``127.0.0.0/8``, ``::1``).
-
-    Any other name is treated as reachable from elsewhere (no DNS lookup): ``0.0.0.0``,
-    ``*``, ``::`` and every interface address or host name are not loopback.
-    """
-    name = host.strip().strip("[]").lower()
-    if name == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
-
-
-def endpoint_host(endpoint: str) -> str | None:
-    """The host of a ``tcp://HOST:PORT`` endpoint; ``None`` for ``ipc://`` and ``inproc://``."""
-    scheme, _, rest = endpoint.partition("://")
-    if scheme != "tcp":
-        return None
-    host, _, _ = rest.rpartition(":")
-    return host
