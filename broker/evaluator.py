@@ -77,7 +77,7 @@ class Evaluator:
         items = describe_items(payload.train, sizes)
         rows = rows_of(items, payload.train_rows)
         memory = self.memory
-        run = payload
+        spec = payload.task()
         if memory is not None:
             hit = memory.exact(evaluation_key(lineage, items, rows))
             if hit is not None:
@@ -85,18 +85,14 @@ class Evaluator:
                 if found is not None:
                     return found
                 await memory.drop(hit)
-            if (
-                self.tasks.state(payload.task().task_id) is None
-                and payload.classifier in NN_CLASSIFIERS
-            ):
+            if self.tasks.state(spec.task_id) is None and payload.classifier in NN_CLASSIFIERS:
                 choice = choose_prior(items, rows, memory.candidates(lineage))
                 if choice is not None:
                     prior = _parsed(await self.tasks.result(choice.record.task_id))
                     if prior is not None and prior.has_neighbours:
-                        run = payload.with_prior(choice.prior(prior))
+                        spec = payload.with_prior(choice.prior(prior)).task()
                     else:
                         await memory.drop(choice.record)
-        spec = run.task()
         results = await self.tasks.run([spec])
         result = _parsed(results[spec.task_id])
         if result is None:

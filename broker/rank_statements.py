@@ -133,7 +133,16 @@ def _table(
     spec = RANKERS.get(name)
     title = f"{spec.display if spec else name} (score: higher is better)"
     ranked = rank_with_confidence(
-        [Scored(model, r.score, _low(r), _high(r), max(r.train_rows, 1)) for model, r in scored]
+        [
+            Scored(
+                model,
+                r.score,
+                r.score if r.ci_low is None else r.ci_low,
+                r.score if r.ci_high is None else r.ci_high,
+                max(r.train_rows, 1),
+            )
+            for model, r in scored
+        ]
     )
     catalog_rows = {r["name"]: r for r in ctx.catalog.rows("model")}
     rows = [
@@ -151,14 +160,6 @@ def _table(
     if statement.limit is not None:
         rows = rows[: statement.limit]
     return Table.of(title, _columns(statement), rows)
-
-
-def _low(result: RankResult) -> float:
-    return result.score if result.ci_low is None else min(result.ci_low, result.score)
-
-
-def _high(result: RankResult) -> float:
-    return result.score if result.ci_high is None else max(result.ci_high, result.score)
 
 
 @handles(n.Rank)

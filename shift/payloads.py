@@ -673,7 +673,7 @@ class RankResult:
     """What a rank task returns: the score (higher is better) and a bootstrap interval.
 
     ``ci_low``/``ci_high`` bound the score over ``resamples`` bootstrap resamples of the
-    rows (``None`` when the ranker is not resampled, e.g. ``random``).
+    rows, widened where needed to hold the score itself (``None``: not resampled).
     """
 
     ranker: str

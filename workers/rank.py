@@ -81,8 +81,10 @@ def rank_features(
         scored.score,
         scored.rows,
         len(classes),
-        scored.interval.low,
-        scored.interval.high,
+        # A percentile interval can miss a score that depends on how many distinct rows
+        # there are (resamples repeat rows); widened to hold it, the interval stays honest.
+        min(scored.interval.low, scored.score),
+        max(scored.interval.high, scored.score),
         task.resamples,
         t1 - t0,
         t2 - t1,
