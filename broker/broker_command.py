@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 
 from shift.cliflags import Flag, add_setting_flags, setting_flags
 
@@ -38,8 +37,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the broker until SIGINT or SIGTERM; returns the exit code."""
-    from broker.server import command_settings, install_stop_signals, print_listening, serve
-    from shift.errors import ShiftError
+    from broker.server import (
+        command_settings,
+        install_stop_signals,
+        print_listening,
+        run_command,
+        serve,
+    )
 
     settings = command_settings(args, BROKER_FLAGS, "broker")
     if settings is None:
@@ -50,12 +54,4 @@ def run(args: argparse.Namespace) -> int:
         install_stop_signals(stop.set)
         await serve(settings, stop, print_listening)
 
-    try:
-        asyncio.run(main())
-    except OSError as error:
-        print(f"shift broker: cannot listen: {error}", file=sys.stderr)
-        return 1
-    except ShiftError as error:
-        print(f"shift broker: {error}", file=sys.stderr)
-        return 2
-    return 0
+    return run_command(main, "broker")

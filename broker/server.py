@@ -12,7 +12,7 @@ import json
 import logging
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -152,6 +152,22 @@ def configure_logging(level: str) -> None:
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+
+
+def run_command(main: Callable[[], Coroutine[Any, Any, None]], command: str) -> int:
+    """Run a long-running command's ``main`` to its end; the exit code: 0 done, 1 it could
+    not listen (a port in use), 2 its settings or keys are not usable (said on stderr)."""
+    from shift.errors import ShiftError
+
+    try:
+        asyncio.run(main())
+    except OSError as error:
+        print(f"shift {command}: cannot listen: {error}", file=sys.stderr)
+        return 1
+    except ShiftError as error:
+        print(f"shift {command}: {error}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def command_settings(args: Any, flags: Any, command: str) -> dict[str, Any] | None:

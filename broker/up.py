@@ -162,7 +162,13 @@ async def _stop_workers(processes: list[asyncio.subprocess.Process], grace_s: fl
 def run(args: argparse.Namespace) -> int:
     """Run the broker and its local workers until SIGINT or SIGTERM."""
     from broker.curve import curve_server, local_bundle
-    from broker.server import command_settings, install_stop_signals, print_listening, serve
+    from broker.server import (
+        command_settings,
+        install_stop_signals,
+        print_listening,
+        run_command,
+        serve,
+    )
     from shift.errors import ShiftError
     from shift.keys import KeyPaths
 
@@ -219,12 +225,4 @@ def run(args: argparse.Namespace) -> int:
         broker_stop.set()
         await server
 
-    try:
-        asyncio.run(main())
-    except OSError as error:
-        print(f"shift up: cannot listen: {error}", file=sys.stderr)
-        return 1
-    except ShiftError as error:
-        print(f"shift up: {error}", file=sys.stderr)
-        return 2
-    return 0
+    return run_command(main, "up")
