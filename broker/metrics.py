@@ -90,6 +90,7 @@ class _Snapshot:
     dispatch_latency: Histogram
 
     def collect(self) -> Iterator[Metric]:
+        """The metric families of this scrape (the ``prometheus_client`` collector API)."""
         tasks = GaugeMetricFamily(
             "shift_tasks", "Tasks known to the broker, by state.", labels=["state"]
         )

@@ -123,6 +123,7 @@ class _JsonErrorProtocol(RequestHandler):
         exc: BaseException | None = None,
         message: str | None = None,
     ) -> web.StreamResponse:
+        """aiohttp's hook for a request it could not read: answer in the one error shape."""
         if status >= 500:
             super().handle_error(request, status, exc, message)  # logs the traceback
             text = INTERNAL_MESSAGE

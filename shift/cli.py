@@ -97,6 +97,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse with a closest-match hint for mistyped subcommands (at every level)."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
+        """Exit 2 with argparse's message plus the closest valid subcommand, if any."""
         word = re.search(r"invalid choice: '([^']*)'", message)
         choices = re.search(r"\(choose from (.*)\)", message)
         if word and choices:

@@ -166,6 +166,7 @@ class _Task:
 
     @property
     def task_id(self) -> str:
+        """The task's content hash."""
         return self.spec.task_id
 
 

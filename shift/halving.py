@@ -545,6 +545,7 @@ class _RoundState:
     decided: RoundDecided | None = None
 
     def add(self, arm: str) -> bool:
+        """Add an arm; False when it is a member already."""
         if arm in self.member_set:
             return False
         self.members.append(arm)

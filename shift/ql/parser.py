@@ -608,6 +608,7 @@ class _Builder:
         return tuple(methods)
 
     def ranker(self, target: PNode) -> n.Method:
+        """One ranker after BY: a name or a ``"name(param=value, ...)"`` string."""
         if target.expr_name == "string":
             word, params = self.method_text(self.string(target), target)
         else:
