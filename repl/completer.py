@@ -294,13 +294,15 @@ def _param(e: Expected, _f: Frame, c: Continuations, _n: Names, _s: bool) -> Gro
     return [("param", [p.name for p in spec.params])] if spec is not None else []
 
 
-def _register(e: Expected, _f: Frame, c: Continuations, _n: Names, _s: bool) -> Groups:
+def _register(e: Expected, frame: Frame, c: Continuations, _n: Names, _s: bool) -> Groups:
     register = e.frame("register")
     if e.token != "name" or register is None:
         return []
     kinds = c.matched_since(register.start, ("DATASET", "MODEL"))
     kind = kinds[0][0].lower() if kinds else "model"
-    return [("column", list(REGISTER_COLUMNS[kind]))]
+    # a column named once is not offered again (the broker refuses a repeated column)
+    used = {t.value.lower() for t in tokenize(c.text[frame.start :]) if t.kind is Kind.WORD}
+    return [("column", [col for col in REGISTER_COLUMNS[kind] if col not in used])]
 
 
 def _call(spec: MethodSpec) -> str:
