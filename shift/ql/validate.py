@@ -237,9 +237,13 @@ def _unknown_column(column: n.Name, allowed: tuple[str, ...], task: bool) -> Pro
             column.span,
             "add TRAINED ON and TESTED ON to measure it on your data",
         )
-    return Problem(
-        f"unknown column {column.value!r}", column.span, column_hint(column.value, allowed)
-    )
+    hint = column_hint(column.value, allowed)
+    metric = "" if hint or task else _hint(column.value, METRICS)
+    if metric:
+        hint = (
+            f"{metric} err and acc are measured by a task-aware query: add TRAINED ON and TESTED ON"
+        )
+    return Problem(f"unknown column {column.value!r}", column.span, hint)
 
 
 def _check_condition(cond: n.Condition | None, allowed: tuple[str, ...]) -> Iterator[Problem]:
@@ -326,7 +330,8 @@ def _check_task_order(node: n.TaskSelect) -> Iterator[Problem]:
         yield Problem(
             f"a task-aware query orders by err or acc, not {key.column.value!r}",
             key.column.span or key.span,
-            "ORDER BY err ASC ranks the models with the lowest proxy error first",
+            _hint(key.column.value, METRICS)
+            or "ORDER BY err ASC ranks the models with the lowest proxy error first",
         )
     if node.benchmark and key.aggregate is None:
         yield Problem("a BENCHMARK query needs an aggregate: ORDER BY avg(err) ...", key.span)
