@@ -11,6 +11,7 @@ from broker.statements import execute, handles
 from shift import evaluate
 from shift.ql import nodes as n
 from shift.ql.vocabulary import DATASET_COLUMNS, MODEL_COLUMNS
+from shift.wording import count_of
 
 
 async def select_rows(statement: n.Select, ctx: Context) -> tuple[list[str], list[dict[str, Any]]]:
@@ -29,7 +30,7 @@ async def run_select(statement: n.Select, ctx: Context) -> Result:
     columns, rows = await select_rows(statement, ctx)
     return Result(
         (Table.of("results", columns, rows),),
-        f"{len(rows)} row(s)",
+        count_of(len(rows), "row"),
         tuple(str(r.get("name")) for r in rows),
     )
 
@@ -46,4 +47,4 @@ async def run_union(statement: n.Union, ctx: Context) -> Result:
         columns += [c for c in table.columns if c not in columns]
     rows = evaluate.union(parts, statement.all)
     names = tuple(str(r.get("name")) for r in rows)
-    return Result((Table.of("union", columns, rows),), f"{len(rows)} row(s)", names)
+    return Result((Table.of("union", columns, rows),), count_of(len(rows), "row"), names)

@@ -31,6 +31,7 @@ from shift.methods import RANKERS
 from shift.payloads import EmbedPayload, RankPayload, RankResult, blocks_for
 from shift.planner import DatasetEntry, Pair, embed_payload, train_items, train_prefix
 from shift.ql import nodes as n
+from shift.ql.vocabulary import MODEL_COLUMNS
 from shift.specs import ModelSpec
 
 RANK_RESULT_COLUMNS = ("name", "score", "ci_low", "ci_high", "train_rows", "tied_with_first")
@@ -121,9 +122,10 @@ def _check_heads(statement: n.Rank, ctx: Context, found: Resolved) -> None:
 
 
 def _columns(statement: n.Rank) -> list[str]:
+    """The score columns; ``*`` adds every catalog column of the model after them."""
     asked = [c.value for c in statement.columns]
     if not asked:
-        return list(RANK_RESULT_COLUMNS)
+        return [*RANK_RESULT_COLUMNS, *(c for c in MODEL_COLUMNS if c not in RANK_RESULT_COLUMNS)]
     return asked + [c for c in RANK_RESULT_COLUMNS if c not in asked]
 
 

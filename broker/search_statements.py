@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from broker import halving_search
@@ -25,7 +25,9 @@ from shift.errors import CatalogError
 from shift.methods import CLASSIFIERS
 from shift.planner import RESULT_COLUMNS, DatasetEntry, Plan, dataset_names, plan, rankings
 from shift.ql import nodes as n
+from shift.ql.vocabulary import MODEL_COLUMNS
 from shift.specs import ModelSpec
+from shift.ties import break_ties
 
 
 @dataclass(frozen=True)
@@ -157,26 +159,33 @@ def is_halving(statement: n.TaskSelect) -> bool:
 
 
 def _ranking_columns(statement: n.TaskSelect) -> list[str]:
+    """The scores (with ``eliminated_in`` for halving, and ``tied``); ``*`` adds every
+    catalog column of the model after them."""
     asked = [c.value for c in statement.columns]
-    extra = ["eliminated_in"] if is_halving(statement) else []
+    extra = [*(["eliminated_in"] if is_halving(statement) else []), "tied"]
+    scores = [*RESULT_COLUMNS, *extra]
     if not asked:
-        return list(RESULT_COLUMNS) + extra
-    return asked + [c for c in (*RESULT_COLUMNS, *extra) if c not in asked]
+        return scores + [c for c in MODEL_COLUMNS if c not in scores]
+    return asked + [c for c in scores if c not in asked]
 
 
 def _tables(
     statement: n.TaskSelect, ctx: Context, ranked: Sequence[tuple[str, Sequence[dict[str, Any]]]]
 ) -> tuple[tuple[Table, ...], tuple[str, ...]]:
+    """One table per classifier: ties ordered by :data:`shift.ties.TIE_RULE` and marked,
+    then ``LIMIT``."""
     catalog_rows = {r["name"]: r for r in ctx.catalog.rows("model")}
+    sizes = {name: row.get("num_params") for name, row in catalog_rows.items()}
     columns = _ranking_columns(statement)
     tables = []
+    first: list[dict[str, Any]] = []
     for title, found in ranked:
-        rows = list(found)[: statement.limit] if statement.limit is not None else list(found)
+        rows = break_ties(found, statement.order.column.value, sizes)
+        rows = rows[: statement.limit] if statement.limit is not None else rows
+        first = first or rows
         rows = [{**catalog_rows.get(r["name"], {}), **r} for r in rows]
         tables.append(Table.of(title, columns, rows))
-    first = ranked[0][1] if ranked else ()
-    limit = statement.limit if statement.limit is not None else len(first)
-    return tuple(tables), tuple(r["name"] for r in list(first)[:limit])
+    return tuple(tables), tuple(r["name"] for r in first)
 
 
 async def rank_exhaustively(statement: n.TaskSelect, ctx: Context) -> Result:
@@ -189,7 +198,8 @@ async def rank_exhaustively(statement: n.TaskSelect, ctx: Context) -> Result:
         *(ctx.evaluator.classify(c.payload, sizes) for c in planned.classifies)
     )
     results = {c.spec.task_id: a for c, a in zip(planned.classifies, answers, strict=True)}
-    ranked = rankings(statement, planned, results)
+    # LIMIT is applied after ties are ordered (a tie at the cut goes by the tie rule)
+    ranked = rankings(replace(statement, limit=None), planned, results)
     tables, names = _tables(statement, ctx, [(r.title, r.rows) for r in ranked])
     message = f"{len(planned.models)} model(s) ranked on {len(planned.tasks)} task(s)"
     return Result(tables, "; ".join([message, *planned.notes, *found.notes]), names)

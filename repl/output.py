@@ -1,4 +1,11 @@
-"""Printing query results as aligned tables, JSON or CSV, with a stable column order."""
+"""Printing query results as aligned tables, JSON or CSV, with a stable column order.
+
+Values print the same way in the table and in CSV: booleans as ``true``/``false``, lists
+joined. A null is ``NULL`` in a table and an empty field in CSV (what CSV readers take for a
+missing value); CSV keeps floats at full precision. JSON is the broker's answer itself. Several
+tables in CSV are separated by a blank line, each opened by a ``# table: TITLE`` line (a
+data cell that starts with ``#`` is quoted, so only markers start a line with ``#``).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +14,8 @@ import io
 import json
 from collections.abc import Sequence
 from typing import Any
+
+from shift.wording import count_of
 
 FORMATS = ("table", "json", "csv")
 
@@ -22,6 +31,26 @@ def cell(value: Any) -> str:
     if isinstance(value, list | tuple):
         return ", ".join(cell(v) for v in value)
     return str(value)
+
+
+def csv_cell(value: Any) -> Any:
+    """One value as a CSV field: ``true``/``false``, empty for None, full-precision floats."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, list | tuple):
+        return ", ".join(cell(v) for v in value)
+    if isinstance(value, dict):
+        return json.dumps(value, sort_keys=True)
+    return value
+
+
+def rows_text(count: int) -> str:
+    """A table's row count as its footer says it: ``3 rows``."""
+    return count_of(count, "row")
 
 
 def _is_numeric(values: Sequence[Any]) -> bool:
@@ -53,8 +82,7 @@ def table(columns: Sequence[str], rows: Sequence[Sequence[Any]], title: str = ""
     out.append(line(list(columns)))
     out.append("-+-".join("-" * w for w in widths))
     out.extend(line(row) for row in text)
-    count = len(rows)
-    out.append(f"({count} row{'s' if count != 1 else ''})")
+    out.append(f"({rows_text(len(rows))})")
     return "\n".join(out)
 
 
@@ -66,15 +94,35 @@ def render_result(result: dict[str, Any] | None, fmt: str) -> str:
     if fmt == "json":
         return json.dumps(result, indent=2, sort_keys=True)
     if fmt == "csv":
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        for t in tables:
-            if len(tables) > 1:
-                writer.writerow([f"# {t.get('title', '')}"])
-            writer.writerow(t.get("columns", []))
-            writer.writerows(t.get("rows", []))
-        return buffer.getvalue().rstrip("\n")
+        return "\n\n".join(_csv_table(t, marked=len(tables) > 1) for t in tables)
     parts = [table(t.get("columns", []), t.get("rows", []), t.get("title", "")) for t in tables]
-    if message:
+    # the footer already says "(3 rows)": a message that only restates it is not repeated
+    if message and not (len(tables) == 1 and message == rows_text(len(tables[0].get("rows", [])))):
         parts.append(message)
     return "\n\n".join(parts)
+
+
+def _csv_table(t: dict[str, Any], marked: bool) -> str:
+    buffer = io.StringIO()
+    if marked:
+        title = " ".join(str(t.get("title", "")).split())
+        buffer.write(f"# table: {title}\n")
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(t.get("columns", []))
+    for row in t.get("rows", []):
+        buffer.write(_csv_line(row))
+    return buffer.getvalue().rstrip("\n")
+
+
+def _csv_line(row: Sequence[Any]) -> str:
+    """One CSV line; a first field starting with ``#`` is quoted (only markers start with it)."""
+    values = [csv_cell(v) for v in row]
+    buffer = io.StringIO()
+    first = values[0] if values else None
+    if isinstance(first, str) and first.startswith("#"):
+        buffer.write('"' + first.replace('"', '""') + '"' + ("," if len(values) > 1 else ""))
+        values = values[1:]
+        if not values:
+            return buffer.getvalue() + "\n"
+    csv.writer(buffer, lineterminator="\n").writerow(values)
+    return buffer.getvalue()

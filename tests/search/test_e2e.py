@@ -92,7 +92,8 @@ def test_photo_task_ranks_pretrained_above_random(installed: Cluster) -> None:
         assert len(names) >= 6 and set(PRETRAINED + RANDOM) <= set(names)
         worst_pretrained = max(names.index(m) for m in PRETRAINED)
         assert all(names.index(m) > worst_pretrained for m in RANDOM), table["rows"]
-        assert table["columns"] == ["name", "err", "acc", "train_rows", "test_rows"]
+        scores = ["name", "err", "acc", "train_rows", "test_rows", "tied"]
+        assert table["columns"][:6] == scores and "num_params" in table["columns"]
         assert {(row[3], row[4]) for row in table["rows"]} == {(128, 64)}
     print("\nphoto ranking (Euclidean NN):", json.dumps(tables[0]["rows"]))
 
