@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import hmac
 import logging
+from collections.abc import Mapping
+from typing import Any
 
 from aiohttp import web
 
@@ -21,6 +23,7 @@ from broker.rest_errors import ApiError, ApiRunner, Handler, error_middleware
 from broker.rest_input import MAX_BODY_BYTES
 from broker.rest_routes import ROUTES
 from broker.service import Broker
+from broker.settings_api import SETTINGS_KEY
 from broker.task_api import BROKER_KEY, OPENAPI_KEY
 from shift.errors import SettingsError
 from shift.netaddr import is_loopback
@@ -70,7 +73,11 @@ def check_bind(host: str, token: str) -> str | None:
 
 
 def create_app(
-    broker: Broker, *, token: str = "", search: search_api.Search | None = None
+    broker: Broker,
+    *,
+    token: str = "",
+    search: search_api.Search | None = None,
+    settings: Mapping[str, Any] | None = None,
 ) -> web.Application:
     """Build the REST app over a started broker; serve it with :class:`ApiRunner`.
 
@@ -78,6 +85,7 @@ def create_app(
         broker: The broker service (owns the store).
         token: Bearer token required on every request; empty for none.
         search: Catalog and query service for the search routes (they answer 404 without).
+        settings: The resolved settings the broker runs with (``GET /v1/settings``).
     """
     app = web.Application(
         middlewares=[error_middleware, auth_middleware], client_max_size=MAX_BODY_BYTES
@@ -85,6 +93,7 @@ def create_app(
     app[BROKER_KEY] = broker
     app[TOKEN_KEY] = token
     app[OPENAPI_KEY] = openapi_document(secured=bool(token))
+    app[SETTINGS_KEY] = dict(settings or {})
     if search is not None:
         app[search_api.SEARCH_KEY] = search
     for method, path, handler in ROUTES:

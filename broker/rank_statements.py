@@ -33,6 +33,7 @@ from shift.planner import DatasetEntry, Pair, embed_payload, train_items, train_
 from shift.ql import nodes as n
 from shift.ql.vocabulary import MODEL_COLUMNS
 from shift.specs import ModelSpec
+from shift.wording import count_of
 
 RANK_RESULT_COLUMNS = ("name", "score", "ci_low", "ci_high", "train_rows", "tied_with_first")
 """Columns of a RANK table (after any catalog columns the statement selects)."""
@@ -183,7 +184,7 @@ async def run_rank(statement: n.Rank, ctx: Context) -> Result:
             index = table.columns.index("name")
             names = tuple(str(row[index]) for row in table.rows)
     message = (
-        f"{len(planned.found.models)} model(s) ranked by "
+        f"{count_of(len(planned.found.models), 'model')} ranked by "
         f"{', '.join(name for name, _ in planned.rankers)} on the training rows"
     )
     return Result(tuple(tables), "; ".join([message, *planned.notes]), names)

@@ -28,6 +28,7 @@ from shift.ql import nodes as n
 from shift.ql.vocabulary import MODEL_COLUMNS
 from shift.specs import ModelSpec
 from shift.ties import break_ties
+from shift.wording import count_of
 
 
 @dataclass(frozen=True)
@@ -201,7 +202,9 @@ async def rank_exhaustively(statement: n.TaskSelect, ctx: Context) -> Result:
     # LIMIT is applied after ties are ordered (a tie at the cut goes by the tie rule)
     ranked = rankings(replace(statement, limit=None), planned, results)
     tables, names = _tables(statement, ctx, [(r.title, r.rows) for r in ranked])
-    message = f"{len(planned.models)} model(s) ranked on {len(planned.tasks)} task(s)"
+    message = (
+        f"{count_of(len(planned.models), 'model')} ranked on {count_of(len(planned.tasks), 'task')}"
+    )
     return Result(tables, "; ".join([message, *planned.notes, *found.notes]), names)
 
 
@@ -217,8 +220,8 @@ async def rank_by_halving(statement: n.TaskSelect, ctx: Context) -> Result:
     tables, names = _tables(statement, ctx, ranked)
     schedule = outcomes[0].machine.schedule
     message = (
-        f"{len(found.models)} model(s) ranked by successive halving: "
-        f"{len(schedule.rounds)} round(s), CHUNK {schedule.chunk_rows}, "
+        f"{count_of(len(found.models), 'model')} ranked by successive halving: "
+        f"{count_of(len(schedule.rounds), 'round')}, CHUNK {schedule.chunk_rows}, "
         f"BUDGET {schedule.budget_pulls}; finalists scored on {schedule.final_rows} "
         "training rows"
     )

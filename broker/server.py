@@ -95,7 +95,7 @@ async def serve(
     try:
         await broker.start()
         search = await open_search(broker, settings)
-        app = create_app(broker, token=settings["token"], search=search)
+        app = create_app(broker, token=settings["token"], search=search, settings=settings)
         runner = ApiRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, settings["http_host"], int(settings["http_port"]))

@@ -97,19 +97,29 @@ class Repl:
         """Fetch models, datasets and variables again (in the background)."""
         self.watcher.refresh_names()
 
+    def fetch(self, path: str) -> Any:
+        """GET ``path`` on the broker the REPL uses now."""
+        return self.client.request("GET", path)
+
     def settings_rows(self) -> list[list[Any]]:
-        """(name, value, help) of the REPL's options and the settings it uses."""
+        """(of, setting, value, help): the REPL's options, how this client reaches the
+        broker, and the broker's own settings from ``GET /v1/settings``."""
+        from repl.client import ClientError
         from repl.commands import OPTIONS
         from shift.settings import SETTINGS
 
-        rows: list[list[Any]] = [[o.name, self.options[o.name], o.help] for o in OPTIONS]
-        rows.append(["history", str(self.history), "History file (`--history`)."])
-        rows.append(["session", self.runner.session, "Broker session (`--session`)."])
-        for setting in SETTINGS:
-            if setting.name in ("url", "token", "state_dir"):
-                value = self.client.url if setting.name == "url" else self.settings[setting.name]
-                shown = "(set)" if setting.name == "token" and value else value
-                rows.append([setting.name, shown, setting.help])
+        rows: list[list[Any]] = [["repl", o.name, self.options[o.name], o.help] for o in OPTIONS]
+        rows.append(["repl", "history", str(self.history), "History file (`--history`)."])
+        rows.append(["repl", "session", self.runner.session, "Broker session (`--session`)."])
+        helps = {s.name: s.help for s in SETTINGS}
+        rows.append(["client", "url", self.client.url, helps["url"]])
+        rows.append(["client", "token", "(set)" if self.client.token else "", helps["token"]])
+        try:
+            answer = self.fetch("/v1/settings")
+        except ClientError as error:
+            return [*rows, ["broker", "(not known)", str(error), "`\\settings` asks the broker."]]
+        for setting in (answer or {}).get("settings") or []:
+            rows.append(["broker", setting.get("name"), setting.get("value"), setting.get("help")])
         return rows
 
     # ---- the loop ----------------------------------------------------------------------------

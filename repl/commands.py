@@ -7,6 +7,7 @@ and its argument text, so it can be tested without a terminal.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -52,7 +53,11 @@ class Shell(Protocol):
         """Fetch models, datasets and variables from the broker again."""
 
     def settings_rows(self) -> list[list[Any]]:
-        """(name, value, help) rows of the settings in effect."""
+        """(of, setting, value, help) rows of the settings in effect; ``of`` says whose:
+        ``repl`` (its options), ``client`` (how it reaches the broker) or ``broker``."""
+
+    def fetch(self, path: str) -> Any:
+        """GET ``path`` on the broker's REST API (raises ``ClientError`` when it fails)."""
 
 
 @dataclass(frozen=True)
@@ -105,6 +110,15 @@ def execute(shell: Shell, line: str) -> None:
     find(name.strip()).run(shell, rest.strip())
 
 
+def kept_in_history(line: str) -> bool:
+    """Whether an input line belongs in the history: not a command that leaves the REPL."""
+    text = line.strip()
+    if not text.startswith("\\"):
+        return True
+    name = text.lstrip("\\").partition(" ")[0].strip()
+    return ALIASES.get(name, name) != "quit"
+
+
 def _switch(value: str, current: bool, what: str) -> bool:
     if not value:
         return not current
@@ -146,9 +160,83 @@ def _refresh(shell: Shell, rest: str) -> None:
     shell.write("refreshing names from the broker")
 
 
-@command("settings", "Show the settings and options in effect.")
+@command("settings", "Show the REPL's options and the broker's settings, saying whose.")
 def _settings(shell: Shell, rest: str) -> None:
-    shell.write(table(["setting", "value", "help"], shell.settings_rows()))
+    shell.write(table(["of", "setting", "value", "help"], shell.settings_rows()))
+
+
+MODEL_LIST = ("name", "source", "modality", "num_params", "feature_dim", "status")
+"""Columns ``\\d`` and ``\\d models`` list."""
+
+DATASET_LIST = ("name", "reader", "modality", "size", "num_classes", "status")
+"""Columns ``\\d`` and ``\\d datasets`` list."""
+
+_LISTS = {"models": ("/v1/models", MODEL_LIST), "datasets": ("/v1/datasets", DATASET_LIST)}
+
+
+def _listing(shell: Shell, kind: str) -> str:
+    path, columns = _LISTS[kind]
+    entries = (shell.fetch(path) or {}).get(kind) or []
+    rows = [[entry.get(c) for c in columns] for entry in entries]
+    return table(list(columns), rows, kind)
+
+
+@command(
+    "d",
+    "List models and datasets, or one of them, or describe one by name.",
+    "[models|datasets|NAME]",
+    aliases=("describe",),
+)
+def _describe(shell: Shell, rest: str) -> None:
+    word = rest.strip()
+    if not word:
+        shell.write(_listing(shell, "models") + "\n\n" + _listing(shell, "datasets"))
+        return
+    if word.lower() in _LISTS:
+        shell.write(_listing(shell, word.lower()))
+        return
+    name = word.strip("\"'")
+    shell.write(_entry_table(name, _find_entry(shell, name)))
+
+
+def _find_entry(shell: Shell, name: str) -> tuple[str, dict[str, Any]]:
+    """The catalog entry called ``name``: a model first, then a dataset.
+
+    Raises:
+        ReplError: neither exists (with the broker's closest name, if any).
+    """
+    from urllib.parse import quote
+
+    from repl.client import ClientError
+
+    hint = ""
+    for kind in ("model", "dataset"):
+        try:
+            return kind, shell.fetch(f"/v1/{kind}s/{quote(name, safe='')}")
+        except ClientError as error:
+            if error.status != 404:
+                raise
+            said = str(error)
+            if not hint and "did you mean" in said:
+                hint = said[said.index("did you mean") :].rstrip(")")
+    raise ReplError(
+        f"no model or dataset named {name!r}{'; ' + hint if hint else ''} (\\d lists them)"
+    )
+
+
+def _entry_table(name: str, found: tuple[str, dict[str, Any]]) -> str:
+    """One entry as (column, value) rows: the catalog row, status, error, then its spec."""
+    kind, entry = found
+    spec = entry.get("spec") if isinstance(entry.get("spec"), dict) else {}
+    rows = [[key, value] for key, value in entry.items() if key != "spec"]
+    rows += [[f"spec.{key}", _flat(value)] for key, value in (spec or {}).items()]
+    return table(["column", "value"], rows, f"{kind} {name}")
+
+
+def _flat(value: Any) -> Any:
+    if isinstance(value, dict):
+        return json.dumps(value, sort_keys=True)
+    return value
 
 
 @command("help", "Show the commands and keys.", aliases=("h", "?"))

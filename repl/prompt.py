@@ -18,6 +18,7 @@ from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
 from prompt_toolkit.lexers import PygmentsLexer
 from prompt_toolkit.styles import Style
 
+from repl.commands import kept_in_history
 from repl.completer import complete
 from repl.highlight import STYLE, ShiftQLLexer
 from repl.lexing import is_complete
@@ -40,6 +41,16 @@ class ReplCompleter(Completer):
         found = complete(document.text_before_cursor, self.watcher.names)
         for item in found.items:
             yield Completion(item.text, -len(found.prefix), display_meta=item.kind)
+
+
+class ReplHistory(FileHistory):
+    """The history file, without the commands that leave the REPL (``\\quit``, ``\\q``):
+    Up after a restart should bring back work, not the way out."""
+
+    def append_string(self, string: str) -> None:
+        """Remember ``string`` unless it leaves the REPL."""
+        if kept_in_history(string):
+            super().append_string(string)
 
 
 def enter(event: KeyPressEvent) -> None:
@@ -82,7 +93,7 @@ def build_session(
         PROMPT,
         multiline=True,
         prompt_continuation=continuation,
-        history=FileHistory(str(history)),
+        history=ReplHistory(str(history)),
         # Up/Down prefix search would switch off completion while typing in
         # prompt_toolkit; Ctrl-R / Ctrl-S search the history instead.
         enable_history_search=False,

@@ -24,6 +24,7 @@ from repl.progress import stage_text
 from shift.errors import QueryError
 from shift.ql import nodes as n
 from shift.ql import to_json
+from shift.wording import count_of
 
 
 class ScriptRunner:
@@ -165,7 +166,7 @@ class ScriptRunner:
             text = render_result(query.get("result"), self.fmt)
             if text:
                 self.show(text)
-            cache = cache_line(query.get("progress") or {})
+            cache = cache_line(query.get("progress") or {}, str(query.get("kind") or ""))
             if cache:
                 self.say(cache)
             return True
@@ -199,14 +200,19 @@ def progress_line(progress: dict[str, Any], elapsed_s: float) -> str:
     return f"{done}/{total} tasks{extra} - {elapsed_s:.1f} s"
 
 
-def cache_line(progress: dict[str, Any]) -> str:
+SCORING_KINDS = frozenset({"task_select", "rank", "vec_select"})
+"""Query kinds that always need scores: one with no task at all was answered from stored
+results (a repeated search), and says so."""
+
+
+def cache_line(progress: dict[str, Any], kind: str = "") -> str:
     """What a finished query says about its tasks: all from the cache, or how many ran."""
     total, cached = int(progress.get("total", 0)), int(progress.get("cached", 0))
     if not total:
-        return ""
+        return "answered from cache (0 tasks run)" if kind in SCORING_KINDS else ""
     if cached >= total:
         return f"answered from cache (0 tasks run, {total} found done)"
-    return f"ran {total - cached} task(s), {cached} found done"
+    return f"ran {count_of(total - cached, 'task')}, {cached} found done"
 
 
 def _is_terminal(stream: TextIO) -> bool:

@@ -35,7 +35,10 @@ class FakeShell:
         self.refreshed += 1
 
     def settings_rows(self) -> list[list[Any]]:
-        return [["format", self.options["format"], "How results print."]]
+        return [["repl", "format", self.options["format"], "How results print."]]
+
+    def fetch(self, path: str) -> Any:
+        raise AssertionError(f"no broker here: GET {path}")
 
 
 @pytest.mark.parametrize(
