@@ -92,6 +92,14 @@ def test_a_session(repl: pexpect.spawn, tmp_path: Path) -> None:
         repl.expect_exact("efficientnet-lite0")
         repl.expect_exact("(2 rows)")
     repl.expect_exact(PROMPT)
+    # The same query again: every score is known, and the REPL says so.
+    repl.send(
+        'SELECT name FROM image_models ORDER BY err ASC TRAINED ON "digits-tiny-train" '
+        'TESTED ON "digits-tiny-test" CLASSIFIED BY ["Euclidean NN", "Cosine NN"] WAIT;\r'
+    )
+    repl.expect_exact("(2 rows)")
+    repl.expect_exact("answered from cache (0 tasks run")
+    repl.expect_exact(PROMPT)
 
     # A bad statement: the caret snippet, then the session goes on.
     repl.send("SELECT * FROM models WHERE nam = 1;\r")
@@ -125,4 +133,5 @@ def test_a_session(repl: pexpect.spawn, tmp_path: Path) -> None:
     repl.close()
     assert repl.exitstatus == 0
     history = (tmp_path / "history").read_text()
-    assert "CLASSIFIED BY" in history and "\\quit" in history
+    assert "CLASSIFIED BY" in history and "\\timing on" in history
+    assert "\\quit" not in history  # leaving is not work to bring back with Up
