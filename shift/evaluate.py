@@ -191,9 +191,15 @@ def select(statement: n.Select, table: Sequence[Row], variables: Variables) -> l
         excluded = source_names(statement.other_than, variables) or []
         rows = exclude(rows, excluded)
     rows = order(rows, statement.order_by)
+    picked = project(rows, statement.columns)
+    if statement.distinct:  # the first of each repeated row, in order
+        first: dict[str, dict[str, Any]] = {}
+        for row in picked:
+            first.setdefault(repr(sorted(row.items())), row)
+        picked = list(first.values())
     if statement.limit is not None:
-        rows = rows[: statement.limit]
-    return project(rows, statement.columns)
+        picked = picked[: statement.limit]
+    return picked
 
 
 def union(parts: Sequence[Sequence[Row]], keep_all: bool) -> list[Row]:

@@ -200,6 +200,11 @@ def train_items(pair: Pair, datasets: Mapping[str, DatasetEntry]) -> tuple[Paylo
         if isinstance(item, str):
             items.append(datasets[item].spec)
             continue
+        if item.also:
+            raise SchedulerError(
+                f"not supported yet by this broker: {item_label(item)} takes rows from "
+                f"{len(item.changes)} datasets; a mutation may take rows from one other dataset"
+            )
         base, target = datasets[item.base], datasets[item.target]
         if len(item.from_labels) != len(item.to_labels):
             raise SchedulerError(

@@ -76,12 +76,18 @@ def model_row(spec: ModelSpec, measured: Mapping[str, Any] | None, date_added: s
         "tags": _tags(info.get("tags")),
         "date_added": date_added,
         "base_model": info.get("base_model"),
+        "hub_id": info.get("hub_id"),
+        "torchvision_name": info.get("torchvision_name"),
+        "tf_image_model_url": info.get("tf_image_model_url"),
     }
     return {column: row[column] for column in MODEL_COLUMNS}
 
 
 def dataset_row(spec: DatasetSpec, measured: Mapping[str, Any] | None, date_added: str) -> Row:
-    """The catalog row of a dataset (``DATASET_COLUMNS``; ``size`` counts ``max_rows``)."""
+    """The catalog row of a dataset (``DATASET_COLUMNS``; ``size`` counts ``max_rows``).
+
+    A ``date_added`` in the spec's info (given at REGISTER) is the row's date.
+    """
     got = dict(measured or {})
     modality = spec.modality.value if spec.modality is not None else got.get("modality")
     size, cap = got.get("size"), spec.params.get("max_rows")
@@ -93,7 +99,7 @@ def dataset_row(spec: DatasetSpec, measured: Mapping[str, Any] | None, date_adde
         "size": size,
         "num_classes": got.get("num_classes"),
         "modality": modality,
-        "date_added": date_added,
+        "date_added": spec.info.get("date_added", date_added),
     }
     return {column: row[column] for column in DATASET_COLUMNS}
 
@@ -241,19 +247,89 @@ DATASET_PARAMS = {
 """REGISTER DATASET column -> reader parameter."""
 
 
+UPSTREAM_READERS = {"vtab_name": ("vtab", "task"), "tf_dataset_name": ("tfds", "name")}
+"""Upstream SHiFT's REGISTER DATASET columns that pick a reader: column -> (reader kind,
+the reader parameter the column's value goes to). Both readers also take ``split``."""
+
+FEATURE_PATHS = {"embed_feature_path": "feature_path", "label_feature_path": "label_path"}
+"""Upstream SHiFT's feature-path columns -> reader parameter (a list of keys)."""
+
+
+def _upstream_reader(name: str, got: dict[str, Any], params: dict[str, Any]) -> str | None:
+    """The reader an upstream-style REGISTER names (``vtab_name``/``tf_dataset_name``)."""
+    named = [c for c in UPSTREAM_READERS if got.get(c) is not None]
+    if len(named) > 1:
+        raise CatalogError(f"dataset {name!r}: give one of {' and '.join(named)}, not both")
+    if not named:
+        return None
+    column = named[0]
+    kind, key = UPSTREAM_READERS[column]
+    reader = _string(got, "reader")
+    if reader is not None and reader != kind:
+        raise CatalogError(f"dataset {name!r}: {column} reads with reader {kind!r}, not {reader!r}")
+    params[key] = _string(got, column)
+    if not _string(got, "split"):
+        raise CatalogError(
+            f"dataset {name!r}: {column} needs a split (train800, val200, test, ...)"
+        )
+    return kind
+
+
+def _size(name: str, got: dict[str, Any], params: dict[str, Any]) -> None:
+    """A user-given ``size`` caps the rows used, exactly like ``max_rows``."""
+    size = got.get("size")
+    if size is None:
+        return
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise CatalogError(f"dataset {name!r}: size must be a positive whole number, got {size!r}")
+    if got.get("max_rows") is not None:
+        raise CatalogError(f"dataset {name!r}: size and max_rows both cap the rows; give one")
+    params["max_rows"] = size
+
+
+def _key_path(name: str, column: str, value: Any) -> list[str]:
+    keys = [value] if isinstance(value, str) else value
+    if (
+        not isinstance(keys, list | tuple)
+        or not keys
+        or not all(isinstance(k, str) and k for k in keys)
+    ):
+        raise CatalogError(
+            f'dataset {name!r}: {column} is a key or a list of keys, e.g. ["sentence"]; '
+            f"got {value!r}"
+        )
+    return list(keys)
+
+
 def dataset_spec_from_fields(name: str, fields: Mapping[str, Any]) -> DatasetSpec:
     """A dataset spec from ``REGISTER DATASET`` columns.
 
+    Upstream SHiFT's vocabulary maps on: ``vtab_name`` + ``split`` read with the ``vtab``
+    reader (``task``, ``split``), ``tf_dataset_name`` + ``split`` with ``tfds`` (``name``,
+    ``split``); ``embed_feature_path``/``label_feature_path`` become ``feature_path`` /
+    ``label_path``; ``size`` caps the rows like ``max_rows``; ``date_added`` goes to the
+    spec's info.
+
     Raises:
-        CatalogError: an unknown column (with the closest valid one) or no reader.
+        CatalogError: an unknown column (with the closest valid one), no reader, or
+            upstream columns that contradict each other.
     """
     got = _fields("dataset", fields)
-    reader = _string(got, "reader")
-    if not reader:
-        raise CatalogError(f"dataset {name!r} needs a reader (csv, image_folder, npz, ...)")
     params = {DATASET_PARAMS[c]: v for c, v in got.items() if c in DATASET_PARAMS}
+    reader = _upstream_reader(name, got, params) or _string(got, "reader")
+    if not reader:
+        raise CatalogError(
+            f"dataset {name!r} needs a reader (csv, image_folder, npz, ...) or vtab_name"
+        )
+    _size(name, got, params)
+    for column, key in FEATURE_PATHS.items():
+        if got.get(column) is not None:
+            params[key] = _key_path(name, column, got[column])
+    info: dict[str, Any] = {}
+    if got.get("date_added") is not None:
+        info["date_added"] = str(got["date_added"])
     modality = _modality(got["modality"]) if got.get("modality") is not None else None
-    return DatasetSpec(name, reader, params, None if modality is None else Modality(modality))
+    return DatasetSpec(name, reader, params, None if modality is None else Modality(modality), info)
 
 
 def _body(value: Any, what: str) -> dict[str, Any]:

@@ -21,15 +21,19 @@ from shift.ql.validate import validate
 
 FORMAT_VERSION = 1
 _MAX_DEPTH = 200
+#: Node fields that are not part of the JSON form: source spans and parser notices.
+_NOT_SENT = frozenset({"span", "notices"})
 
 
 def to_json(node: n.Node) -> Any:
     """The canonical JSON-able form of a node (dicts, lists, scalars)."""
     if isinstance(node, n.Value | n.Name):
         return node.value
+    if isinstance(node, n.ValueList):
+        return list(node.value)
     out: dict[str, Any] = {"type": node.TAG}
     for field in dataclasses.fields(node):  # type: ignore[arg-type]
-        if field.name == "span":
+        if field.name in _NOT_SENT:
             continue
         out[field.name] = _encode(getattr(node, field.name))
     return out
@@ -164,6 +168,11 @@ def _decode(data: Any, hint: Any, path: str, depth: int) -> Any:
         if isinstance(data, float) and data == data and abs(data) != float("inf"):
             return n.Value(int(data) if data.is_integer() and abs(data) <= 2**53 else data)
         raise _fail(path, f"expected a literal (number, string, bool, null), got {_describe(data)}")
+    if hint is n.ValueList:
+        if isinstance(data, list):
+            items = [_decode(v, n.Value, f"{path}[{i}]", depth + 1) for i, v in enumerate(data)]
+            return n.ValueList(tuple(items))
+        raise _fail(path, f"expected a list of literals, got {_describe(data)}")
     if hint is n.Name:
         if isinstance(data, str) and data:
             return n.Name(data)
@@ -179,7 +188,7 @@ def _decode_node(data: Any, cls: type[n.Node], path: str, depth: int) -> n.Node:
     if data.get("type") != cls.TAG:
         raise _fail(path, f"expected type {cls.TAG!r}, got {data.get('type')!r}")
     hints = _hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.name != "span"}  # type: ignore[arg-type]
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.name not in _NOT_SENT}  # type: ignore[arg-type]
     unknown = sorted(set(data) - set(fields) - {"type"})
     if unknown:
         raise _fail(

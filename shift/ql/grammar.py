@@ -34,13 +34,18 @@ declare     = DECLARE name AS query
 print       = PRINT (name / STAR)
 use         = USE (string / hostport)
 register    = REGISTER (DATASET / MODEL) string LPAREN name_list RPAREN
-              VALUES LPAREN literal_list RPAREN
+              VALUES LPAREN register_values RPAREN
+name_list   = register_column (COMMA register_column)*
+register_column = name / string
+register_values = register_value (COMMA register_value)*
+register_value = value_list / literal
+value_list  = LBRACKET (literal (COMMA literal)*)? RBRACKET
 finetune    = FINETUNE model_ref WITH dataset_ref params? WAIT?
 purge       = PURGE (RESULTS / FEATURES / ALL)?
 
 query       = query_term (UNION ALL? query_term)*
 query_term  = (LPAREN query RPAREN) / select / rank
-select      = SELECT columns FROM source where? clause*
+select      = SELECT DISTINCT? columns FROM source where? clause*
 rank        = RANK columns FROM source where? clause*
 
 columns     = STAR / (name (COMMA name)*)
@@ -54,20 +59,25 @@ order_key   = aggregate / name
 aggregate   = name LPAREN name RPAREN
 trained_on  = TRAINED ON dataset_ref
 tested_on   = TESTED ON (TASK / BENCHMARK)? dataset_ref
-classified_by = CLASSIFIED BY (classifier_list / classifier)
+classified_by = CLASSIFIED BY (classifier_list / classifier_seq)
+classifier_seq = classifier (COMMA classifier)*
 classifier_list = LBRACKET classifier (COMMA classifier)* RBRACKET
 classifier  = (string / name) params?
-ranked_by   = BY (ranker_list / string / name)
-ranker_list = LBRACKET (string / name) (COMMA (string / name))* RBRACKET
+ranked_by   = BY (ranker_list / ranker_seq)
+ranker_list = LBRACKET ranker_item (COMMA ranker_item)* RBRACKET
+ranker_seq  = ranker_item (COMMA ranker_item)*
+ranker_item = string / name
 limit       = LIMIT number
 other_than  = OTHER THAN (name_list_literal / name)
 chunk       = CHUNK (AUTO / number)
 budget      = BUDGET (AUTO / number)
 
-dataset_ref = dataset_list / dataset_item
+dataset_ref = dataset_list / dataset_seq
 dataset_list = LBRACKET dataset_item (COMMA dataset_item)* RBRACKET
+dataset_seq = dataset_item (COMMA dataset_item)*
 dataset_item = mutation / string / name
-mutation    = LPAREN (string / name) CHANGE label_list TO (string / name) label_list RPAREN
+mutation    = LPAREN (string / name) change (COMMA change)* RPAREN
+change      = CHANGE label_list TO (string / name) label_list?
 label_list  = LBRACKET (literal (COMMA literal)*)? RBRACKET
 model_ref   = name / string / name_list_literal
 
@@ -75,8 +85,6 @@ params      = LPAREN (param (COMMA param)*)? RPAREN
 param       = name EQ literal
 
 name_list_literal = LBRACKET string (COMMA string)* RBRACKET
-name_list   = name (COMMA name)*
-literal_list = literal (COMMA literal)*
 
 condition   = and_cond (OR and_cond)*
 and_cond    = not_cond (AND not_cond)*

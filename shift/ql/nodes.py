@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import ClassVar, Literal, TypeAlias
 
+from shift.errors import Diagnostic
+
 Span: TypeAlias = tuple[int, int] | None
 Scalar: TypeAlias = int | float | str | bool | None
 
@@ -72,6 +74,20 @@ class Value(Node):
 
 
 @dataclass(frozen=True)
+class ValueList(Node):
+    """``[v1, v2, ...]``: a list of literals, a REGISTER value only (JSON: the bare list)."""
+
+    TAG = "list"
+    items: tuple[Value, ...]
+    span: Span = field(default=None, compare=False, repr=False, kw_only=True)
+
+    @property
+    def value(self) -> tuple[Scalar, ...]:
+        """The literals' values."""
+        return tuple(item.value for item in self.items)
+
+
+@dataclass(frozen=True)
 class Name(Node):
     """An identifier: a column, a variable or a parameter name (JSON: the bare string)."""
 
@@ -82,11 +98,14 @@ class Name(Node):
 
 @dataclass(frozen=True)
 class Param(Node):
-    """``name=value`` inside a classifier, ranker, fine-tune or REGISTER parameter list."""
+    """``name=value`` inside a classifier, ranker, fine-tune or REGISTER parameter list.
+
+    Only a REGISTER column takes a :class:`ValueList`.
+    """
 
     TAG = "param"
     name: str
-    value: Value
+    value: Value | ValueList
     span: Span = field(default=None, compare=False, repr=False, kw_only=True)
 
 
@@ -232,12 +251,25 @@ class Dataset(Node):
 
 
 @dataclass(frozen=True)
+class Change(Node):
+    """One further ``CHANGE [l1, ...] TO "target" [m1, ...]`` clause of a :class:`Mutation`."""
+
+    TAG = "change"
+    from_labels: tuple[Value, ...]
+    target: str
+    to_labels: tuple[Value, ...]
+    span: Span = field(default=None, compare=False, repr=False, kw_only=True)
+
+
+@dataclass(frozen=True)
 class Mutation(Node):
-    """``("base" CHANGE [l1, ...] TO "target" [m1, ...])``.
+    """``("base" CHANGE [l1, ...] TO "target" [m1, ...] [, CHANGE ...])``.
 
     The rows of ``base`` labelled ``from_labels[i]`` are replaced by the rows of ``target``
     labelled ``to_labels[i]`` (relabelled as ``from_labels[i]``). With ``target == base``
-    the change only relabels rows.
+    the change only relabels rows. ``also`` holds the further CHANGE clauses, each taking
+    rows from another dataset; the parser merges clauses that name the same target, so
+    every target appears once (the first in ``target``, the others in ``also``).
     """
 
     TAG = "mutation"
@@ -245,7 +277,14 @@ class Mutation(Node):
     from_labels: tuple[Value, ...]
     target: str
     to_labels: tuple[Value, ...]
+    also: tuple[Change, ...] = ()
     span: Span = field(default=None, compare=False, repr=False, kw_only=True)
+
+    @property
+    def changes(self) -> tuple[Change, ...]:
+        """Every CHANGE clause, the first one included."""
+        first = Change(self.from_labels, self.target, self.to_labels, span=self.span)
+        return (first, *self.also)
 
 
 DatasetItem: TypeAlias = Dataset | Mutation
@@ -277,9 +316,11 @@ class Method(Node):
 
 @dataclass(frozen=True)
 class Select(Node):
-    """Catalog query: ``SELECT cols FROM source [WHERE] [ORDER BY ...] [LIMIT] [OTHER THAN]``.
+    """Catalog query: ``SELECT [DISTINCT] cols FROM source [WHERE] [ORDER BY ...] [LIMIT]
+    [OTHER THAN]``.
 
-    ``columns`` is empty for ``*``.
+    ``columns`` is empty for ``*`` (and ``ALL``). ``distinct`` drops repeated result rows
+    (after the columns are picked), keeping the first of each.
     """
 
     TAG = "select"
@@ -289,6 +330,7 @@ class Select(Node):
     order_by: tuple[OrderKey, ...] = ()
     limit: int | None = None
     other_than: Source | None = None
+    distinct: bool = False
     span: Span = field(default=None, compare=False, repr=False, kw_only=True)
 
 
@@ -448,18 +490,24 @@ Statement: TypeAlias = (
 
 @dataclass(frozen=True)
 class Script(Node):
-    """A sequence of statements."""
+    """A sequence of statements.
+
+    ``notices`` are what the parser tells the user without refusing the text (a clause
+    accepted for compatibility and ignored, say); like spans, they are not part of the
+    tree's equality or of its JSON form.
+    """
 
     TAG = "script"
     statements: tuple[Statement, ...]
     span: Span = field(default=None, compare=False, repr=False, kw_only=True)
+    notices: tuple[Diagnostic, ...] = field(default=(), compare=False, repr=False, kw_only=True)
 
 
 NODE_TYPES: dict[str, type[Node]] = {
     cls.TAG: cls
     for cls in (
-        Value, Name, Param, Compare, Between, In, Like, IsNull, Finetuned, Not, And, Or,
-        Table, Variable, NameList, Dataset, Mutation, OrderKey, Method, Select, TaskSelect,
+        Value, ValueList, Name, Param, Compare, Between, In, Like, IsNull, Finetuned, Not, And, Or,
+        Table, Variable, NameList, Dataset, Change, Mutation, OrderKey, Method, Select, TaskSelect,
         Rank, VecSelect, Union, Finetune, Explain, Declare, Print, Use, Register, Purge, Script,
     )
 }  # fmt: skip

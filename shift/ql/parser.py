@@ -32,6 +32,7 @@ from shift.ql.limits import check_limits, too_deep
 from shift.ql.numbers import parse_number
 from shift.ql.validate import validate
 from shift.ql.vocabulary import (
+    METRICS,
     canonical_column,
     canonical_register_column,
     canonical_table,
@@ -65,6 +66,7 @@ def parse_script(text: str, source: str = "<query>") -> n.Script:
     check_limits(text, source)
     statements: list[n.Statement] = []
     diagnostics: list[Diagnostic] = []
+    notices: list[Diagnostic] = []
     rule = grammar()["statement_text"]
     pos = tk.skip_trivia(text, 0, semicolons=True)
     while pos < len(text):
@@ -80,8 +82,9 @@ def parse_script(text: str, source: str = "<query>") -> n.Script:
             continue
         end = tree.end if tree is not None else pos
         if tree is not None and (end == len(text) or text[end] == ";"):
+            builder = _Builder(text)
             try:
-                statement = _Builder(text).statement(tree)
+                statement = builder.statement(tree)
                 problems = validate(statement)
             except _BuildError as error:
                 problems = [error.problem]
@@ -89,6 +92,7 @@ def parse_script(text: str, source: str = "<query>") -> n.Script:
                 diagnostics.extend(diagnose(text, p, source) for p in problems)
             else:
                 statements.append(statement)
+                notices.extend(diagnose(text, p, source) for p in builder.notices)
             pos = tk.skip_trivia(text, end, semicolons=True)
             continue
         at = max(failures.pos, end)
@@ -99,7 +103,7 @@ def parse_script(text: str, source: str = "<query>") -> n.Script:
         pos = tk.skip_trivia(text, _resume_after(text, pos, at), semicolons=True)
     if diagnostics:
         raise QueryError(diagnostics)
-    return n.Script(tuple(statements), span=(0, len(text)))
+    return n.Script(tuple(statements), span=(0, len(text)), notices=tuple(notices))
 
 
 def parse(text: str, source: str = "<query>") -> n.Statement:
@@ -232,6 +236,12 @@ class _Builder:
 
     def __init__(self, text: str):
         self.text = text
+        #: What to tell the user about an accepted statement (ignored clauses and such).
+        self.notices: list[Problem] = []
+
+    def notice(self, message: str, node: PNode | tuple[int, int], hint: str = "") -> None:
+        span = node if isinstance(node, tuple) else _span(node)
+        self.notices.append(Problem(message, span, hint))
 
     def fail(self, message: str, node: PNode | tuple[int, int], hint: str = "") -> NoReturn:
         span = node if isinstance(node, tuple) else _span(node)
@@ -322,8 +332,10 @@ class _Builder:
         kids = _kids(node)
         kind = n.RegisterKind(kids[1].expr_name.lower())
         name = self.string(kids[2])
-        columns = [self.name(k) for k in _kids(kids[4]) if k.expr_name == "name"]
-        values = [self.literal(k) for k in _kids(kids[8]) if k.expr_name == "literal"]
+        columns = [
+            self.register_column(k) for k in _kids(kids[4]) if k.expr_name == "register_column"
+        ]
+        values = [self.register_value(k) for k in _kids(kids[8]) if k.expr_name == "register_value"]
         if len(columns) != len(values):
             self.fail(
                 f"REGISTER lists {len(columns)} column(s) but {len(values)} value(s)",
@@ -339,6 +351,21 @@ class _Builder:
             for c, v in zip(columns, values, strict=True)
         )
         return n.Register(kind, name, fields, span=_span(node))
+
+    def register_column(self, node: PNode) -> n.Name:
+        """A REGISTER column, bare or quoted as upstream SHiFT writes them (``"split"``)."""
+        (inner,) = _kids(node)
+        if inner.expr_name == "string":
+            return n.Name(self.string(inner).strip(), span=_span(inner))
+        return self.name(inner)
+
+    def register_value(self, node: PNode) -> n.Value | n.ValueList:
+        """A REGISTER value: a literal or a list of literals (``["sentence"]``)."""
+        (inner,) = _kids(node)
+        if inner.expr_name == "value_list":
+            items = tuple(self.literal(k) for k in _kids(inner) if k.expr_name == "literal")
+            return n.ValueList(items, span=_span(inner))
+        return self.literal(inner)
 
     def stmt_finetune(self, node: PNode) -> n.Finetune:
         kids = _kids(node)
@@ -363,6 +390,9 @@ class _Builder:
     def select(self, node: PNode) -> n.Select | n.TaskSelect | n.Rank | n.VecSelect:
         kids = _kids(node)
         is_rank = kids[0].expr_name == "RANK"
+        distinct = kids[1] if kids[1].expr_name == "DISTINCT" else None
+        if distinct is not None:
+            kids = [kids[0], *kids[2:]]
         columns = self.columns(kids[1])
         source = self.source(kids[3])
         where = None
@@ -379,17 +409,25 @@ class _Builder:
         span = _span(node)
         value = {kind: v for kind, (_, v) in clauses.items()}
         is_vec = [c.value for c in columns] == ["vec"]
+        task = "trained_on" in clauses or "tested_on" in clauses
+        if distinct is not None and (is_vec or task):
+            self.fail(
+                "DISTINCT applies to a catalog query",
+                distinct,
+                "a task-aware query already returns one row per model; remove DISTINCT",
+            )
         if is_vec and not is_rank:
             return self.vec_select(node, source, where, clauses)
-        task = "trained_on" in clauses or "tested_on" in clauses
         if is_rank:
             self.require(clauses, ("trained_on", "ranked_by"), node, "RANK")
             self.forbid(
                 clauses,
-                ("order_by", "classified_by", "chunk", "budget"),
+                ("classified_by", "chunk", "budget"),
                 "RANK",
                 "RANK orders by its ranker's score",
             )
+            if "order_by" in clauses:
+                self.rank_order(*clauses["order_by"])
             if value.get("tested_on", (False, ()))[0]:
                 self.fail(
                     "RANK scores one task; BENCHMARK applies to SELECT queries",
@@ -424,7 +462,25 @@ class _Builder:
             value.get("order_by", ()),
             value.get("limit"),
             value.get("other_than"),
+            distinct is not None,
             span=span,
+        )
+
+    def rank_order(self, node: PNode, keys: tuple[n.OrderKey, ...]) -> None:
+        """``ORDER BY err ASC`` in a RANK (upstream SHiFT accepts it): checked, then ignored."""
+        wrong = [k for k in keys if k.column.value not in (*METRICS, "score")]
+        if len(keys) != 1 or wrong:
+            self.fail(
+                "RANK orders by its ranker's score; ORDER BY there may only name err, acc "
+                "or score (and is ignored)",
+                node,
+                "remove the ORDER BY clause",
+            )
+        self.notice(
+            f"ORDER BY {_raw(node)[len('ORDER BY') :].strip()} is ignored: RANK orders by "
+            "its ranker's score, best first",
+            node,
+            "remove the ORDER BY clause",
         )
 
     def task_select(
@@ -445,6 +501,17 @@ class _Builder:
             order = keys[0]
             if benchmark and order.aggregate is None:
                 order = n.OrderKey(order.column, order.descending, n.Aggregate.AVG, span=order.span)
+            elif not benchmark and order.aggregate is not None:
+                # the test sets are pooled into one: one score per model, and any
+                # aggregate of a single score is that score
+                self.notice(
+                    f"{order.aggregate.value}({order.column.value}) without BENCHMARK orders "
+                    f"by {order.column.value}: without BENCHMARK the test sets are pooled "
+                    "into one, so each model has one score to aggregate",
+                    order.span or order_node,
+                    "write TESTED ON BENCHMARK [...] to aggregate per-dataset scores",
+                )
+                order = n.OrderKey(order.column, order.descending, span=order.span)
         else:
             order = n.OrderKey(n.Name("err"), False, n.Aggregate.AVG if benchmark else None)
         classifiers = value.get("classified_by") or (self.method(CLASSIFIERS, "euclidean_nn"),)
@@ -508,6 +575,12 @@ class _Builder:
         kids = _kids(node)
         if kids[0].expr_name == "STAR":
             return ()
+        names = [k for k in kids if k.expr_name == "name"]
+        alls = [k for k in names if _raw(k).upper() == "ALL"]
+        if alls and len(names) == 1:
+            return ()  # upstream SHiFT's SELECT all: every column, as *
+        if alls:
+            self.fail("ALL means every column; write it alone or list the columns", alls[0])
         out = []
         for k in kids:
             if k.expr_name == "name":
@@ -572,7 +645,7 @@ class _Builder:
 
     def clause_classified_by(self, node: PNode) -> tuple[n.Method, ...]:
         target = _kids(node)[2]
-        items = [k for k in _kids(target) if k.expr_name == "classifier"] or [target]
+        items = [k for k in _kids(target) if k.expr_name == "classifier"]
         methods = [self.classifier(k) for k in items]
         seen: set[n.Method] = set()
         for method, k in zip(methods, items, strict=True):
@@ -594,11 +667,7 @@ class _Builder:
 
     def clause_ranked_by(self, node: PNode) -> tuple[n.Method, ...]:
         target = _kids(node)[1]
-        items = (
-            [k for k in _kids(target) if k.expr_name in ("string", "name")]
-            if target.expr_name == "ranker_list"
-            else [target]
-        )
+        items = [_kids(k)[0] for k in _kids(target) if k.expr_name == "ranker_item"]
         methods = [self.ranker(k) for k in items]
         seen: set[n.Method] = set()
         for method, k in zip(methods, items, strict=True):
@@ -726,24 +795,44 @@ class _Builder:
 
     def dataset_ref(self, node: PNode) -> tuple[n.DatasetItem, ...]:
         (inner,) = _kids(node)
-        if inner.expr_name == "dataset_list":
-            items = [k for k in _kids(inner) if k.expr_name == "dataset_item"]
-        else:
-            items = [inner]
+        items = [k for k in _kids(inner) if k.expr_name == "dataset_item"]
         return tuple(self.dataset_item(k) for k in items)
 
     def dataset_item(self, node: PNode) -> n.DatasetItem:
         (inner,) = _kids(node)
         if inner.expr_name == "mutation":
-            kids = _kids(inner)
-            return n.Mutation(
-                self.word(kids[1]),
-                self.labels(kids[3]),
-                self.word(kids[5]),
-                self.labels(kids[6]),
-                span=_span(inner),
-            )
+            return self.mutation(inner)
         return n.Dataset(self.word(inner), span=_span(inner))
+
+    def mutation(self, node: PNode) -> n.Mutation:
+        """``(base CHANGE [..] TO target [..], CHANGE ...)``, clauses merged per target.
+
+        A clause without labels after its target takes the target's rows of the same
+        labels (``CHANGE [1, 2] TO "b"`` is ``CHANGE [1, 2] TO "b" [1, 2]``).
+        """
+        kids = _kids(node)
+        merged: dict[str, tuple[list[n.Value], list[n.Value], tuple[int, int]]] = {}
+        for clause in (k for k in kids if k.expr_name == "change"):
+            parts = _kids(clause)
+            source = self.labels(parts[1])
+            target = self.word(parts[3])
+            to = self.labels(parts[4]) if len(parts) > 4 else source
+            got = merged.setdefault(target, ([], [], _span(clause)))
+            got[0].extend(source)
+            got[1].extend(to)
+        changes = [
+            n.Change(tuple(a), target, tuple(b), span=span)
+            for target, (a, b, span) in merged.items()
+        ]
+        first = changes[0]
+        return n.Mutation(
+            self.word(kids[1]),
+            first.from_labels,
+            first.target,
+            first.to_labels,
+            tuple(changes[1:]),
+            span=_span(node),
+        )
 
     def labels(self, node: PNode) -> tuple[n.Value, ...]:
         return tuple(self.literal(k) for k in _kids(node) if k.expr_name == "literal")
@@ -834,11 +923,15 @@ class _Builder:
                     "write column op value, e.g. num_params < 10M",
                 )
             if isinstance(rhs, n.Name):
+                if canonical_column(lhs.value) is None and canonical_column(rhs.value):
+                    lhs, rhs, right = rhs, lhs, left
                 if lhs.value.lower() != "probe":
+                    quoted = f"'{rhs.value}'"
+                    rewrite = f"{lhs.value}{op_node.text.strip()}{quoted}"
                     self.fail(
                         f"compare {lhs.value} with a value, not with the name {rhs.value}",
                         right,
-                        f"quote it if it is text: '{rhs.value}'",
+                        f"quote it if it is text: {quoted}; write {rewrite}",
                     )
                 rhs = n.Value(rhs.value, span=rhs.span)
             column = self.column_name(lhs)

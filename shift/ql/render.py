@@ -59,10 +59,11 @@ def _datasets(items: tuple[n.DatasetItem, ...]) -> str:
 def _dataset(item: n.DatasetItem) -> str:
     if isinstance(item, n.Dataset):
         return quote(item.name)
-    return (
-        f"({quote(item.base)} CHANGE {_labels(item.from_labels)} "
-        f"TO {quote(item.target)} {_labels(item.to_labels)})"
+    changes = ", ".join(
+        f"CHANGE {_labels(c.from_labels)} TO {quote(c.target)} {_labels(c.to_labels)}"
+        for c in item.changes
     )
+    return f"({quote(item.base)} {changes})"
 
 
 def _labels(labels: tuple[n.Value, ...]) -> str:
@@ -70,7 +71,7 @@ def _labels(labels: tuple[n.Value, ...]) -> str:
 
 
 def _params(params: tuple[n.Param, ...]) -> str:
-    return "(" + ", ".join(f"{p.name}={render_value(p.value.value)}" for p in params) + ")"
+    return "(" + ", ".join(f"{p.name}={_register_value(p.value)}" for p in params) + ")"
 
 
 def _order_key(key: n.OrderKey) -> str:
@@ -99,15 +100,22 @@ def _ranker(method: n.Method) -> str:
 def _string_params(params: tuple[n.Param, ...]) -> str:
     """Parameters written inside a quoted ranker string: strings in single quotes."""
 
-    def value(v: n.Scalar) -> str:
-        return "'" + v.replace("'", "''") + "'" if isinstance(v, str) else render_value(v)
+    def value(v: n.Value | n.ValueList) -> str:
+        if isinstance(v, n.Value) and isinstance(v.value, str):
+            return "'" + v.value.replace("'", "''") + "'"
+        return _register_value(v)
 
-    return "(" + ", ".join(f"{p.name}={value(p.value.value)}" for p in params) + ")"
+    return "(" + ", ".join(f"{p.name}={value(p.value)}" for p in params) + ")"
 
 
 def _head(
-    verb: str, columns: tuple[n.Name, ...], source: n.Source, where: n.Condition | None
+    verb: str,
+    columns: tuple[n.Name, ...],
+    source: n.Source,
+    where: n.Condition | None,
+    distinct: bool = False,
 ) -> list[str]:
+    verb += " DISTINCT" if distinct else ""
     parts = [f"{verb} {_columns(columns)} FROM {_source(source)}"]
     if where is not None:
         parts.append("WHERE " + render_condition(where))
@@ -125,7 +133,7 @@ def _tail(limit: int | None, other_than: n.Source | None) -> list[str]:
 
 @render.register
 def _(node: n.Select) -> str:
-    parts = _head("SELECT", node.columns, node.source, node.where)
+    parts = _head("SELECT", node.columns, node.source, node.where, node.distinct)
     if node.order_by:
         parts.append("ORDER BY " + ", ".join(_order_key(k) for k in node.order_by))
     parts += _tail(node.limit, node.other_than)
@@ -213,8 +221,14 @@ def _(node: n.Use) -> str:
 @render.register
 def _(node: n.Register) -> str:
     columns = ", ".join(f.name for f in node.fields)
-    values = ", ".join(render_value(f.value.value) for f in node.fields)
+    values = ", ".join(_register_value(f.value) for f in node.fields)
     return f"REGISTER {node.kind.value.upper()} {quote(node.name)} ({columns}) VALUES ({values})"
+
+
+def _register_value(value: n.Value | n.ValueList) -> str:
+    if isinstance(value, n.ValueList):
+        return "[" + ", ".join(render_value(v) for v in value.value) + "]"
+    return render_value(value.value)
 
 
 @render.register

@@ -18,7 +18,7 @@ from enum import StrEnum
 #: Keywords (case-insensitive). Those in RESERVED below cannot be used as names.
 KEYWORDS: tuple[str, ...] = (
     "ALL", "AND", "AS", "ASC", "AUTO", "BENCHMARK", "BETWEEN", "BUDGET", "BY", "CHANGE",
-    "CHUNK", "CLASSIFIED", "DATASET", "DECLARE", "DESC", "EXPLAIN", "FALSE", "FEATURES",
+    "CHUNK", "CLASSIFIED", "DATASET", "DECLARE", "DESC", "DISTINCT", "EXPLAIN", "FALSE", "FEATURES",
     "FINETUNE", "FINETUNED", "FROM", "IN", "IS", "JSON", "LIKE", "LIMIT", "MODEL", "NOT",
     "NULL", "ON", "OR", "ORDER", "OTHER", "PRINT", "PURGE", "RANK", "REGISTER", "RESULTS",
     "SELECT", "TASK", "TESTED", "THAN", "TO", "TRAINED", "TRUE", "UNION", "USE", "VALUES",

@@ -16,6 +16,7 @@ from shift.ql import nodes as n
 from shift.ql.diagnostics import Problem
 from shift.ql.vocabulary import (
     DATASET_COLUMNS,
+    LIST_COLUMNS,
     MEASURED_COLUMNS,
     METRICS,
     MODEL_COLUMNS,
@@ -166,6 +167,12 @@ def _check(node: n.Statement) -> Iterator[Problem]:
                     f"(columns: {', '.join(allowed)})",
                     field.span or node.span,
                     _hint(field.name, list(allowed)),
+                )
+            elif isinstance(field.value, n.ValueList) and field.name not in LIST_COLUMNS:
+                yield Problem(
+                    f"{field.name} takes one value, not a list",
+                    field.value.span or field.span or node.span,
+                    f"lists are for {', '.join(sorted(LIST_COLUMNS))}",
                 )
     elif isinstance(node, n.Finetune):
         yield from _check_model_pool(node.models)
@@ -352,22 +359,36 @@ def _check_datasets(items: tuple[n.DatasetItem, ...], what: str) -> Iterator[Pro
             if not name.strip():
                 yield Problem(f"{what}: a dataset name is empty", item.span)
         if isinstance(item, n.Mutation):
-            if len(item.from_labels) != len(item.to_labels):
+            yield from _check_mutation(item, what)
+
+
+def _check_mutation(item: n.Mutation, what: str) -> Iterator[Problem]:
+    targets = [c.target for c in item.changes]
+    for change in item.also:
+        if not change.target.strip():
+            yield Problem(f"{what}: a dataset name is empty", change.span or item.span)
+    if len(set(targets)) != len(targets):
+        yield Problem("CHANGE clauses of one mutation must name different targets", item.span)
+    left: list[n.Value] = []
+    for change in item.changes:
+        span = change.span or item.span
+        if len(change.from_labels) != len(change.to_labels):
+            yield Problem(
+                f"CHANGE maps {len(change.from_labels)} label(s) to {len(change.to_labels)}",
+                span,
+                "give the same number of labels on both sides",
+            )
+        if not change.from_labels:
+            yield Problem("CHANGE needs at least one label", span)
+        left.extend(change.from_labels)
+        for label in (*change.from_labels, *change.to_labels):
+            if label.value is None or isinstance(label.value, bool | float):
                 yield Problem(
-                    f"CHANGE maps {len(item.from_labels)} label(s) to {len(item.to_labels)}",
-                    item.span,
-                    "give the same number of labels on both sides",
+                    f"labels are whole numbers or strings, got {label.value!r}",
+                    label.span or span,
                 )
-            if not item.from_labels:
-                yield Problem("CHANGE needs at least one label", item.span)
-            if len(set(_label_keys(item.from_labels))) != len(item.from_labels):
-                yield Problem("CHANGE lists a label twice on the left", item.span)
-            for label in (*item.from_labels, *item.to_labels):
-                if label.value is None or isinstance(label.value, bool | float):
-                    yield Problem(
-                        f"labels are whole numbers or strings, got {label.value!r}",
-                        label.span or item.span,
-                    )
+    if len(set(_label_keys(tuple(left)))) != len(left):
+        yield Problem("CHANGE lists a label twice on the left", item.span)
 
 
 def _label_keys(labels: tuple[n.Value, ...]) -> list[tuple[str, object]]:

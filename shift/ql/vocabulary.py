@@ -19,11 +19,13 @@ TABLES: dict[str, str] = {
 TABLE_ALIASES: dict[str, str] = {"datasets": "readers", "imagemodels": "image_models",
                                  "textmodels": "text_models"}  # fmt: skip
 
-#: Columns of a model row (docs/shiftql.md, the catalog columns).
+#: Columns of a model row (docs/shiftql.md, the catalog columns). The last three are
+#: identifiers upstream SHiFT's catalog filtered on: the hub id (``hf_name`` there), the
+#: ``torchvision.models`` name and the TF-Hub address; empty where they do not apply.
 MODEL_COLUMNS: tuple[str, ...] = (
     "name", "source", "modality", "num_params", "feature_dim", "input_size", "max_tokens",
     "up_acc", "gflops", "batch_size", "license", "finetuned", "tags", "date_added",
-    "base_model",
+    "base_model", "hub_id", "torchvision_name", "tf_image_model_url",
 )  # fmt: skip
 
 #: Columns of a dataset row.
@@ -47,13 +49,19 @@ REGISTER_COLUMNS: dict[str, tuple[str, ...]] = {
     "dataset": (
         "reader", "path", "modality", "text_column", "image_column", "label_column",
         "x_key", "y_key", "split", "seed", "max_rows", "delimiter", "bundle",
+        "vtab_name", "tf_dataset_name", "embed_feature_path", "label_feature_path", "size",
+        "date_added",
     ),
 }  # fmt: skip
 
-#: Columns shift measures itself when it registers a model or dataset.
+#: REGISTER columns that take a list of keys (``["sentence"]``) as well as one string.
+LIST_COLUMNS: frozenset[str] = frozenset({"embed_feature_path", "label_feature_path"})
+
+#: Columns shift measures itself when it registers a model or dataset. (A dataset's
+#: ``size`` may be given: it caps the rows used, like ``max_rows``.)
 MEASURED_COLUMNS: dict[str, tuple[str, ...]] = {
     "model": ("num_params", "feature_dim"),
-    "dataset": ("size", "num_classes"),
+    "dataset": ("num_classes",),
 }
 
 #: Metrics a task-aware query can order by.
@@ -79,6 +87,10 @@ COLUMN_ALIASES: dict[str, str] = {
     "accuracy": "acc",
     "trainrows": "train_rows",
     "testrows": "test_rows",
+    "hfname": "hub_id",
+    "hubid": "hub_id",
+    "torchvisionname": "torchvision_name",
+    "tfimagemodelurl": "tf_image_model_url",
 }
 
 #: Canonical spellings of column values (``Input == 'Vision'`` means modality 'vision').
