@@ -158,6 +158,8 @@ class Repl:
                 execute(self, text)
                 return
             script = parse_script(text)
+            for notice in script.notices:
+                self.write(f"notice: {notice.render()}")
             self.runner.run(script.statements)
         except QueryError as error:
             self.write(str(error))

@@ -52,6 +52,8 @@ def run(args: argparse.Namespace) -> int:
     except QueryError as error:
         print(str(error), file=sys.stderr)
         return 2
+    for notice in script.notices:
+        print(f"notice: {notice.render()}", file=sys.stderr)
     if args.render:
         sys.stdout.write(render(script))
     else:

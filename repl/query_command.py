@@ -65,6 +65,8 @@ def run(args: argparse.Namespace) -> int:
     except QueryError as error:
         print(str(error), file=sys.stderr)
         return 2
+    for notice in script.notices:
+        print(f"notice: {notice.render()}", file=sys.stderr)
     client = BrokerClient(settings["url"], settings["token"])
     runner = ScriptRunner(client, args.format, args.session, sys.stdout, sys.stderr)
     return runner.run(script.statements)

@@ -205,3 +205,12 @@ def test_shift_up_takes_data_roots() -> None:
         [sys.executable, "-m", "shift", "up", "--help"], capture_output=True, text=True, timeout=60
     )
     assert out.returncode == 0 and "--data-roots" in out.stdout
+
+
+def test_parse_prints_notices_on_stderr_and_the_tree_on_stdout() -> None:
+    """A clause shift accepts but ignores is said on stderr, located; stdout stays the tree."""
+    result = shift("parse", 'RANK * FROM m TRAINED ON "a" BY "logme" ORDER BY err ASC')
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["statements"][0]["type"] == "rank"
+    assert result.stderr.startswith("notice: <query>:1:41: ORDER BY err ASC is ignored")
+    assert "hint: remove the ORDER BY clause" in result.stderr
