@@ -154,11 +154,25 @@ def _need(fields: Mapping[str, Any], source: str, *columns: str) -> str:
     raise CatalogError(f"source {source!r} needs {' or '.join(columns)}")
 
 
+def _pretrained(fields: Mapping[str, Any]) -> bool | None:
+    value = fields.get("pretrained")
+    if value is not None and not isinstance(value, bool):
+        raise CatalogError(f"pretrained must be true or false, got {value!r}")
+    return value
+
+
 @model_source("timm", family="timm")
 def _timm(fields: dict[str, Any], loader: dict[str, Any]) -> tuple[dict[str, Any], Modality | None]:
     loader["arch"] = _need(fields, "timm", "architecture", "hub_id")
+    pretrained = _pretrained(fields)
     if fields.get("checkpoint") is not None:
+        if pretrained is False:
+            raise CatalogError("pretrained = false means random weights; leave out checkpoint")
         loader["checkpoint"] = {"path": _string(fields, "checkpoint")}
+    if pretrained is not None:
+        loader["pretrained"] = pretrained
+    if fields.get("input_size") is not None:
+        loader["input_size"] = fields["input_size"]
     if fields.get("feature_layer") is not None:
         loader["stage"] = fields["feature_layer"]
     return loader, Modality.VISION
@@ -167,6 +181,13 @@ def _timm(fields: dict[str, Any], loader: dict[str, Any]) -> tuple[dict[str, Any
 @model_source("huggingface", "hf", "transformers", family="huggingface")
 def _hf(fields: dict[str, Any], loader: dict[str, Any]) -> tuple[dict[str, Any], Modality | None]:
     loader["model"] = _need(fields, "huggingface", "hub_id", "path")
+    if _pretrained(fields) is False:
+        loader["random_init"] = True
+    if fields.get("input_size") is not None:
+        raise CatalogError(
+            "input_size is for timm and local models; a huggingface model's image processor "
+            "sets its input size"
+        )
     for column, key in (("pooling", "pooling"), ("max_tokens", "max_tokens")):
         if fields.get(column) is not None:
             loader[key] = fields[column]
@@ -209,6 +230,8 @@ def model_spec_from_fields(name: str, fields: Mapping[str, Any]) -> ModelSpec:
     if source not in MODEL_SOURCES:
         raise _unknown("model source", source, MODEL_SOURCES)
     family, build = MODEL_SOURCES[source]
+    if got.get("pretrained") is not None and family not in ("timm", "huggingface"):
+        raise CatalogError(f"pretrained is for timm and huggingface models, not {source!r}")
     loader, modality = build(got, {})
     if got.get("modality") is not None:
         modality = Modality(_modality(got["modality"]))

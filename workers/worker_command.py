@@ -66,6 +66,9 @@ def run(args: argparse.Namespace) -> int:
 
         die_with_parent(args.parent_pid)
 
+    from workers.quiet import quiet_third_party
+
+    quiet_third_party()  # before transformers is imported: it reads its verbosity once
     from shift.errors import ShiftError
     from shift.keys import read_bundle
     from shift.protocol import Timing

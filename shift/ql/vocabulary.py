@@ -44,7 +44,7 @@ REGISTER_COLUMNS: dict[str, tuple[str, ...]] = {
     "model": (
         "source", "modality", "hub_id", "path", "checkpoint", "architecture", "tokenizer",
         "feature_layer", "pooling", "input_size", "max_tokens", "up_acc", "gflops",
-        "batch_size", "license", "tags",
+        "batch_size", "license", "tags", "pretrained",
     ),
     "dataset": (
         "reader", "path", "modality", "text_column", "image_column", "label_column",

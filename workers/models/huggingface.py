@@ -7,8 +7,9 @@ does); ``max_tokens`` (text truncation, default 128); ``num_layers`` (keep only 
 layers: a truncated variant); ``random_init`` with ``seed`` (the same config, random weights:
 a control); ``config`` (with ``random_init`` only: size overrides of the config, among
 :data:`SIZE_FIELDS`, for random controls of other sizes). Text uses the model's own
-tokenizer; vision its own image processor. Hub ids load through the hub cache
-(``HF_HUB_OFFLINE=1`` makes that cache-only). A local folder is confined to the data roots
+tokenizer; vision its own image processor. A hub id loads from this worker's hub cache
+when it is there (no network), else from the hub when it answers, else fails at once saying
+what to do (:func:`load_from_hub`). A local folder is confined to the data roots
 like every local path (:func:`model_source`); a repository's own code never runs
 (``trust_remote_code=False``) and weights load as safetensors or weights-only.
 """
@@ -28,6 +29,8 @@ from workers.models.base import (
     model_file,
     register_family,
 )
+from workers.models.hub import HUB, cached_file, not_cached
+from workers.quiet import quiet_third_party
 
 CLS_TOKEN_TYPES = frozenset({"vit", "deit", "dinov2", "vit_msn", "vit_mae", "dino"})
 """Vision models whose classification head reads the first (CLS) token."""
@@ -140,55 +143,119 @@ def load_failure(spec: ModelSpec, source: str, local: bool, error: BaseException
     )
 
 
-@register_family("huggingface")
-def load_huggingface(spec: ModelSpec, device: str) -> FeatureExtractor:
-    """transformers models: text with mean pooling, vision pooled as the architecture intends."""
+def load_parts(spec: ModelSpec, source: str, files_only: bool) -> tuple[Any, Any, Any]:
+    """The config, the model and the tokenizer (text) or image processor (vision) of
+    ``spec`` from ``source``; with ``files_only`` nothing is asked of the hub."""
     import torch
     import transformers
 
+    loader, hub = spec.loader, {"trust_remote_code": False, "local_files_only": files_only}
+    config = transformers.AutoConfig.from_pretrained(source, **hub)
+    num_layers = loader.get("num_layers")
+    if num_layers is not None:
+        config.num_hidden_layers = int(num_layers)
+    for field, value in size_overrides(spec).items():
+        setattr(config, field, value)
+    # Seeded either way: weights a checkpoint lacks (an unused pooler, say) are initialised
+    # the same on every worker, so a model's features never depend on which worker ran it.
+    torch.manual_seed(int(loader.get("seed", 0)))
+    if loader.get("random_init"):
+        model = transformers.AutoModel.from_config(config)
+    else:
+        model, loading = transformers.AutoModel.from_pretrained(
+            source, config=config, output_loading_info=True, **hub
+        )
+        if loading.get("missing_keys"):
+            missing = sorted(loading["missing_keys"])
+            log.warning(
+                "model %s: %d weight(s) missing from %s were initialised with seed %s: %s",
+                spec.name, len(missing), source, loader.get("seed", 0), ", ".join(missing[:5]),
+            )  # fmt: skip
+    if spec.modality is Modality.TEXT:
+        return config, model, transformers.AutoTokenizer.from_pretrained(source, **hub)
+    return config, model, transformers.AutoImageProcessor.from_pretrained(source, **hub)
+
+
+def offline_fix(spec: ModelSpec) -> str:
+    """The third way out of an uncached hub id: a local model (or tokenizer) folder."""
+    if spec.family != "huggingface":
+        return (
+            "give the tokenizer as a local folder instead (what save_pretrained writes, "
+            "under the data roots) in the tokenizer column"
+        )
+    return (
+        "register a local folder instead (what save_pretrained writes, under the data "
+        f'roots): REGISTER MODEL "{spec.name}" (source, path, modality) VALUES '
+        f"('huggingface', 'FOLDER', '{spec.modality.value}')"
+    )
+
+
+def hub_files_only(spec: ModelSpec, source: str, what: str, marker: str) -> bool:
+    """Whether hub id ``source`` loads from the cache alone (its ``marker`` file is cached);
+    ``False`` when it must come from the hub, which answers.
+
+    Raises:
+        WorkerError: it is not cached and the hub cannot be reached (:func:`not_cached`).
+    """
+    if cached_file(source, (marker,)) is not None:
+        return True
+    reason = HUB.offline_reason()
+    if reason is not None:
+        raise not_cached(spec.name, what, source, reason, offline_fix(spec))
+    return False
+
+
+def load_from_hub(spec: ModelSpec, source: str) -> tuple[Any, Any, Any]:
+    """:func:`load_parts` of a hub id: from this worker's cache when its ``config.json`` is
+    there (no network), else from the hub when it answers, else a :func:`not_cached` error
+    at once. A cache that lacks some file falls back to the hub, or fails the same way.
+
+    Raises:
+        WorkerError: the model is not (wholly) cached and the hub cannot be reached, or it
+            does not load.
+    """
+    if hub_files_only(spec, source, "the transformers model", "config.json"):
+        try:
+            return load_parts(spec, source, files_only=True)
+        except Exception as error:  # a file the cache lacks (OSError), or a bad model
+            reason = HUB.offline_reason()
+            if reason is not None:
+                what = f"part of the transformers model ({failure_reason(error)})"
+                raise not_cached(spec.name, what, source, reason, offline_fix(spec)) from None
+    try:
+        return load_parts(spec, source, files_only=False)
+    except Exception as error:  # OSError, ValueError, safetensors and torch errors alike
+        raise load_failure(spec, source, False, error) from None
+
+
+@register_family("huggingface")
+def load_huggingface(spec: ModelSpec, device: str) -> FeatureExtractor:
+    """transformers models: text with mean pooling, vision pooled as the architecture intends."""
+    quiet_third_party()
     loader = spec.loader
     source, local = model_source(spec, loader.get("model"))
-    overrides = size_overrides(spec)
-    try:
-        config = transformers.AutoConfig.from_pretrained(source, trust_remote_code=False)
-        num_layers = loader.get("num_layers")
-        if num_layers is not None:
-            config.num_hidden_layers = int(num_layers)
-        for field, value in overrides.items():
-            setattr(config, field, value)
-        # Seeded either way: weights a checkpoint lacks (an unused pooler, say) are initialised
-        # the same on every worker, so a model's features never depend on which worker ran it.
-        torch.manual_seed(int(loader.get("seed", 0)))
-        if loader.get("random_init"):
-            model = transformers.AutoModel.from_config(config)
-        else:
-            model, loading = transformers.AutoModel.from_pretrained(
-                source, config=config, output_loading_info=True, trust_remote_code=False
-            )
-            if loading.get("missing_keys"):
-                missing = sorted(loading["missing_keys"])
-                log.warning(
-                    "model %s: %d weight(s) missing from %s were initialised with seed %s: %s",
-                    spec.name, len(missing), source, loader.get("seed", 0), ", ".join(missing[:5]),
-                )  # fmt: skip
-    except Exception as error:  # OSError, ValueError, safetensors and torch errors alike
-        raise load_failure(spec, source, local, error) from None
+    size_overrides(spec)
+    if local:
+        try:
+            config, model, preprocessor = load_parts(spec, source, files_only=True)
+        except Exception as error:  # OSError, ValueError, safetensors and torch errors alike
+            raise load_failure(spec, source, local, error) from None
+    else:
+        config, model, preprocessor = load_from_hub(spec, source)
     model = model.to(device)
     info: dict[str, Any] = {"model_type": config.model_type}
     if spec.modality is Modality.TEXT:
-        tokenizer = transformers.AutoTokenizer.from_pretrained(source, trust_remote_code=False)
         max_tokens = int(loader.get("max_tokens", 128))
         info["max_tokens"] = max_tokens
         pooling = str(loader.get("pooling", "mean"))
         return FeatureExtractor(
             spec,
             model,
-            tokenize(tokenizer, max_tokens),
+            tokenize(preprocessor, max_tokens),
             text_forward(model, pooling),
             device,
             info,
         )
-    processor = transformers.AutoImageProcessor.from_pretrained(source, trust_remote_code=False)
     pooling = str(loader.get("pooling", "auto"))
     if pooling == "auto":
         pooling = "cls" if config.model_type in CLS_TOKEN_TYPES else "pooler"
@@ -204,6 +271,6 @@ def load_huggingface(spec: ModelSpec, device: str) -> FeatureExtractor:
         return hidden.mean(dim=(2, 3)) if hidden.dim() == 4 else hidden.mean(dim=1)
 
     def preprocess(rows: list[Any]) -> Any:
-        return processor(images=rows, return_tensors="pt")["pixel_values"]
+        return preprocessor(images=rows, return_tensors="pt")["pixel_values"]
 
     return FeatureExtractor(spec, model, preprocess, forward, device, info)

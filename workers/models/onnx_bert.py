@@ -16,7 +16,8 @@ from typing import Any
 from shift.errors import WorkerError
 from shift.specs import ModelSpec
 from workers.models.base import FeatureExtractor, failure_reason, model_file, register_family
-from workers.models.huggingface import model_source, text_forward, tokenize
+from workers.models.huggingface import hub_files_only, model_source, text_forward, tokenize
+from workers.quiet import quiet_third_party
 
 PREFIXES = ("model.0.auto_model.", "bert.", "")
 """Prefixes stripped from initializer names (sentence-transformers exports use the first)."""
@@ -103,6 +104,8 @@ def truncate_layers(
 def load_onnx_bert(spec: ModelSpec, device: str) -> FeatureExtractor:
     """BERT encoders shipped as ONNX only, converted exactly into a transformers BertModel."""
     import torch
+
+    quiet_third_party()
     import transformers
 
     loader = spec.loader
@@ -131,9 +134,12 @@ def load_onnx_bert(spec: ModelSpec, device: str) -> FeatureExtractor:
             f"ONNX file {path.name} does not match a BertModel: missing {missing[:3]}, "
             f"unexpected {unexpected[:3]}"
         )
-    tokenizer_source, _ = model_source(spec, loader.get("tokenizer"))
+    tokenizer_source, local = model_source(spec, loader.get("tokenizer"))
+    files_only = local or hub_files_only(
+        spec, tokenizer_source, "the tokenizer", "tokenizer_config.json"
+    )
     tokenizer = transformers.AutoTokenizer.from_pretrained(
-        tokenizer_source, trust_remote_code=False
+        tokenizer_source, trust_remote_code=False, local_files_only=files_only
     )
     max_tokens = int(loader.get("max_tokens", 128))
     model = model.to(device)
