@@ -19,6 +19,7 @@ import numpy as np
 
 from shift.errors import CatalogError, WorkerError
 from shift.finetuning import checkpoint_root
+from shift.parameters import Parameter
 from shift.paths import confine, data_roots
 from shift.registry import lookup, register_once, summary
 from shift.specs import Modality, ModelSpec, resolve_file
@@ -155,19 +156,25 @@ class Family:
         name: The name model specs use in their ``family`` field.
         load: ``load(spec, device) -> FeatureExtractor``.
         help: One line for the docs.
+        params: The loader parameters it reads (``shift sources`` shows them).
+        contract: What the model receives: tensor shape, dtype, value range, or text.
     """
 
     name: str
     load: FamilyLoader
     help: str
+    params: tuple[Parameter, ...] = ()
+    contract: str = ""
 
 
 FAMILIES: dict[str, Family] = {}
 """Every registered model family by name."""
 
 
-def register_family(name: str) -> Callable[[FamilyLoader], FamilyLoader]:
-    """Register a loader as the model family ``name``.
+def register_family(
+    name: str, params: tuple[Parameter, ...] = (), contract: str = ""
+) -> Callable[[FamilyLoader], FamilyLoader]:
+    """Register a loader as the model family ``name`` with its parameters and input contract.
 
     Raises:
         WorkerError: ``name`` is already registered.
@@ -175,7 +182,11 @@ def register_family(name: str) -> Callable[[FamilyLoader], FamilyLoader]:
 
     def register(function: FamilyLoader) -> FamilyLoader:
         register_once(
-            FAMILIES, name, Family(name, function, summary(function)), "model family", WorkerError
+            FAMILIES,
+            name,
+            Family(name, function, summary(function), params, contract),
+            "model family",
+            WorkerError,
         )
         return function
 

@@ -20,6 +20,7 @@ import logging
 from typing import Any
 
 from shift.errors import CatalogError, WorkerError
+from shift.parameters import REQUIRED, Parameter
 from shift.paths import hub_or_path
 from shift.specs import Modality, ModelSpec
 from workers.models.base import (
@@ -143,6 +144,39 @@ def load_failure(spec: ModelSpec, source: str, local: bool, error: BaseException
     )
 
 
+HF_PARAMS = (
+    Parameter(
+        "model",
+        "hub id or folder",
+        REQUIRED,
+        "A hub id, or a transformers folder under a data root.",
+    ),
+    Parameter(
+        "pooling",
+        "str",
+        "mean (text), auto (vision)",
+        "mean, cls or pooler; auto pools as the head does.",
+    ),
+    Parameter("max_tokens", "int", 128, "Text truncation, in tokens."),
+    Parameter("num_layers", "int", None, "Keep only the first layers (a truncation)."),
+    Parameter("random_init", "bool", False, "The same config with random weights (a control)."),
+    Parameter("seed", "int", 0, "Seed of the random init (and of weights a checkpoint lacks)."),
+    Parameter(
+        "config",
+        "object",
+        None,
+        "With random_init: hidden_size, num_attention_heads, intermediate_size.",
+    ),
+)
+
+HF_CONTRACT = (
+    "text: the rows as strings, through the model's own tokenizer (padded, truncated to "
+    "max_tokens) as input_ids and attention_mask (int64 N x T); features: the last hidden "
+    "state pooled (mean over the attention mask by default). vision: pixel_values from the "
+    "model's own image processor (float32 N x 3 x H x W, its resize and normalisation)."
+)
+
+
 def load_parts(spec: ModelSpec, source: str, files_only: bool) -> tuple[Any, Any, Any]:
     """The config, the model and the tokenizer (text) or image processor (vision) of
     ``spec`` from ``source``; with ``files_only`` nothing is asked of the hub."""
@@ -228,7 +262,7 @@ def load_from_hub(spec: ModelSpec, source: str) -> tuple[Any, Any, Any]:
         raise load_failure(spec, source, False, error) from None
 
 
-@register_family("huggingface")
+@register_family("huggingface", HF_PARAMS, HF_CONTRACT)
 def load_huggingface(spec: ModelSpec, device: str) -> FeatureExtractor:
     """transformers models: text with mean pooling, vision pooled as the architecture intends."""
     quiet_third_party()

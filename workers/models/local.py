@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from shift.errors import WorkerError
+from shift.parameters import REQUIRED, Parameter
 from shift.specs import ModelSpec
 from workers.models.archives import check_program_archive
 from workers.models.base import FeatureExtractor, failure_reason, model_file, register_family
@@ -26,7 +27,24 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-@register_family("local")
+LOCAL_PARAMS = (
+    Parameter("path", "path", REQUIRED, "The .pt2 (torch.export) or TorchScript file."),
+    Parameter("input_size", "int", 224, "Side S of the square input, in pixels."),
+    Parameter("mean", "list of float", list(IMAGENET_MEAN), "Per-channel mean subtracted."),
+    Parameter("std", "list of float", list(IMAGENET_STD), "Per-channel std divided by."),
+    Parameter("interpolation", "str", "bilinear", "Resize interpolation (torchvision's names)."),
+    Parameter("crop_pct", "float", 0.875, "Share of the resized image the centre crop keeps."),
+)
+
+LOCAL_CONTRACT = (
+    "float32 N x 3 x S x S (S = input_size): each RGB image resized so that its shorter "
+    "side is floor(S / crop_pct), centre-cropped to S, scaled to 0..1 and normalised with "
+    "mean and std (ImageNet's by default). The model returns N x D features (more "
+    "dimensions are flattened); export it in eval mode with a dynamic batch dimension."
+)
+
+
+@register_family("local", LOCAL_PARAMS, LOCAL_CONTRACT)
 def load_local(spec: ModelSpec, device: str) -> FeatureExtractor:
     """TorchScript image models from local files, with declared preprocessing."""
     import torch

@@ -14,9 +14,16 @@ from __future__ import annotations
 from typing import Any
 
 from shift.errors import WorkerError
+from shift.parameters import REQUIRED, Parameter
 from shift.specs import ModelSpec
 from workers.models.base import FeatureExtractor, failure_reason, model_file, register_family
-from workers.models.huggingface import hub_files_only, model_source, text_forward, tokenize
+from workers.models.huggingface import (
+    HF_CONTRACT,
+    hub_files_only,
+    model_source,
+    text_forward,
+    tokenize,
+)
 from workers.quiet import quiet_third_party
 
 PREFIXES = ("model.0.auto_model.", "bert.", "")
@@ -100,7 +107,17 @@ def truncate_layers(
     }
 
 
-@register_family("onnx_bert")
+ONNX_PARAMS = (
+    Parameter("onnx", "path", REQUIRED, "The ONNX file of a BERT encoder."),
+    Parameter("tokenizer", "hub id or folder", REQUIRED, "Tokenizer of the same vocabulary."),
+    Parameter("num_heads", "int", 12, "Attention heads (not recoverable from weight shapes)."),
+    Parameter("num_layers", "int", None, "Keep only the first layers; 0 keeps the embeddings."),
+    Parameter("pooling", "str", "mean", "mean, cls or pooler."),
+    Parameter("max_tokens", "int", 128, "Text truncation, in tokens."),
+)
+
+
+@register_family("onnx_bert", ONNX_PARAMS, HF_CONTRACT.split(" vision:")[0])
 def load_onnx_bert(spec: ModelSpec, device: str) -> FeatureExtractor:
     """BERT encoders shipped as ONNX only, converted exactly into a transformers BertModel."""
     import torch

@@ -26,6 +26,7 @@ from urllib.parse import urlparse
 import numpy as np
 
 from shift.errors import WorkerError
+from shift.parameters import REQUIRED, Parameter
 from shift.specs import ModelSpec
 from workers.models.base import FeatureExtractor, load_state_file, model_file, register_family
 from workers.models.hub import HUB, cache_dirs, cached_file, not_cached
@@ -57,7 +58,29 @@ def load_by_position(module: Any, state: dict[str, Any], source: str) -> None:
     module.load_state_dict(mapped, strict=True)
 
 
-@register_family("timm")
+TIMM_PARAMS = (
+    Parameter("arch", "str", REQUIRED, "timm architecture name, e.g. resnet50."),
+    Parameter(
+        "checkpoint",
+        "path",
+        None,
+        "State dict (torch.save or .safetensors) mapped by position.",
+    ),
+    Parameter("pretrained", "bool", "true without a checkpoint", "Load timm's hub weights."),
+    Parameter("seed", "int", 0, "Seed of the random init (and of weights a checkpoint lacks)."),
+    Parameter("stage", "int", None, "Cut after this feature stage, mean-pooled (a truncation)."),
+)
+
+TIMM_CONTRACT = (
+    "float32 N x 3 x S x S, channels-last, from the architecture's pretrained config "
+    "(timm resolve_data_config): RGB resized and centre-cropped to S (its input size, e.g. "
+    "224) with its interpolation and crop_pct, scaled to 0..1, normalised with its mean and "
+    "std (ImageNet's for most; 0.5 and 0.5 for EfficientNet-Lite). Features: the pooled "
+    "penultimate layer (num_classes=0)."
+)
+
+
+@register_family("timm", TIMM_PARAMS, TIMM_CONTRACT)
 def load_timm(spec: ModelSpec, device: str) -> FeatureExtractor:
     """timm image models: pooled features with the model's own preprocessing."""
     quiet_third_party()

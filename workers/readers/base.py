@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from shift.errors import CatalogError
+from shift.parameters import Parameter
 from shift.registry import lookup, register_once, summary
 
 ReaderFunction = Callable[[dict[str, Any], tuple[Path, ...]], "Dataset"]
@@ -117,20 +118,24 @@ class ReaderKind:
     Attributes:
         name: The name dataset specs use in their ``reader`` field.
         read: ``read(params, roots) -> Dataset``.
-        help: One line for the docs and ``SELECT * FROM readers``.
+        help: One line for the docs and ``shift sources``.
+        params: The parameters it reads (``shift sources`` and docs/sources.md show them).
     """
 
     name: str
     read: ReaderFunction
     help: str
+    params: tuple[Parameter, ...] = ()
 
 
 READERS: dict[str, ReaderKind] = {}
 """Every registered reader kind by name."""
 
 
-def register_reader(name: str) -> Callable[[ReaderFunction], ReaderFunction]:
-    """Register a function as the reader kind ``name``.
+def register_reader(
+    name: str, params: tuple[Parameter, ...] = ()
+) -> Callable[[ReaderFunction], ReaderFunction]:
+    """Register a function as the reader kind ``name``, reading the declared ``params``.
 
     Raises:
         CatalogError: ``name`` is already registered.
@@ -140,7 +145,7 @@ def register_reader(name: str) -> Callable[[ReaderFunction], ReaderFunction]:
         register_once(
             READERS,
             name,
-            ReaderKind(name, function, summary(function)),
+            ReaderKind(name, function, summary(function), params),
             "reader kind",
             CatalogError,
         )

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from shift.errors import CatalogError
+from shift.parameters import REQUIRED, Parameter
 from workers.readers.base import Dataset, param, register_reader, seeded_order
 from workers.readers.files import array_image
 
@@ -47,7 +48,32 @@ def bundled_set(name: str) -> Callable[[SetFunction], SetFunction]:
     return register
 
 
-@register_reader("bundled")
+@register_reader(
+    "bundled",
+    (
+        Parameter(
+            "set", "str", REQUIRED, "The set: digits, mnist, photos, rotten_tomatoes or debates."
+        ),
+        Parameter("split", "str", REQUIRED, "train or test."),
+        Parameter(
+            "test_fraction", "float", 0.2, "Share of the rows in the test split (not photos)."
+        ),
+        Parameter("seed", "int", 0, "Seed of the split and of the crops."),
+        Parameter(
+            "photos",
+            "list of str",
+            REQUIRED,
+            "photos only: the skimage.data photos, one class each.",
+        ),
+        Parameter("crop_px", "int", 96, "photos only: side of a crop, in pixels of the photo."),
+        Parameter(
+            "crops_per_photo",
+            "object",
+            {"train": 24, "test": 12},
+            "photos only: crops per photo and split.",
+        ),
+    ),
+)
 def bundled(params: dict[str, Any], roots: tuple[Path, ...]) -> Dataset:
     """An offline set shipped inside an installed package (digits, mnist, photos, ...)."""
     name = param(params, "set", str)

@@ -10,11 +10,21 @@ from typing import Any
 import numpy as np
 
 from shift.errors import CatalogError
+from shift.parameters import REQUIRED, Parameter
 from shift.paths import confine
 from workers.readers.base import Dataset, param, register_reader, seeded_order
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 """File endings an image folder reads (case-insensitive)."""
+
+
+def _path(what: str) -> Parameter:
+    return Parameter(
+        "path",
+        "path",
+        REQUIRED,
+        f"{what}; a relative path resolves against each data root in turn.",
+    )
 
 
 def open_image(path: Path) -> Any:
@@ -52,7 +62,18 @@ def array_image(array: np.ndarray) -> Any:
     raise CatalogError(f"an image array must be H x W or H x W x C, got shape {array.shape}")
 
 
-@register_reader("image_folder")
+@register_reader(
+    "image_folder",
+    (
+        _path("Folder with one subfolder of images per class"),
+        Parameter(
+            "seed",
+            "int",
+            0,
+            "Seed of the fixed row order (a permutation of the sorted source rows).",
+        ),
+    ),
+)
 def image_folder(params: dict[str, Any], roots: tuple[Path, ...]) -> Dataset:
     """A folder with one subfolder of images per class (the subfolder name is the label)."""
     folder = confine(param(params, "path", str), roots)
@@ -71,7 +92,26 @@ def image_folder(params: dict[str, Any], roots: tuple[Path, ...]) -> Dataset:
     return Dataset("vision", lambda j: open_image(files[j]), labels, order)
 
 
-@register_reader("csv")
+@register_reader(
+    "csv",
+    (
+        _path("The CSV file (a header row names the columns)"),
+        Parameter("label_column", "str", "label", "Column holding each row's label."),
+        Parameter("text_column", "str", None, "Column of text rows (give this or image_column)."),
+        Parameter(
+            "image_column",
+            "str",
+            None,
+            "Column of image file paths, relative to the CSV's folder (give this or text_column).",
+        ),
+        Parameter(
+            "seed",
+            "int",
+            0,
+            "Seed of the fixed row order (a permutation of the sorted source rows).",
+        ),
+    ),
+)
 def csv(params: dict[str, Any], roots: tuple[Path, ...]) -> Dataset:
     """A CSV file with a label column and a text column or an image-path column."""
     import pandas as pd
@@ -101,7 +141,31 @@ def csv(params: dict[str, Any], roots: tuple[Path, ...]) -> Dataset:
     return Dataset("vision", lambda j: open_image(images[j]), labels, order)
 
 
-@register_reader("npz")
+@register_reader(
+    "npz",
+    (
+        _path("The .npz file (read without pickle)"),
+        Parameter(
+            "x_key",
+            "str",
+            "x",
+            "Array of rows: images N x H x W[ x C] (uint8 0..255 or float 0..1) or strings.",
+        ),
+        Parameter("y_key", "str", "y", "Array of labels, one per row."),
+        Parameter(
+            "image_shape",
+            "list of int",
+            None,
+            "Shape of one image when the rows are flat, e.g. [28, 28].",
+        ),
+        Parameter(
+            "seed",
+            "int",
+            0,
+            "Seed of the fixed row order (a permutation of the sorted source rows).",
+        ),
+    ),
+)
 def npz(params: dict[str, Any], roots: tuple[Path, ...]) -> Dataset:
     """A NumPy ``.npz`` with images (N x H x W[ x C]) or strings under ``x_key``, labels under
     ``y_key``; flat rows take ``image_shape``."""
@@ -134,7 +198,22 @@ def npz(params: dict[str, Any], roots: tuple[Path, ...]) -> Dataset:
     return Dataset("vision", lambda j: array_image(x[j]), list(y), order)
 
 
-@register_reader("hf_disk")
+@register_reader(
+    "hf_disk",
+    (
+        _path("Folder written by datasets' save_to_disk"),
+        Parameter("split", "str", None, "The split to read when the folder holds a DatasetDict."),
+        Parameter("label_column", "str", "label", "Column holding each row's label."),
+        Parameter("text_column", "str", None, "Column of text rows (give this or image_column)."),
+        Parameter("image_column", "str", None, "Column of images (give this or text_column)."),
+        Parameter(
+            "seed",
+            "int",
+            0,
+            "Seed of the fixed row order (a permutation of the sorted source rows).",
+        ),
+    ),
+)
 def hf_disk(params: dict[str, Any], roots: tuple[Path, ...]) -> Dataset:
     """A Hugging Face dataset saved with ``save_to_disk`` (needs the ``datasets`` package)."""
     try:
