@@ -76,8 +76,19 @@ def model_row(spec: ModelSpec, measured: Mapping[str, Any] | None, date_added: s
         "tags": _tags(info.get("tags")),
         "date_added": date_added,
         "base_model": info.get("base_model"),
+        "torchvision_name": loader.get("arch") if spec.family == "torchvision" else None,
+        "hf_name": _hub_name(spec),
+        "tf_image_model_url": loader.get("url") if spec.family == "tensorflow_hub" else None,
     }
     return {column: row[column] for column in MODEL_COLUMNS}
+
+
+def _hub_name(spec: ModelSpec) -> str | None:
+    """A Hugging Face model's hub id (``hf_name``), when it is one."""
+    if spec.family != "huggingface":
+        return None
+    named = spec.info.get("hub_id", spec.loader.get("model"))
+    return named if isinstance(named, str) else None
 
 
 def dataset_row(spec: DatasetSpec, measured: Mapping[str, Any] | None, date_added: str) -> Row:
@@ -160,13 +171,38 @@ def _timm(fields: dict[str, Any], loader: dict[str, Any]) -> tuple[dict[str, Any
 
 @model_source("huggingface", "hf", "transformers", family="huggingface")
 def _hf(fields: dict[str, Any], loader: dict[str, Any]) -> tuple[dict[str, Any], Modality | None]:
-    loader["model"] = _need(fields, "huggingface", "hub_id", "path")
+    loader["model"] = _need(fields, "huggingface", "hub_id", "hf_name", "path")
     for column, key in (("pooling", "pooling"), ("max_tokens", "max_tokens")):
         if fields.get(column) is not None:
             loader[key] = fields[column]
     if fields.get("feature_layer") is not None:
         loader["num_layers"] = fields["feature_layer"]
     return loader, None
+
+
+@model_source("torchvision", family="torchvision")
+def _torchvision(
+    fields: dict[str, Any], loader: dict[str, Any]
+) -> tuple[dict[str, Any], Modality | None]:
+    loader["arch"] = _need(fields, "torchvision", "torchvision_name", "architecture")
+    if fields.get("pretrained") is not None:
+        loader["pretrained"] = _flag(fields["pretrained"], "pretrained")
+    return loader, Modality.VISION
+
+
+@model_source("tensorflow", "tensorflow_hub", "keras_layer", family="tensorflow_hub")
+def _tf_hub(
+    fields: dict[str, Any], loader: dict[str, Any]
+) -> tuple[dict[str, Any], Modality | None]:
+    loader["url"] = _need(fields, "tensorflow", "tf_image_model_url", "hub_id")
+    return loader, Modality.VISION
+
+
+def _flag(value: Any, column: str) -> bool:
+    spelled = {"true": True, "false": False, "1": True, "0": False}.get(str(value).lower())
+    if spelled is None:
+        raise CatalogError(f"{column} must be true or false, got {value!r}")
+    return spelled
 
 
 @model_source("onnx_bert", "onnx", family="onnx_bert")
@@ -212,6 +248,8 @@ def model_spec_from_fields(name: str, fields: Mapping[str, Any]) -> ModelSpec:
     for column in ("hub_id", "input_size", "max_tokens", "gflops", "license", "tags"):
         if got.get(column) is not None:
             info[column] = got[column]
+    if family == "huggingface" and "hub_id" not in info and got.get("hf_name") is not None:
+        info["hub_id"] = got["hf_name"]
     if got.get("up_acc") is not None:
         info["upstream_accuracy"] = got["up_acc"]
     batch_size = got.get("batch_size", 32)
@@ -237,6 +275,12 @@ DATASET_PARAMS = {
     "max_rows": "max_rows",
     "delimiter": "delimiter",
     "bundle": "set",
+    "dataset": "dataset",
+    "root": "root",
+    "data_dir": "data_dir",
+    "tfds_name": "name",
+    "vtab_task": "task",
+    "version": "version",
 }
 """REGISTER DATASET column -> reader parameter."""
 

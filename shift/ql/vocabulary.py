@@ -23,7 +23,7 @@ TABLE_ALIASES: dict[str, str] = {"datasets": "readers", "imagemodels": "image_mo
 MODEL_COLUMNS: tuple[str, ...] = (
     "name", "source", "modality", "num_params", "feature_dim", "input_size", "max_tokens",
     "up_acc", "gflops", "batch_size", "license", "finetuned", "tags", "date_added",
-    "base_model",
+    "base_model", "torchvision_name", "hf_name", "tf_image_model_url",
 )  # fmt: skip
 
 #: Columns of a dataset row.
@@ -42,11 +42,13 @@ REGISTER_COLUMNS: dict[str, tuple[str, ...]] = {
     "model": (
         "source", "modality", "hub_id", "path", "checkpoint", "architecture", "tokenizer",
         "feature_layer", "pooling", "input_size", "max_tokens", "up_acc", "gflops",
-        "batch_size", "license", "tags",
+        "batch_size", "license", "tags", "torchvision_name", "hf_name", "tf_image_model_url",
+        "pretrained",
     ),
     "dataset": (
         "reader", "path", "modality", "text_column", "image_column", "label_column",
         "x_key", "y_key", "split", "seed", "max_rows", "delimiter", "bundle",
+        "dataset", "root", "data_dir", "tfds_name", "vtab_task", "version",
     ),
 }  # fmt: skip
 
@@ -73,6 +75,7 @@ COLUMN_ALIASES: dict[str, str] = {
     "batchsize": "batch_size",
     "dateadded": "date_added",
     "basemodel": "base_model",
+    "hubid": "hf_name",
     "numclasses": "num_classes",
     "classes": "num_classes",
     "error": "err",
