@@ -339,8 +339,8 @@ def dataset_spec_from_body(value: Any) -> DatasetSpec:
     return dataset_spec_from_fields(body["name"], {k: v for k, v in body.items() if k != "name"})
 
 
-FILE_KEYS = ("path", "checkpoint", "weights", "onnx")
-"""Loader and reader keys whose value is a local file: a plain string or a ``{"path": P}``
+FILE_KEYS = ("path", "checkpoint", "weights", "onnx", "root", "data_dir")
+"""Loader and reader keys whose value is a local file or folder: a plain string or a ``{"path": P}``
 reference (a ``{"distribution": D, "path": P}`` reference names a packaged file instead)."""
 
 SOURCE_KEYS = ("model", "tokenizer")

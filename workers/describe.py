@@ -6,9 +6,9 @@ two). RESULT for a model: ``{"kind": "model", "num_params", "feature_dim", "batc
 following ``embed`` finds it there; a catalog-only model, such as a TF-Hub one, reports
 ``catalog_only``, the reason it cannot run, instead of its measurements). RESULT for a dataset:
 ``{"kind": "dataset", "size", "num_classes", "modality", "classes"}`` (at most 1,000 class
-values). A dataset without rows
-or with a single class fails (:func:`shift.registration.dataset_problem` says why), so it never
-registers as ready only to fail every query that reads it.
+values). A dataset without rows or with a single class fails
+(:func:`shift.registration.dataset_problem` says why), so it never registers as ready only to
+fail every query that reads it.
 """
 
 from __future__ import annotations
