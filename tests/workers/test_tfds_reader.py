@@ -194,6 +194,24 @@ def test_a_corrupted_record_fails_its_checksum(tmp_path: Path) -> None:
         read_records(shard)
 
 
+def test_a_corrupted_image_fails_at_open_or_when_its_row_is_read(tmp_path: Path) -> None:
+    records = [example(image=png(i), label=[i % 2]) for i in range(3)]
+    folder = prepare(tmp_path, "d", "1.0.0", {"train": [records]})
+    shard = next(folder.glob("*tfrecord*"))
+    data = bytearray(shard.read_bytes())
+    data[len(data) - 40] ^= 0xFF  # inside the last record's image bytes
+    shard.write_bytes(bytes(data))
+    params = {"name": "d", "split": "train", "data_dir": "."}
+    with pytest.raises(CatalogError, match="record 2: bad data checksum"):
+        read("tfds", params, tmp_path)
+    deferred = read("tfds", {**params, "verify_checksums": False}, tmp_path)
+    last, sound = (int(np.flatnonzero(deferred.order == 2)[0]),
+                   int(np.flatnonzero(deferred.order != 2)[0]))  # fmt: skip
+    assert len(deferred) == 3 and deferred.rows(sound, sound + 1)[0].size == (4, 4)
+    with pytest.raises(CatalogError, match="record 2: bad data checksum"):
+        deferred.rows(last, last + 1)
+
+
 def test_missing_data_names_the_folder_and_how_to_prepare_it(tmp_path: Path) -> None:
     (tmp_path / "tensorflow_datasets").mkdir()
     with pytest.raises(

@@ -24,7 +24,7 @@ import numpy as np
 from shift.errors import CatalogError
 from shift.paths import confine
 from workers.readers.base import Dataset, param, register_reader, seeded_order
-from workers.readers.tfrecord import Feature, parse_example, read_records
+from workers.readers.tfrecord import Feature, check_record, parse_example, read_framed
 
 DEFAULT_DATA_DIR = "tensorflow_datasets"
 """Where a dataset is looked for when no ``data_dir`` is given: this folder under each data
@@ -168,34 +168,51 @@ def read_prepared(
     label: LabelFunction,
     image: ImageFunction,
     seed: int | None,
+    verify: bool = True,
 ) -> Dataset:
     """The rows of ``expression`` in a prepared dataset, as a :class:`Dataset`.
+
+    Args:
+        folder: The prepared dataset.
+        expression: A TFDS split expression.
+        image_key: The encoded image feature.
+        label: The label of a decoded record.
+        image: Applied to each decoded image (a VTAB task's pixel scaling).
+        seed: Row order seed (see :func:`workers.readers.base.seeded_order`).
+        verify: Check every selected record's data checksum now; when false, a record's
+            checksum is checked when its image is read (labels are read unchecked).
 
     Raises:
         CatalogError: a split, shard, record or feature is missing or malformed.
     """
-    records: list[bytes] = []
+    records: list[tuple[bytes, int, str]] = []
     for split, start, stop in split_ranges(expression, folder.splits):
         if stop <= start:
             continue
         shards = folder.shards(split)
         if not shards:
             raise CatalogError(f"{str(folder.folder)!r} has no TFRecord shards of split {split!r}")
-        seen: list[bytes] = []
+        seen: list[tuple[bytes, int, str]] = []
         for shard in shards:
             if len(seen) >= stop:
                 break
-            seen.extend(read_records(shard, stop - len(seen)))
+            framed = read_framed(shard, stop - len(seen))
+            seen.extend((b, c, f"{shard.name} record {i}") for i, (b, c) in enumerate(framed))
         if len(seen) < stop:
             raise CatalogError(
                 f"split {split!r} of {str(folder.folder)!r} has {len(seen)} records, "
                 f"fewer than the {stop} that {expression!r} needs"
             )
         records.extend(seen[start:stop])
-    labels = [label(parse_example(r)) for r in records]
+    if verify:
+        for body, crc, where in records:
+            check_record(body, crc, where)
+    labels = [label(parse_example(body)) for body, _, _ in records]
 
     def load(j: int) -> Any:
-        return image(decode_image(parse_example(records[j]), image_key)).convert("RGB")
+        body, crc, where = records[j]
+        decoded = parse_example(body if verify else check_record(body, crc, where))
+        return image(decode_image(decoded, image_key)).convert("RGB")
 
     return Dataset("vision", load, labels, seeded_order(len(records), seed))
 
@@ -220,4 +237,5 @@ def tfds(params: dict[str, Any], roots: tuple[Path, ...]) -> Dataset:
         lambda f: _scalar(f, label_key),
         lambda image: image,
         param(params, "seed", int, 0),
+        param(params, "verify_checksums", bool, True),
     )

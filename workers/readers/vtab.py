@@ -221,5 +221,11 @@ def vtab(params: dict[str, Any], roots: tuple[Path, ...]) -> Dataset:
         name = f"{name.partition(':')[0]}:{version}"
     prepared = find_prepared(name, data_dir(params, roots))
     return read_prepared(
-        prepared, task.splits[split], "image", task.label, task.image, param(params, "seed", int, 0)
+        prepared,
+        task.splits[split],
+        "image",
+        task.label,
+        task.image,
+        param(params, "seed", int, 0),
+        param(params, "verify_checksums", bool, True),
     )
