@@ -20,6 +20,7 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from PIL import Image
 
 from shift.errors import CatalogError
+from shift.registration import dataset_spec_from_fields
 from workers.readers import Dataset, get_reader
 from workers.readers.tfds import split_ranges
 from workers.readers.tfrecord import crc32c, masked_crc, parse_example, read_records
@@ -293,3 +294,18 @@ def test_bad_vtab_parameters_say_what_is_wrong(
 ) -> None:
     with pytest.raises(CatalogError, match=message):
         read("vtab", params, tmp_path)
+
+
+def test_register_columns_map_onto_the_reader_parameters() -> None:
+    vtab = dataset_spec_from_fields(
+        "v", {"reader": "vtab", "vtab_task": "CIFAR-10", "split": "train800", "version": "3.0.2"}
+    )
+    assert vtab.params == {"task": "CIFAR-10", "split": "train800", "version": "3.0.2"}
+    tfds = dataset_spec_from_fields(
+        "t", {"reader": "tfds", "tfds_name": "dtd", "split": "test", "data_dir": "tfds"}
+    )
+    assert tfds.params == {"name": "dtd", "split": "test", "data_dir": "tfds"}
+    tv = dataset_spec_from_fields(
+        "c", {"reader": "torchvision", "dataset": "CIFAR10", "root": "d", "split": "test"}
+    )
+    assert tv.params == {"dataset": "CIFAR10", "root": "d", "split": "test"}
