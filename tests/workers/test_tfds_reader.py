@@ -309,3 +309,12 @@ def test_register_columns_map_onto_the_reader_parameters() -> None:
         "c", {"reader": "torchvision", "dataset": "CIFAR10", "root": "d", "split": "test"}
     )
     assert tv.params == {"dataset": "CIFAR10", "root": "d", "split": "test"}
+
+
+def test_a_dataset_folder_linked_from_outside_the_roots_is_refused(tmp_path: Path) -> None:
+    prepare(tmp_path / "outside", "d", "1.0.0", {"train": [[example(image=png(1), label=[0])]]})
+    root = tmp_path / "root"
+    (root / "tensorflow_datasets").mkdir(parents=True)
+    (root / "tensorflow_datasets" / "d").symlink_to(tmp_path / "outside" / "d")
+    with pytest.raises(CatalogError, match="outside"):
+        read("tfds", {"name": "d"}, root)

@@ -185,3 +185,14 @@ def test_bad_parameters_say_what_is_wrong(
 ) -> None:
     with pytest.raises(CatalogError, match=message):
         read(params, tmp_path)
+
+
+def test_a_batch_file_linked_from_outside_the_roots_is_refused(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "test_batch.bin").write_bytes(bytes(3073))
+    root = tmp_path / "root"
+    (root / "cifar-10-batches-bin").mkdir(parents=True)
+    (root / "cifar-10-batches-bin" / "test_batch.bin").symlink_to(outside / "test_batch.bin")
+    with pytest.raises(CatalogError, match="outside"):
+        read({"dataset": "CIFAR10", "split": "test"}, root)

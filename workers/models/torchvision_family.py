@@ -16,6 +16,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from shift.errors import WorkerError
 from shift.specs import ModelSpec
 from workers.models.base import FeatureExtractor, load_state_file, register_family
@@ -167,8 +169,12 @@ def load_torchvision(spec: ModelSpec, device: str) -> FeatureExtractor:
     head = None
     if layer is not None and spec.loader.get("pretrained", True):
         weight = layer.weight.detach().double().cpu().numpy()
-        bias = layer.bias.detach().double().cpu().numpy() if layer.bias is not None else None
-        head = (weight, bias if bias is not None else weight[:, 0] * 0)
+        bias = (
+            layer.bias.detach().double().cpu().numpy()
+            if layer.bias is not None
+            else np.zeros(weight.shape[0])
+        )
+        head = (weight, bias)
     if weights is not None:
         transform = weights.transforms()
         size = int(transform.crop_size[0])

@@ -49,13 +49,15 @@ def _version_key(name: str) -> tuple[int, ...]:
     return tuple(int(p) for p in name.split(".")) if re.fullmatch(r"\d+(\.\d+)*", name) else ()
 
 
-def find_prepared(name: str, data_dir: Path) -> Prepared:
-    """The folder of ``name`` (``cifar10``, ``cifar10:3.0.2``, ``eurosat/rgb:2.0.0``).
+def find_prepared(name: str, data_dir: Path, roots: tuple[Path, ...]) -> Prepared:
+    """The folder of ``name`` (``cifar10``, ``cifar10:3.0.2``, ``eurosat/rgb:2.0.0``) in
+    ``data_dir``, confined to the data roots.
 
     Without a version the highest prepared one is used.
 
     Raises:
-        CatalogError: the dataset, the version or its ``dataset_info.json`` is missing.
+        CatalogError: the dataset, the version or its ``dataset_info.json`` is missing, or
+            the folder resolves outside the data roots.
     """
     base, _, version = name.partition(":")
     if ".." in Path(base).parts or Path(base).is_absolute():
@@ -75,12 +77,12 @@ def find_prepared(name: str, data_dir: Path) -> Prepared:
     if not versions:
         raise CatalogError(f"TFDS dataset {base!r} is not prepared in {str(home)!r}; {how}")
     version = version or versions[-1]
-    folder = home / version
     if version not in versions:
         raise CatalogError(
             f"TFDS dataset {base!r} has no version {version} in {str(home)!r} (prepared: "
             f"{', '.join(versions)}); {how}"
         )
+    folder = confine(home / version, roots)
     info_path = folder / "dataset_info.json"
     if not info_path.is_file():
         raise CatalogError(f"{str(folder)!r} has no dataset_info.json; {how}")
@@ -133,7 +135,7 @@ LabelFunction = Callable[[dict[str, Feature]], int]
 ImageFunction = Callable[[Any], Any]
 
 
-def _scalar(features: dict[str, Feature], key: str) -> int:
+def scalar_feature(features: dict[str, Feature], key: str) -> int:
     value = features.get(key)
     if not isinstance(value, np.ndarray) or value.size != 1:
         keys = ", ".join(sorted(features))
@@ -163,6 +165,7 @@ def decode_image(features: dict[str, Feature], key: str) -> Any:
 
 def read_prepared(
     folder: Prepared,
+    roots: tuple[Path, ...],
     expression: str,
     image_key: str,
     label: LabelFunction,
@@ -174,6 +177,7 @@ def read_prepared(
 
     Args:
         folder: The prepared dataset.
+        roots: The data roots every shard must resolve into.
         expression: A TFDS split expression.
         image_key: The encoded image feature.
         label: The label of a decoded record.
@@ -189,7 +193,7 @@ def read_prepared(
     for split, start, stop in split_ranges(expression, folder.splits):
         if stop <= start:
             continue
-        shards = folder.shards(split)
+        shards = [confine(shard, roots) for shard in folder.shards(split)]
         if not shards:
             raise CatalogError(f"{str(folder.folder)!r} has no TFRecord shards of split {split!r}")
         seen: list[tuple[bytes, int, str]] = []
@@ -229,12 +233,13 @@ def tfds(params: dict[str, Any], roots: tuple[Path, ...]) -> Dataset:
     name = param(params, "name", str)
     image_key = param(params, "image_key", str, "image")
     label_key = param(params, "label_key", str, "label")
-    prepared = find_prepared(name, data_dir(params, roots))
+    prepared = find_prepared(name, data_dir(params, roots), roots)
     return read_prepared(
         prepared,
+        roots,
         param(params, "split", str, "train"),
         image_key,
-        lambda f: _scalar(f, label_key),
+        lambda f: scalar_feature(f, label_key),
         lambda image: image,
         param(params, "seed", int, 0),
         param(params, "verify_checksums", bool, True),

@@ -91,7 +91,9 @@ def _missing(dataset: str, expected: Path, how: str) -> CatalogError:
     )
 
 
-def read_cifar(dataset: str, root: Path, split: str, label: str) -> tuple[np.ndarray, np.ndarray]:
+def read_cifar(
+    dataset: str, root: Path, split: str, label: str, roots: tuple[Path, ...]
+) -> tuple[np.ndarray, np.ndarray]:
     """The images (N x 32 x 32 x 3 uint8) and labels of a CIFAR binary split.
 
     Raises:
@@ -114,7 +116,7 @@ def read_cifar(dataset: str, root: Path, split: str, label: str) -> tuple[np.nda
                     "holds the same images and labels)"
                 )
             raise _missing(dataset, path, how)
-        raw = np.fromfile(path, dtype=np.uint8)
+        raw = np.fromfile(confine(path, roots), dtype=np.uint8)
         if raw.size == 0 or raw.size % record:
             raise CatalogError(
                 f"{str(path)!r} is {raw.size} bytes, not a whole number of {record}-byte "
@@ -156,7 +158,9 @@ def read_idx(path: Path) -> np.ndarray:
     return np.frombuffer(data, dtype=dtype, offset=header).reshape(shape)
 
 
-def read_mnist(dataset: str, root: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+def read_mnist(
+    dataset: str, root: Path, split: str, roots: tuple[Path, ...]
+) -> tuple[np.ndarray, np.ndarray]:
     """The images (N x H x W) and labels of an MNIST-family split.
 
     Raises:
@@ -172,7 +176,7 @@ def read_mnist(dataset: str, root: Path, split: str) -> tuple[np.ndarray, np.nda
                 f"torchvision.datasets.{dataset}(root, download=True) does"
             )
             raise _missing(dataset, raw / name, how)
-        arrays.append(read_idx(path))
+        arrays.append(read_idx(confine(path, roots)))
     images, labels = arrays
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
         raise CatalogError(
@@ -199,8 +203,8 @@ def torchvision(params: dict[str, Any], roots: tuple[Path, ...]) -> Dataset:
         label = param(params, "label", str, "fine")
         if label not in ("fine", "coarse"):
             raise CatalogError(f"CIFAR100 label {label!r} is not 'fine' or 'coarse'")
-        images, labels = read_cifar(dataset, root, split, label)
+        images, labels = read_cifar(dataset, root, split, label, roots)
     else:
-        images, labels = read_mnist(dataset, root, split)
+        images, labels = read_mnist(dataset, root, split, roots)
     order = seeded_order(len(images), seed)
     return Dataset("vision", lambda j: array_image(images[j]), labels.tolist(), order)

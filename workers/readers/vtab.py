@@ -20,14 +20,13 @@ import numpy as np
 
 from shift.errors import CatalogError
 from shift.ql.vocabulary import closest
-from workers.readers.base import param, register_reader
+from workers.readers.base import Dataset, param, register_reader
 from workers.readers.tfds import (
-    Dataset,
     LabelFunction,
-    _scalar,
     data_dir,
     find_prepared,
     read_prepared,
+    scalar_feature,
 )
 from workers.readers.tfrecord import Feature
 
@@ -125,11 +124,11 @@ def kitti_distance(features: dict[str, Feature]) -> int:
 
 
 def _binned(key: str, width: float) -> LabelFunction:
-    return lambda features: int(_scalar(features, key) // width)
+    return lambda features: int(scalar_feature(features, key) // width)
 
 
 def _feature(key: str) -> LabelFunction:
-    return lambda features: _scalar(features, key)
+    return lambda features: scalar_feature(features, key)
 
 
 _LABEL = _feature("label")
@@ -219,9 +218,10 @@ def vtab(params: dict[str, Any], roots: tuple[Path, ...]) -> Dataset:
     version = param(params, "version", str, None)
     if version is not None:
         name = f"{name.partition(':')[0]}:{version}"
-    prepared = find_prepared(name, data_dir(params, roots))
+    prepared = find_prepared(name, data_dir(params, roots), roots)
     return read_prepared(
         prepared,
+        roots,
         task.splits[split],
         "image",
         task.label,
