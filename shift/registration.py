@@ -76,11 +76,22 @@ def model_row(spec: ModelSpec, measured: Mapping[str, Any] | None, date_added: s
         "tags": _tags(info.get("tags")),
         "date_added": date_added,
         "base_model": info.get("base_model"),
-        "hub_id": info.get("hub_id"),
-        "torchvision_name": info.get("torchvision_name"),
-        "tf_image_model_url": info.get("tf_image_model_url"),
+        "hub_id": info.get("hub_id") or _hub_name(spec),
+        "torchvision_name": info.get("torchvision_name")
+        or (loader.get("arch") if spec.family == "torchvision" else None),
+        "tf_image_model_url": info.get("tf_image_model_url")
+        or (loader.get("url") if spec.family == "tensorflow_hub" else None),
     }
     return {column: row[column] for column in MODEL_COLUMNS}
+
+
+def _hub_name(spec: ModelSpec) -> str | None:
+    """A Hugging Face model's hub id (``hf_name`` upstream): its ``model`` when that is not a
+    local folder."""
+    named = spec.loader.get("model") if spec.family == "huggingface" else None
+    if not isinstance(named, str) or named.startswith(("/", ".")) or named.count("/") > 1:
+        return None
+    return named
 
 
 def dataset_row(spec: DatasetSpec, measured: Mapping[str, Any] | None, date_added: str) -> Row:
@@ -180,7 +191,7 @@ def _timm(fields: dict[str, Any], loader: dict[str, Any]) -> tuple[dict[str, Any
 
 @model_source("huggingface", "hf", "transformers", family="huggingface")
 def _hf(fields: dict[str, Any], loader: dict[str, Any]) -> tuple[dict[str, Any], Modality | None]:
-    loader["model"] = _need(fields, "huggingface", "hub_id", "path")
+    loader["model"] = _need(fields, "huggingface", "hub_id", "hf_name", "path")
     if _pretrained(fields) is False:
         loader["random_init"] = True
     if fields.get("input_size") is not None:
@@ -194,6 +205,31 @@ def _hf(fields: dict[str, Any], loader: dict[str, Any]) -> tuple[dict[str, Any],
     if fields.get("feature_layer") is not None:
         loader["num_layers"] = fields["feature_layer"]
     return loader, None
+
+
+@model_source("torchvision", family="torchvision")
+def _torchvision(
+    fields: dict[str, Any], loader: dict[str, Any]
+) -> tuple[dict[str, Any], Modality | None]:
+    loader["arch"] = _need(fields, "torchvision", "torchvision_name", "architecture")
+    if fields.get("pretrained") is not None:
+        loader["pretrained"] = _flag(fields["pretrained"], "pretrained")
+    return loader, Modality.VISION
+
+
+@model_source("tensorflow", "tensorflow_hub", "keras_layer", family="tensorflow_hub")
+def _tf_hub(
+    fields: dict[str, Any], loader: dict[str, Any]
+) -> tuple[dict[str, Any], Modality | None]:
+    loader["url"] = _need(fields, "tensorflow", "tf_image_model_url", "hub_id")
+    return loader, Modality.VISION
+
+
+def _flag(value: Any, column: str) -> bool:
+    spelled = {"true": True, "false": False, "1": True, "0": False}.get(str(value).lower())
+    if spelled is None:
+        raise CatalogError(f"{column} must be true or false, got {value!r}")
+    return spelled
 
 
 @model_source("onnx_bert", "onnx", family="onnx_bert")
@@ -230,8 +266,10 @@ def model_spec_from_fields(name: str, fields: Mapping[str, Any]) -> ModelSpec:
     if source not in MODEL_SOURCES:
         raise _unknown("model source", source, MODEL_SOURCES)
     family, build = MODEL_SOURCES[source]
-    if got.get("pretrained") is not None and family not in ("timm", "huggingface"):
-        raise CatalogError(f"pretrained is for timm and huggingface models, not {source!r}")
+    if got.get("pretrained") is not None and family not in ("timm", "huggingface", "torchvision"):
+        raise CatalogError(
+            f"pretrained is for timm, huggingface and torchvision models, not {source!r}"
+        )
     loader, modality = build(got, {})
     if got.get("modality") is not None:
         modality = Modality(_modality(got["modality"]))
@@ -241,6 +279,8 @@ def model_spec_from_fields(name: str, fields: Mapping[str, Any]) -> ModelSpec:
     for column in ("hub_id", "input_size", "max_tokens", "gflops", "license", "tags"):
         if got.get(column) is not None:
             info[column] = got[column]
+    if family == "huggingface" and "hub_id" not in info and got.get("hf_name") is not None:
+        info["hub_id"] = got["hf_name"]
     if got.get("up_acc") is not None:
         info["upstream_accuracy"] = got["up_acc"]
     batch_size = got.get("batch_size", 32)
@@ -266,6 +306,12 @@ DATASET_PARAMS = {
     "max_rows": "max_rows",
     "delimiter": "delimiter",
     "bundle": "set",
+    "dataset": "dataset",
+    "root": "root",
+    "data_dir": "data_dir",
+    "tfds_name": "name",
+    "vtab_task": "task",
+    "version": "version",
 }
 """REGISTER DATASET column -> reader parameter."""
 
@@ -274,8 +320,9 @@ UPSTREAM_READERS = {"vtab_name": ("vtab", "task"), "tf_dataset_name": ("tfds", "
 """Upstream SHiFT's REGISTER DATASET columns that pick a reader: column -> (reader kind,
 the reader parameter the column's value goes to). Both readers also take ``split``."""
 
-FEATURE_PATHS = {"embed_feature_path": "feature_path", "label_feature_path": "label_path"}
-"""Upstream SHiFT's feature-path columns -> reader parameter (a list of keys)."""
+FEATURE_PATHS = {"embed_feature_path": "image_key", "label_feature_path": "label_key"}
+"""Upstream SHiFT's feature-path columns -> the ``tfds`` reader's feature keys (a list of
+keys is a nested feature, which TFDS stores under the keys joined by ``/``)."""
 
 
 def _upstream_reader(name: str, got: dict[str, Any], params: dict[str, Any]) -> str | None:
@@ -329,8 +376,8 @@ def dataset_spec_from_fields(name: str, fields: Mapping[str, Any]) -> DatasetSpe
 
     Upstream SHiFT's vocabulary maps on: ``vtab_name`` + ``split`` read with the ``vtab``
     reader (``task``, ``split``), ``tf_dataset_name`` + ``split`` with ``tfds`` (``name``,
-    ``split``); ``embed_feature_path``/``label_feature_path`` become ``feature_path`` /
-    ``label_path``; ``size`` caps the rows like ``max_rows``; ``date_added`` goes to the
+    ``split``); ``embed_feature_path``/``label_feature_path`` become its ``image_key`` /
+    ``label_key``; ``size`` caps the rows like ``max_rows``; ``date_added`` goes to the
     spec's info.
 
     Raises:
@@ -347,7 +394,7 @@ def dataset_spec_from_fields(name: str, fields: Mapping[str, Any]) -> DatasetSpe
     _size(name, got, params)
     for column, key in FEATURE_PATHS.items():
         if got.get(column) is not None:
-            params[key] = _key_path(name, column, got[column])
+            params[key] = "/".join(_key_path(name, column, got[column]))
     info: dict[str, Any] = {}
     if got.get("date_added") is not None:
         info["date_added"] = str(got["date_added"])
@@ -394,8 +441,8 @@ def dataset_spec_from_body(value: Any) -> DatasetSpec:
     return dataset_spec_from_fields(body["name"], {k: v for k, v in body.items() if k != "name"})
 
 
-FILE_KEYS = ("path", "checkpoint", "weights", "onnx")
-"""Loader and reader keys whose value is a local file: a plain string or a ``{"path": P}``
+FILE_KEYS = ("path", "checkpoint", "weights", "onnx", "root", "data_dir")
+"""Loader and reader keys whose value is a local file or folder: a plain string or a ``{"path": P}``
 reference (a ``{"distribution": D, "path": P}`` reference names a packaged file instead)."""
 
 SOURCE_KEYS = ("model", "tokenizer")

@@ -3,10 +3,12 @@
 TASK body: ``{"model": ModelSpec JSON}`` or ``{"dataset": DatasetSpec JSON}`` (one of the
 two). RESULT for a model: ``{"kind": "model", "num_params", "feature_dim", "batch_size",
 ...family extras such as "input_size"}`` (the model is loaded into the worker's LRU, so a
-following ``embed`` finds it there). RESULT for a dataset: ``{"kind": "dataset", "size",
-"num_classes", "modality", "classes"}`` (at most 1,000 class values). A dataset without rows
-or with a single class fails (:func:`shift.registration.dataset_problem` says why), so it never
-registers as ready only to fail every query that reads it.
+following ``embed`` finds it there; a catalog-only model, such as a TF-Hub one, reports
+``catalog_only``, the reason it cannot run, instead of its measurements). RESULT for a dataset:
+``{"kind": "dataset", "size", "num_classes", "modality", "classes"}`` (at most 1,000 class
+values). A dataset without rows or with a single class fails
+(:func:`shift.registration.dataset_problem` says why), so it never registers as ready only to
+fail every query that reads it.
 """
 
 from __future__ import annotations
@@ -33,8 +35,12 @@ def describe_payload(payload: dict[str, Any], ctx: TaskContext | None = None) ->
     task = DescribePayload.from_json(payload)
     if task.model is not None:
         from workers.models import MODEL_CACHE
+        from workers.models.tfhub import CatalogOnlyModel
 
-        extractor = MODEL_CACHE.get(task.model, device_of(payload, ctx))
+        try:
+            extractor = MODEL_CACHE.get(task.model, device_of(payload, ctx))
+        except CatalogOnlyModel as why:
+            return {"kind": "model", "batch_size": task.model.batch_size, "catalog_only": str(why)}
         return {"kind": "model", **extractor.describe()}
     dataset = task.dataset
     if dataset is None:  # DescribePayload holds exactly one of the two

@@ -44,13 +44,14 @@ REGISTER_COLUMNS: dict[str, tuple[str, ...]] = {
     "model": (
         "source", "modality", "hub_id", "path", "checkpoint", "architecture", "tokenizer",
         "feature_layer", "pooling", "input_size", "max_tokens", "up_acc", "gflops",
-        "batch_size", "license", "tags", "pretrained",
+        "batch_size", "license", "tags", "torchvision_name", "hf_name", "tf_image_model_url",
+        "pretrained",
     ),
     "dataset": (
         "reader", "path", "modality", "text_column", "image_column", "label_column",
         "x_key", "y_key", "split", "seed", "max_rows", "delimiter", "bundle",
         "vtab_name", "tf_dataset_name", "embed_feature_path", "label_feature_path", "size",
-        "date_added",
+        "date_added", "dataset", "root", "data_dir", "tfds_name", "vtab_task", "version",
     ),
 }  # fmt: skip
 

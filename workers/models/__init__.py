@@ -1,13 +1,21 @@
 """Model families: a registry of loaders that turn a model spec into a FeatureExtractor.
 
-Families: ``timm``, ``huggingface``, ``onnx_bert``, ``local``. :data:`MODEL_CACHE` is the
+Families: ``timm``, ``torchvision``, ``huggingface``, ``onnx_bert``, ``local`` and the
+catalog-only ``tensorflow_hub``. :data:`MODEL_CACHE` is the
 worker process's small LRU of loaded models (the broker prefers workers that hold one).
 torch, timm and transformers are imported only when a model is loaded.
 """
 
 from __future__ import annotations
 
-from workers.models import huggingface, local, onnx_bert, timm_family  # noqa: F401
+from workers.models import (  # noqa: F401  (register the families)
+    huggingface,
+    local,
+    onnx_bert,
+    tfhub,
+    timm_family,
+    torchvision_family,
+)
 from workers.models.base import (
     FAMILIES,
     Family,

@@ -12,7 +12,13 @@ from pathlib import Path
 
 from shift.paths import confine, data_roots
 from shift.specs import DatasetSpec
-from workers.readers import bundled, files  # noqa: F401  (register the reader kinds)
+from workers.readers import (  # noqa: F401  (register the reader kinds)
+    bundled,
+    files,
+    tfds,
+    torchvision_formats,
+    vtab,
+)
 from workers.readers.base import READERS, Dataset, ReaderKind, get_reader, register_reader
 
 __all__ = [
