@@ -69,6 +69,13 @@ TIMM_PARAMS = (
     Parameter("pretrained", "bool", "true without a checkpoint", "Load timm's hub weights."),
     Parameter("seed", "int", 0, "Seed of the random init (and of weights a checkpoint lacks)."),
     Parameter("stage", "int", None, "Cut after this feature stage, mean-pooled (a truncation)."),
+    Parameter(
+        "input_size",
+        "int",
+        None,
+        "Pixels the preprocessing resizes to (none: the pretrained config's); an architecture "
+        "that takes an image size (a ViT) is built for it.",
+    ),
 )
 
 TIMM_CONTRACT = (

@@ -222,9 +222,9 @@ def read_prepared(
     return Dataset("vision", load, labels, seeded_order(len(records), seed))
 
 
-def data_dir(params: dict[str, Any], roots: tuple[Path, ...]) -> Path:
-    """The ``data_dir`` parameter confined to the data roots (default ``tensorflow_datasets``)."""
-    return confine(param(params, "data_dir", str, DEFAULT_DATA_DIR), roots)
+def data_dir(value: str, roots: tuple[Path, ...]) -> Path:
+    """A ``data_dir`` parameter confined to the data roots (relative: under each root)."""
+    return confine(value, roots)
 
 
 TFDS_PARAMS = (
@@ -265,7 +265,9 @@ def tfds(params: dict[str, Any], roots: tuple[Path, ...]) -> Dataset:
     name = param(params, "name", str)
     image_key = param(params, "image_key", str, "image")
     label_key = param(params, "label_key", str, "label")
-    prepared = find_prepared(name, data_dir(params, roots), roots)
+    prepared = find_prepared(
+        name, data_dir(param(params, "data_dir", str, DEFAULT_DATA_DIR), roots), roots
+    )
     return read_prepared(
         prepared,
         roots,

@@ -23,6 +23,7 @@ from shift.parameters import REQUIRED, Parameter
 from shift.ql.vocabulary import closest
 from workers.readers.base import Dataset, param, register_reader
 from workers.readers.tfds import (
+    DEFAULT_DATA_DIR,
     TFDS_PARAMS,
     LabelFunction,
     data_dir,
@@ -233,7 +234,9 @@ def vtab(params: dict[str, Any], roots: tuple[Path, ...]) -> Dataset:
     version = param(params, "version", str, None)
     if version is not None:
         name = f"{name.partition(':')[0]}:{version}"
-    prepared = find_prepared(name, data_dir(params, roots), roots)
+    prepared = find_prepared(
+        name, data_dir(param(params, "data_dir", str, DEFAULT_DATA_DIR), roots), roots
+    )
     return read_prepared(
         prepared,
         roots,
