@@ -53,7 +53,7 @@ class PurgeTarget(StrEnum):
 
 
 class RegisterKind(StrEnum):
-    """What ``REGISTER`` adds to the catalog."""
+    """What ``REGISTER`` adds to the catalog (and ``DROP`` removes)."""
 
     DATASET = "dataset"
     MODEL = "model"
@@ -430,6 +430,17 @@ class Purge(Node):
     span: Span = field(default=None, compare=False, repr=False, kw_only=True)
 
 
+@dataclass(frozen=True)
+class Drop(Node):
+    """``DROP MODEL|DATASET [IF EXISTS] name``: remove a catalog row (cached work is kept)."""
+
+    TAG = "drop"
+    kind: RegisterKind
+    name: str
+    if_exists: bool = False
+    span: Span = field(default=None, compare=False, repr=False, kw_only=True)
+
+
 Statement: TypeAlias = (
     Select
     | TaskSelect
@@ -443,6 +454,7 @@ Statement: TypeAlias = (
     | Use
     | Register
     | Purge
+    | Drop
 )
 
 
@@ -460,6 +472,7 @@ NODE_TYPES: dict[str, type[Node]] = {
     for cls in (
         Value, Name, Param, Compare, Between, In, Like, IsNull, Finetuned, Not, And, Or,
         Table, Variable, NameList, Dataset, Mutation, OrderKey, Method, Select, TaskSelect,
-        Rank, VecSelect, Union, Finetune, Explain, Declare, Print, Use, Register, Purge, Script,
+        Rank, VecSelect, Union, Finetune, Explain, Declare, Print, Use, Register, Purge, Drop,
+        Script,
     )
 }  # fmt: skip

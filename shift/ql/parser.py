@@ -232,6 +232,8 @@ class _Builder:
 
     def __init__(self, text: str):
         self.text = text
+        # whether the columns being built name catalog fields (see canonical_column)
+        self.catalog = True
 
     def fail(self, message: str, node: PNode | tuple[int, int], hint: str = "") -> NoReturn:
         span = node if isinstance(node, tuple) else _span(node)
@@ -358,11 +360,19 @@ class _Builder:
         target = n.PurgeTarget(kids[1].expr_name.lower()) if len(kids) > 1 else None
         return n.Purge(target or n.PurgeTarget.RESULTS, span=_span(node))
 
+    def stmt_drop(self, node: PNode) -> n.Drop:
+        kids = _kids(node)
+        kind = n.RegisterKind(kids[1].expr_name.lower())
+        if_exists = kids[2].expr_name == "IF"
+        return n.Drop(kind, self.word(kids[-1]), if_exists, span=_span(node))
+
     # ---- SELECT / RANK
 
     def select(self, node: PNode) -> n.Select | n.TaskSelect | n.Rank | n.VecSelect:
         kids = _kids(node)
         is_rank = kids[0].expr_name == "RANK"
+        written = {_kids(k)[0].expr_name for k in kids[4:] if k.expr_name != "where"}
+        self.catalog = not is_rank and not written & {"trained_on", "tested_on"}
         columns = self.columns(kids[1])
         source = self.source(kids[3])
         where = None
@@ -518,8 +528,10 @@ class _Builder:
                     out.append(self.column_name(name))
         return tuple(out)
 
-    def column_name(self, name: n.Name) -> n.Name:
-        canonical = canonical_column(name.value)
+    def column_name(self, name: n.Name, catalog: bool | None = None) -> n.Name:
+        """The canonical column; ``error`` is the registration error where the column names
+        a catalog field (a catalog query's columns and ORDER BY, every WHERE), else ``err``."""
+        canonical = canonical_column(name.value, self.catalog if catalog is None else catalog)
         return n.Name(canonical or name.value, span=name.span)
 
     def source(self, node: PNode) -> n.Source:
@@ -841,12 +853,12 @@ class _Builder:
                         f"quote it if it is text: '{rhs.value}'",
                     )
                 rhs = n.Value(rhs.value, span=rhs.span)
-            column = self.column_name(lhs)
+            column = self.column_name(lhs, catalog=True)
             return n.Compare(column, op, self.column_value(column, rhs), span=span)
         operand = self.operand(kids[0])
         if isinstance(operand, n.Value):
             self.fail("expected a column name before " + kids[1].text.split()[0].upper(), kids[0])
-        column = self.column_name(operand)
+        column = self.column_name(operand, catalog=True)
         if kind == "between":
             literals = [
                 self.column_value(column, self.literal(k)) for k in kids if k.expr_name == "literal"

@@ -146,7 +146,7 @@ def test_tokenizer_never_fails() -> None:
 
 def test_statement_starts_come_from_the_grammar() -> None:
     assert set(STATEMENT_STARTS) == {"SELECT", "RANK", "EXPLAIN", "DECLARE", "PRINT", "USE",
-                                     "REGISTER", "FINETUNE", "PURGE"}  # fmt: skip
+                                     "REGISTER", "FINETUNE", "PURGE", "DROP"}  # fmt: skip
 
 
 def _expected_words(message: str) -> set[str]:
