@@ -160,7 +160,10 @@ def _syntax_hint(text: str, pos: int, token: str, expected: set[str]) -> str:
     before = text[:pos].rstrip()
     if upper in _KEYWORD_SET and before.endswith(","):
         return "remove the ',' before " + upper
-    if upper in _RESERVED and "name" in expected and expected <= _NAME_SLOTS:
+    drop = _drop_hint(text, before, expected)
+    if drop:
+        return drop
+    if upper in _RESERVED and "name" in expected and expected <= _NAME_SLOTS | {"IF"}:
         if "string" in expected:
             return f'{upper} is a reserved word; write the name in quotes: "{token}"'
         return f"{upper} is a reserved word and cannot be used as a name; choose another"
@@ -176,6 +179,21 @@ def _syntax_hint(text: str, pos: int, token: str, expected: set[str]) -> str:
     if token == "=" and "BETWEEN" in expected:
         return "write != or <> for 'not equal'"
     return ""
+
+
+def _drop_hint(text: str, before: str, expected: set[str]) -> str:
+    """``DROP MODEL my-model``: a name with other characters than letters, digits and ``_``
+    must be quoted; the hint shows the statement with the whole name quoted."""
+    start = tk.statement_start(before)
+    head = before[start:].split()
+    if len(head) != 3 or head[0].upper() != "DROP" or expected != {";"}:
+        return ""
+    name_at = start + before[start:].rindex(head[2])
+    end = name_at
+    while end < len(text) and not text[end].isspace() and text[end] != ";":
+        end += 1
+    name = text[name_at:end].replace('"', '""')
+    return f'quote a name with other characters: {head[0]} {head[1]} "{name}"'
 
 
 #: Where a misplaced clause keyword belongs, said when it is found out of place.
