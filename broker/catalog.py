@@ -221,9 +221,7 @@ class Catalog:
 
     def rows(self, kind: str) -> list[dict[str, Any]]:
         """Catalog rows of a kind for :mod:`shift.evaluate`, with ``status`` and ``error``."""
-        return [
-            {**e.row, "status": e.status.value, "error": e.error} for e in self.entries(kind)
-        ]
+        return [{**e.row, "status": e.status.value, "error": e.error} for e in self.entries(kind)]
 
     def get(self, kind: str, name: str) -> Entry:
         """One entry.
@@ -311,7 +309,8 @@ class Catalog:
             )
         users = self._usage(kind, name)
         if users:
-            raise CatalogInUse(kind, name, _in_use_message(kind, name, users), [u for u, _ in users])
+            message = _in_use_message(kind, name, users)
+            raise CatalogInUse(kind, name, message, [qid for qid, _ in users])
         # removed from memory before the first await, so no query starting meanwhile sees it
         del self._entries[kind][name]
         await self.tables.delete_catalog_entry(kind, name)

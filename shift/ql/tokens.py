@@ -27,8 +27,8 @@ KEYWORDS: tuple[str, ...] = (
 
 #: Keywords that only appear where no name can stand, so they stay usable as names.
 SOFT_KEYWORDS: frozenset[str] = frozenset(
-    {"ALL", "AUTO", "DATASET", "DROP", "EXISTS", "FEATURES", "FINETUNED", "IF", "JSON", "MODEL",
-     "RESULTS", "VALUES"}  # fmt: skip
+    {"ALL", "AUTO", "DATASET", "DROP", "EXISTS", "FEATURES", "FINETUNED", "IF", "JSON", "MODEL"}
+    | {"RESULTS", "VALUES"}
 )
 #: Keywords that can never be names.
 RESERVED: tuple[str, ...] = tuple(kw for kw in KEYWORDS if kw not in SOFT_KEYWORDS)
