@@ -50,7 +50,6 @@ def _dataset(name: str) -> DatasetSpec:
 async def _seed(store: Store) -> None:
     """Write catalog rows the way the catalog persists them (measured or failed)."""
     tables = Tables(store)
-    seq = 0
     entries: list[tuple[str, Any, str, str | None, dict[str, Any] | None]] = []
     for name, (status, error, modality) in MODELS.items():
         measured = {"num_params": 1000, "feature_dim": 8} if status == "ready" else None
@@ -58,8 +57,7 @@ async def _seed(store: Store) -> None:
     for name, (status, error) in DATASETS.items():
         measured = {"size": 64, "num_classes": 2}
         entries.append(("dataset", _dataset(name), status, error, measured))
-    for kind, spec, status, error, measured in entries:
-        seq += 1
+    for seq, (kind, spec, status, error, measured) in enumerate(entries, 1):
         row = KINDS[kind].row(spec, measured, "2026-12-01")
         extra = [
             spec.key,
@@ -93,7 +91,7 @@ class Api:
     async def final(self, text: str, session: str = "s") -> dict[str, Any]:
         (query,) = await self.query(text, session)
         for _ in range(500):
-            status, got = await self.call("GET", f"/v1/queries/{query['id']}")
+            _, got = await self.call("GET", f"/v1/queries/{query['id']}")
             if got["status"] in ("succeeded", "failed", "cancelled"):
                 return got
             await asyncio.sleep(0.02)
