@@ -127,6 +127,10 @@ def _catalog_routes(
     get_entry.__doc__ = f"``GET /v1/{plural}/{{name}}``: one {kind}."
     register.__doc__ = f"``POST /v1/{plural}``: register a {kind} (``?wait=true`` to measure)."
     drop_entry.__doc__ = f"``DELETE /v1/{plural}/{{name}}``: drop a {kind} (409 while in use)."
+    # one name per kind: the OpenAPI operationId is the handler's name and must be unique
+    for handler, verb in ((list_entries, "list"), (get_entry, "get"), (register, "register")):
+        handler.__name__ = f"{verb}_{plural if verb == 'list' else kind}"
+    drop_entry.__name__ = f"drop_{kind}"
     return list_entries, get_entry, register, drop_entry
 
 

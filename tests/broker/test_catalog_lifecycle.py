@@ -23,6 +23,7 @@ from aiohttp import web
 from broker import rest_models as m
 from broker.api import ApiRunner, create_app
 from broker.catalog import KINDS
+from broker.openapi import openapi_document
 from broker.server import open_search
 from broker.service import Broker, BrokerConfig
 from broker.store import Store
@@ -290,3 +291,13 @@ async def test_the_catalog_file_forgets_a_dropped_row(api: Api, tmp_path: Path) 
     finally:
         await store.close()
     assert names == ["train", "test"]
+
+
+def test_the_openapi_document_has_the_drop_routes_with_unique_operation_ids() -> None:
+    paths = openapi_document()["paths"]
+    for plural in ("models", "datasets"):
+        drop = paths[f"/v1/{plural}/{{name}}"]["delete"]
+        assert {"200", "404", "409"} <= set(drop["responses"])
+    ids = [op["operationId"] for ops in paths.values() for op in ops.values()]
+    assert len(ids) == len(set(ids)), sorted(ids)
+    assert {"drop_model", "drop_dataset", "list_models", "get_dataset"} <= set(ids)
