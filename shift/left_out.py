@@ -42,7 +42,8 @@ def left_out_note(
         return None
     reasons = []
     if failed:
-        reasons.append(f"{len(failed)} failed to load")
+        verb = "failed to load" if what == "model" else "could not be read"
+        reasons.append(f"{len(failed)} {verb}")
     data = f" ({data_modality} data)" if data_modality else ""
     reasons += [f"{len(names)} {m}{data}" for m, names in sorted(other_modality.items()) if names]
     because: list[n.Condition] = []

@@ -70,3 +70,13 @@ def test_the_listing_query_parses_for_every_source(pool: str) -> None:
     listing = parse(note.split("list them: ", 1)[1])
     assert isinstance(listing, n.Select)
     assert [c.value for c in listing.columns] == ["name", "modality", "status", "error"]
+
+
+def test_datasets_that_could_not_be_read() -> None:
+    statement = parse('SELECT vec FROM readers WHERE probe = "m" AND size > 10')
+    assert isinstance(statement, n.VecSelect)
+    note = left_out_note("dataset", statement.source, statement.where, None, ["x", "y"], {}, None)
+    assert note == (
+        "left out 2 dataset(s): 2 could not be read; list them: SELECT name, modality, status, "
+        'error FROM readers WHERE size > 10 AND status = "failed"'
+    )
