@@ -365,11 +365,12 @@ def _in_use_message(kind: str, name: str, users: Sequence[tuple[str, str]]) -> s
     """Which running queries hold a row, and how to free it."""
     shown = ", ".join(f"{qid} ({_short(text)})" for qid, text in users[:3])
     more = f" and {len(users) - 3} more" if len(users) > 3 else ""
-    which = "query" if len(users) == 1 else f"{len(users)} queries"
-    first = users[0][0]
+    one = len(users) == 1
+    which, it = ("running query", "it") if one else (f"{len(users)} running queries", "them")
+    first = users[0][0] if one else "{id}"
     return (
-        f"{kind} {name!r} is in use by running {which} {shown}{more}; cancel it "
-        f"(POST /v1/queries/{first}/cancel) or wait for it to finish, then drop it again"
+        f"{kind} {name!r} is in use by {which} {shown}{more}; cancel {it} "
+        f"(POST /v1/queries/{first}/cancel) or wait for {it} to finish, then drop it again"
     )
 
 
