@@ -44,7 +44,8 @@ def names_used(
         return _pool(statement.source, statement.where, None, rows.get("dataset", ()), variables)
     if isinstance(statement, n.Finetune):
         if kind == "dataset":
-            return set(dataset_names(statement.datasets))
+            tested = {str(p.value.value) for p in statement.params if p.name == "test"}
+            return set(dataset_names(statement.datasets)) | tested
         return _pool(statement.models, None, None, rows.get("model", ()), variables)
     return set()
 

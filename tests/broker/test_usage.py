@@ -41,6 +41,7 @@ VARIABLES = {"small": ["effnet"]}
         ('SELECT vec FROM readers WHERE probe = "vit" AND size > 10', {"vit"},
          {"photos", "reviews", "digits"}),
         ('FINETUNE ["bert"] WITH reviews', {"bert"}, {"reviews"}),
+        ('FINETUNE ["vit"] WITH photos (epochs=1, test="digits")', {"vit"}, {"photos", "digits"}),
         ("EXPLAIN SELECT name FROM text_models TRAINED ON reviews TESTED ON reviews", {"bert"},
          {"reviews"}),
         ("DECLARE best AS SELECT name FROM small TRAINED ON photos TESTED ON photos", {"effnet"},
