@@ -7,6 +7,12 @@ store's one writer. ``num_params``/``feature_dim`` and ``size``/``num_classes`` 
 *measured*: registering submits a content-hashed ``describe`` task (``workers.describe``)
 and the row is complete (``status`` ``ready``) when its result arrives; a registration whose
 task fails is ``failed`` (with the worker's error) and may be registered again.
+
+``DROP`` (:meth:`Catalog.drop`) removes an entry unless a running query uses it (the query
+service tells the catalog which do, through :meth:`Catalog.set_usage`). Only the row goes:
+the tasks and feature blocks of its spec are content-addressed and stay, so results of past
+queries stay readable and registering the same spec again is answered from the cache;
+``PURGE FEATURES``/``PURGE ALL`` delete stored work.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -55,6 +61,37 @@ class CatalogConflict(CatalogError):
     """A name is registered with a different spec."""
 
     code = "conflict"
+
+
+class CatalogInUse(CatalogError):
+    """A row cannot be dropped: a running query uses it, or it is still being measured.
+
+    Attributes:
+        kind: ``model`` or ``dataset``.
+        name: The row's name.
+        queries: Ids of the running queries that use it (empty: its own measurement).
+    """
+
+    code = "in_use"
+
+    def __init__(self, kind: str, name: str, message: str, queries: Sequence[str] = ()):
+        super().__init__(message)
+        self.kind = kind
+        self.name = name
+        self.queries = tuple(queries)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The error object: 409 as ``DELETE`` answers, and the ids of the queries that hold
+        the row."""
+        return {"status": 409, **super().to_dict(), "queries": list(self.queries)}
+
+
+Usage = Callable[[str, str], list[tuple[str, str]]]
+"""``(kind, name) -> [(query id, statement text), ...]``: the running queries using a row."""
+
+
+def _no_usage(kind: str, name: str) -> list[tuple[str, str]]:
+    return []
 
 
 @dataclass(frozen=True)
@@ -142,6 +179,11 @@ class Catalog:
         self._entries: dict[str, dict[str, Entry]] = {kind: {} for kind in KINDS}
         self._seq = 0
         self._measuring: set[asyncio.Task[None]] = set()
+        self._usage: Usage = _no_usage
+
+    def set_usage(self, usage: Usage) -> None:
+        """Say how to find the running queries that use a row (the query service does)."""
+        self._usage = usage
 
     async def open(self) -> None:
         """Load the entries and resume unfinished measurements."""
@@ -178,8 +220,8 @@ class Catalog:
         return sorted(self._entries[kind].values(), key=lambda e: e.seq)
 
     def rows(self, kind: str) -> list[dict[str, Any]]:
-        """Catalog rows of a kind for :mod:`shift.evaluate`."""
-        return [e.row for e in self.entries(kind)]
+        """Catalog rows of a kind for :mod:`shift.evaluate`, with ``status`` and ``error``."""
+        return [{**e.row, "status": e.status.value, "error": e.error} for e in self.entries(kind)]
 
     def get(self, kind: str, name: str) -> Entry:
         """One entry.
@@ -242,6 +284,38 @@ class Catalog:
         self._start_measuring(entry)
         return entry, True
 
+    async def drop(self, kind: str, name: str, if_exists: bool = False) -> Entry | None:
+        """Remove an entry from the catalog (its cached work stays; see the module doc).
+
+        Returns:
+            The dropped entry, or ``None`` when ``if_exists`` and there was none.
+
+        Raises:
+            CatalogError: unknown name (unless ``if_exists``), with the closest one.
+            CatalogInUse: a running query uses the entry, or it is still being measured.
+        """
+        entry = self._entries[kind].get(name)
+        if entry is None:
+            if if_exists:
+                return None
+            raise unknown_name(kind, name, self._entries[kind])
+        if entry.status is EntryStatus.PENDING:
+            raise CatalogInUse(
+                kind,
+                name,
+                f"{kind} {name!r} is still being measured (task {entry.task_id}); wait until "
+                f"its registration is ready or failed (GET /v1/{kind}s/{name} says), then "
+                "drop it",
+            )
+        users = self._usage(kind, name)
+        if users:
+            message = _in_use_message(kind, name, users)
+            raise CatalogInUse(kind, name, message, [qid for qid, _ in users])
+        # removed from memory before the first await, so no query starting meanwhile sees it
+        del self._entries[kind][name]
+        await self.tables.delete_catalog_entry(kind, name)
+        return entry
+
     def _start_measuring(self, entry: Entry) -> None:
         task = asyncio.create_task(self._measure(entry), name=f"measure-{entry.spec.name}")
         self._measuring.add(task)
@@ -285,3 +359,20 @@ class Catalog:
             entry.seq,
         ]
         await self.tables.save_catalog_entry(entry.kind, entry.row, extra)
+
+
+def _in_use_message(kind: str, name: str, users: Sequence[tuple[str, str]]) -> str:
+    """Which running queries hold a row, and how to free it."""
+    shown = ", ".join(f"{qid} ({_short(text)})" for qid, text in users[:3])
+    more = f" and {len(users) - 3} more" if len(users) > 3 else ""
+    one = len(users) == 1
+    which, it = ("running query", "it") if one else (f"{len(users)} running queries", "them")
+    first = users[0][0] if one else "{id}"
+    return (
+        f"{kind} {name!r} is in use by {which} {shown}{more}; cancel {it} "
+        f"(POST /v1/queries/{first}/cancel) or wait for {it} to finish, then drop it again"
+    )
+
+
+def _short(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -10,7 +10,7 @@ from broker.sources import check_other_than, source_rows
 from broker.statements import execute, handles
 from shift import evaluate
 from shift.ql import nodes as n
-from shift.ql.vocabulary import DATASET_COLUMNS, MODEL_COLUMNS
+from shift.ql.vocabulary import DATASET_COLUMNS, MODEL_COLUMNS, STATE_COLUMNS
 from shift.wording import count_of
 
 
@@ -19,7 +19,7 @@ async def select_rows(statement: n.Select, ctx: Context) -> tuple[list[str], lis
     kind, rows = source_rows(statement.source, ctx)
     check_other_than(statement, ctx)
     out = evaluate.select(statement, rows, dict(ctx.variables))
-    all_columns = MODEL_COLUMNS if kind == "model" else DATASET_COLUMNS
+    all_columns = (MODEL_COLUMNS if kind == "model" else DATASET_COLUMNS) + STATE_COLUMNS
     columns = [c.value for c in statement.columns] or list(all_columns)
     return columns, out
 

@@ -1,4 +1,5 @@
-"""Statements that change what the broker holds: ``REGISTER MODEL|DATASET`` and ``PURGE``."""
+"""Statements that change what the broker holds: ``REGISTER MODEL|DATASET``, ``DROP
+MODEL|DATASET`` and ``PURGE``."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from broker.statements import handles
 from shift.errors import CatalogError
 from shift.payloads import PurgeFeaturesPayload
 from shift.ql import nodes as n
-from shift.ql.vocabulary import DATASET_COLUMNS, MODEL_COLUMNS
+from shift.ql.vocabulary import DATASET_COLUMNS, MODEL_COLUMNS, STATE_COLUMNS
 from shift.registration import dataset_spec_from_fields, model_spec_from_fields
 
 PURGES: dict[n.PurgeTarget, tuple[str, ...]] = {
@@ -69,4 +70,27 @@ async def run_register(statement: n.Register, ctx: Context) -> Result:
     verb = "registered" if created else "already registered"
     return Result(
         (Table.of(kind + "s", columns, [entry.row]),), f"{verb} {kind} {statement.name!r}"
+    )
+
+
+DROP_KEEPS = (
+    "results of past queries stay readable; its cached tasks and feature blocks are kept "
+    "(registering the same spec again reuses them; PURGE FEATURES deletes stored features)"
+)
+"""What a DROP leaves behind, said in its message."""
+
+
+@handles(n.Drop)
+async def run_drop(statement: n.Drop, ctx: Context) -> Result:
+    """DROP MODEL|DATASET [IF EXISTS] name: remove the catalog row unless a running query
+    uses it (:class:`broker.catalog.CatalogInUse` then fails the statement)."""
+    kind = statement.kind.value
+    entry = await ctx.catalog.drop(kind, statement.name, statement.if_exists)
+    if entry is None:
+        return Result((), f"no {kind} {statement.name!r}; nothing dropped")
+    columns = (MODEL_COLUMNS if kind == "model" else DATASET_COLUMNS) + STATE_COLUMNS
+    row = {**entry.row, "status": entry.status.value, "error": entry.error}
+    return Result(
+        (Table.of("dropped", columns, [row]),),
+        f"dropped {kind} {statement.name!r}; {DROP_KEEPS}",
     )

@@ -29,6 +29,7 @@ from shift.finetuning import (
     finetuned_spec,
     hyperparameters,
 )
+from shift.left_out import left_out_note
 from shift.planner import DatasetEntry
 from shift.ql import nodes as n
 from shift.specs import ModelSpec
@@ -101,21 +102,22 @@ async def plan_finetune(statement: n.Finetune, ctx: Context) -> FinetunePlan:
     pool = n.Select((), statement.models, None, (), None, None)
     chosen = evaluate.select(pool, rows, dict(ctx.variables))
     await ctx.catalog.settle("model", [r["name"] for r in chosen])
-    planned, notes = [], []
+    planned, failed, other = [], [], {}
     for row in chosen:
         entry = ctx.catalog.get("model", row["name"])
         if entry.status is EntryStatus.FAILED:
-            notes.append(f"left out {row['name']} (it failed to load: {entry.error})")
+            failed.append(row["name"])
             continue
         if modalities and row["modality"] not in modalities:
-            notes.append(
-                f"left out {row['name']} ({row['modality']} model, {'/'.join(modalities)} data)"
-            )
+            other.setdefault(str(row["modality"]), []).append(row["name"])
             continue
         model: ModelSpec = entry.spec  # type: ignore[assignment]
         hparams = hyperparameters(model, options)
         task = finetune_task(model, train, test, hparams)
         planned.append(Planned(model, hparams, task))
+    data = "/".join(sorted(modalities)) or None
+    note = left_out_note("model", statement.models, None, None, failed, other, data)
+    notes = [note] if note else []
     if not planned:
         raise SchedulerError("FINETUNE has no model to train" + "".join(f"; {m}" for m in notes))
     return FinetunePlan(

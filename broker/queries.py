@@ -35,6 +35,7 @@ from broker.results import error_body
 from broker.searchstate import SearchState
 from broker.service import Broker
 from broker.tables import Tables
+from broker.usage import names_used
 from shift.errors import SchedulerError, ShiftError, WorkerError
 from shift.ql import from_json, render, to_json
 from shift.ql import nodes as n
@@ -162,6 +163,7 @@ class QueryService:
         self._seq = 0
         self._closing = False
         self.search = SearchState(self.tables)
+        catalog.set_usage(self.users_of)
 
     @property
     def store(self) -> Any:
@@ -255,6 +257,19 @@ class QueryService:
         elif query in self._queues[query.session]:
             self._queues[query.session].remove(query)
         await self._finish(query, QueryStatus.CANCELLED, error=None)
+
+    def users_of(self, kind: str, name: str) -> list[tuple[str, str]]:
+        """``(id, statement text)`` of each running query that reads a catalog row.
+
+        Queued queries do not count: they read the catalog when they start.
+        """
+        rows = {k: self.catalog.rows(k) for k in ("model", "dataset")}
+        return [
+            (q.id, render(q.statement))
+            for q in sorted(self._live.values(), key=lambda q: q.seq)
+            if q.status is QueryStatus.RUNNING
+            and name in names_used(q.statement, kind, rows, self._variables[q.session])
+        ]
 
     def subscribe(self, query: Query) -> asyncio.Queue[tuple[str, dict[str, Any]]]:
         """A queue of ``(event, body)`` for a live query."""

@@ -350,6 +350,10 @@ class ErrorDetail(Answer):
     diagnostics: list[Diagnostic] = Field(
         default_factory=list, description="Located problems (query errors only)."
     )
+    queries: list[str] = Field(
+        default_factory=list,
+        description="Ids of the running queries that hold a catalog row (`in_use` errors only).",
+    )
 
 
 class ErrorResponse(Answer):
@@ -455,8 +459,10 @@ class CatalogEntry(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     name: str
-    status: Literal["pending", "ready", "failed"]
-    error: str | None
+    status: Literal["pending", "ready", "failed"] = Field(
+        description="pending: being measured; ready: usable; failed: see error"
+    )
+    error: str | None = Field(description="Why the registration failed (failed only).")
     key: str
     spec: dict[str, Any]
 

@@ -17,10 +17,10 @@ from typing import Any
 from aiohttp import web
 
 from broker import rest_models as m
-from broker.catalog import Catalog, CatalogConflict
+from broker.catalog import Catalog, CatalogConflict, CatalogInUse
 from broker.queries import QueryService
 from broker.rest_endpoint import Call, Endpoint, endpoint
-from broker.rest_errors import ApiError, Handler
+from broker.rest_errors import ApiError, Handler, error_body
 from shift.errors import QueryError
 from shift.ql import from_json, parse, parse_script, render
 from shift.ql import nodes as n
@@ -56,7 +56,7 @@ def _search(request: web.Request) -> Search:
 
 def _catalog_routes(
     kind: str, parse_spec: Callable[[Any], Any], body: type[m.Body], listing: type[m.Answer]
-) -> tuple[Handler, Handler, Handler]:
+) -> tuple[Handler, Handler, Handler, Handler]:
     plural = kind + "s"
 
     @endpoint(Endpoint(f"Every registered {kind}", {200: (listing, f"Every {kind}")}))
@@ -95,10 +95,43 @@ def _catalog_routes(
             await entry.ready.wait()
         return _json(entry.to_json(), status=201 if created else 200)
 
+    @endpoint(
+        Endpoint(
+            f"Drop a {kind} (DROP {kind.upper()}): its cached work is kept",
+            {200: (m.CatalogEntry, f"The dropped {kind}")},
+            errors=(404, 409),
+            description=(
+                f"404: no such {kind} (the message names the closest one). 409 `in_use`: a "
+                "running query reads it (`queries` lists their ids; cancel them or wait) or "
+                "it is still being measured. Results of past queries, cached tasks and "
+                "feature blocks stay; registering the same spec again reuses them."
+            ),
+        )
+    )
+    async def drop_entry(request: web.Request, call: Call) -> web.Response:
+        catalog = _search(request).catalog
+        name = request.match_info["name"]
+        if name not in {e.spec.name for e in catalog.entries(kind)}:
+            raise ApiError(404, "not_found", str(catalog_error(catalog, kind, name)))
+        try:
+            entry = await catalog.drop(kind, name)
+        except CatalogInUse as error:
+            body = error_body(409, error.code, str(error))
+            body["error"]["queries"] = list(error.queries)
+            return _json(body, status=409)
+        if entry is None:  # pragma: no cover - checked above, drop without if_exists raises
+            raise ApiError(404, "not_found", str(catalog_error(catalog, kind, name)))
+        return _json(entry.to_json())
+
     list_entries.__doc__ = f"``GET /v1/{plural}``: every registered {kind}."
     get_entry.__doc__ = f"``GET /v1/{plural}/{{name}}``: one {kind}."
     register.__doc__ = f"``POST /v1/{plural}``: register a {kind} (``?wait=true`` to measure)."
-    return list_entries, get_entry, register
+    drop_entry.__doc__ = f"``DELETE /v1/{plural}/{{name}}``: drop a {kind} (409 while in use)."
+    # one name per kind: the OpenAPI operationId is the handler's name and must be unique
+    for handler, verb in ((list_entries, "list"), (get_entry, "get"), (register, "register")):
+        handler.__name__ = f"{verb}_{plural if verb == 'list' else kind}"
+    drop_entry.__name__ = f"drop_{kind}"
+    return list_entries, get_entry, register, drop_entry
 
 
 def catalog_error(catalog: Catalog, kind: str, name: str) -> Exception:
@@ -106,10 +139,10 @@ def catalog_error(catalog: Catalog, kind: str, name: str) -> Exception:
     return unknown_name(kind, name, [e.spec.name for e in catalog.entries(kind)])
 
 
-list_models, get_model, register_model = _catalog_routes(
+list_models, get_model, register_model, drop_model = _catalog_routes(
     "model", model_spec_from_body, m.ModelRegistration, m.ModelList
 )
-list_datasets, get_dataset, register_dataset = _catalog_routes(
+list_datasets, get_dataset, register_dataset, drop_dataset = _catalog_routes(
     "dataset", dataset_spec_from_body, m.DatasetRegistration, m.DatasetList
 )
 
@@ -315,9 +348,11 @@ ROUTES: tuple[tuple[str, str, Handler], ...] = (
     ("GET", "/v1/models", list_models),
     ("POST", "/v1/models", register_model),
     ("GET", "/v1/models/{name}", get_model),
+    ("DELETE", "/v1/models/{name}", drop_model),
     ("GET", "/v1/datasets", list_datasets),
     ("POST", "/v1/datasets", register_dataset),
     ("GET", "/v1/datasets/{name}", get_dataset),
+    ("DELETE", "/v1/datasets/{name}", drop_dataset),
     ("POST", "/v1/queries", create_queries),
     ("GET", "/v1/queries", list_queries),
     ("GET", "/v1/queries/{query_id}", get_query),

@@ -22,6 +22,7 @@ from broker.sources import check_other_than, source_rows
 from broker.statements import handles
 from shift import evaluate
 from shift.errors import CatalogError
+from shift.left_out import left_out_note
 from shift.methods import CLASSIFIERS
 from shift.planner import RESULT_COLUMNS, DatasetEntry, Plan, dataset_names, plan, rankings
 from shift.ql import nodes as n
@@ -80,16 +81,11 @@ async def resolve(statement: n.TaskSelect | n.Rank, ctx: Context) -> Resolved:
             other.setdefault(str(row["modality"]), []).append(row["name"])
         else:
             chosen.append(entry.spec)  # type: ignore[arg-type]
-    notes = []
-    data = "/".join(sorted(modalities))
-    for modality, names in sorted(other.items()):
-        notes.append(f"left out {len(names)} {modality} model(s) ({data} data): {_names(names)}")
-    if failed:
-        notes.append(
-            f"left out {len(failed)} model(s) that failed to load: {_names(failed)} "
-            "(GET /v1/models/NAME gives the error)"
-        )
-    return Resolved(tuple(chosen), entries, tuple(notes))
+    data = "/".join(sorted(modalities)) or None
+    note = left_out_note(
+        "model", statement.source, statement.where, statement.other_than, failed, other, data
+    )
+    return Resolved(tuple(chosen), entries, (note,) if note else ())
 
 
 def _names(names: Sequence[str], most: int = 5) -> str:

@@ -103,6 +103,13 @@ class Tables:
             f"INSERT OR REPLACE INTO {table} ({names}) VALUES ({marks})", [*values, *extra]
         )
 
+    def delete_catalog_entry(self, kind: str, name: str) -> asyncio.Future[None]:
+        """Delete one entry's row (``DROP``); nothing else refers to it by foreign key."""
+        table, _ = CATALOG_TABLES[kind]
+        return self.store.execute(  # type: ignore[no-any-return]
+            f"DELETE FROM {table} WHERE name = ?", (name,)
+        )
+
     # ---- search state -------------------------------------------------------------------------
 
     async def nn_records(self) -> list[str]:

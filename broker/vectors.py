@@ -24,6 +24,7 @@ from broker.sources import source_rows, variable
 from broker.statements import handles
 from shift import evaluate
 from shift.errors import CatalogError
+from shift.left_out import left_out_note
 from shift.planner import DatasetEntry
 from shift.ql import nodes as n
 from shift.specs import ModelSpec
@@ -106,12 +107,12 @@ async def plan_vec(statement: n.VecSelect, ctx: Context, sample_rows: int = SAMP
         )
     want = probe.modality.value
     whole_table = isinstance(statement.source, n.Table)
-    entries, used, notes = [], [], []
+    entries, used, failed = [], [], []
     for row in kept:
         name = row["name"]
         entry = ctx.catalog.get("dataset", name)
         if entry.status is EntryStatus.FAILED and whole_table:
-            notes.append(f"left out {name} (it could not be read: {entry.error})")
+            failed.append(name)
             continue
         if entry.status is EntryStatus.FAILED:
             raise CatalogError(f"dataset {name!r} could not be read: {entry.error}")
@@ -129,6 +130,8 @@ async def plan_vec(statement: n.VecSelect, ctx: Context, sample_rows: int = SAMP
             )
         entries.append(found)
         used.append(name)
+    note = left_out_note("dataset", statement.source, statement.where, None, failed, {}, want)
+    notes = [note] if note else []
     if not entries:
         raise CatalogError(f"no dataset left to compare: {'; '.join(notes)}")
     tasks = tuple(task2vec_task(probe, e, sample_rows) for e in entries)

@@ -26,6 +26,7 @@ from shift.ql.vocabulary import (
     MODEL_COLUMNS,
     REGISTER_COLUMNS,
     RESULT_COLUMNS,
+    STATE_COLUMNS,
     TABLES,
     canonical_table,
     columns_for,
@@ -77,7 +78,9 @@ class Completions:
 Groups = list[tuple[str, list[str]]]
 """Suggestions before filtering: (kind, choices) pairs in the order they are shown."""
 
-_ALL_COLUMNS = tuple(dict.fromkeys((*MODEL_COLUMNS, *DATASET_COLUMNS, *RESULT_COLUMNS)))
+_ALL_COLUMNS = tuple(
+    dict.fromkeys((*MODEL_COLUMNS, *DATASET_COLUMNS, *STATE_COLUMNS, *RESULT_COLUMNS))
+)
 
 
 def complete(text: str, names: Names) -> Completions:
@@ -305,6 +308,18 @@ def _register(e: Expected, frame: Frame, c: Continuations, _n: Names, _s: bool) 
     return [("column", [col for col in REGISTER_COLUMNS[kind] if col not in used])]
 
 
+def _drop(e: Expected, _f: Frame, c: Continuations, names: Names, in_string: bool) -> Groups:
+    """``DROP MODEL`` offers the registered models, ``DROP DATASET`` the datasets (quoted:
+    a name with any character can be dropped)."""
+    drop = e.frame("drop")
+    if e.token != "string" or drop is None:
+        return []
+    kinds = c.matched_since(drop.start, ("DATASET", "MODEL"))
+    if kinds and kinds[0][0] == "DATASET":
+        return [("dataset", _quoted(names.datasets, in_string))]
+    return [("model", _quoted(names.models, in_string))]
+
+
 def _call(spec: MethodSpec) -> str:
     # single quotes: valid in a bare call and inside a double-quoted method string
     args = ", ".join(
@@ -345,6 +360,7 @@ _SLOTS: dict[str, Slot] = {
     "ranked_by": _ranker,
     "param": _param,
     "name_list": _register,
+    "drop": _drop,
 }
 
 #: The keywords a statement may start with, as the grammar lists them.

@@ -3,7 +3,7 @@
 :class:`InteractiveRunner` is :class:`repl.runner.ScriptRunner` with what a person at a
 terminal needs: queries are followed over their event stream with a progress bar, long
 results go through a pager, each statement can be timed, an unreachable broker is retried
-a few times before giving up, and names are refreshed after ``REGISTER``/``DECLARE``.
+a few times before giving up, and names are refreshed after ``REGISTER``/``DROP``/``DECLARE``.
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ class InteractiveRunner(ScriptRunner):
                 self.say(f"Time: {time.monotonic() - started:.3f} s")
         if ok and isinstance(statement, n.Declare):
             self.watcher.add_variable(statement.name)
-        if ok and isinstance(statement, n.Declare | n.Register | n.Purge):
+        if ok and isinstance(statement, n.Declare | n.Register | n.Purge | n.Drop):
             self.watcher.refresh_names()
         return ok
 

@@ -26,7 +26,7 @@ _TEXT = (
     r"""
 statement_text = _ statement _
 
-statement   = query / explain / declare / print / use / register / finetune / purge
+statement   = query / explain / declare / print / use / register / finetune / purge / drop
 
 explain     = EXPLAIN JSON? explainable
 explainable = query / finetune
@@ -42,6 +42,7 @@ register_value = value_list / literal
 value_list  = LBRACKET (literal (COMMA literal)*)? RBRACKET
 finetune    = FINETUNE model_ref WITH dataset_ref params? WAIT?
 purge       = PURGE (RESULTS / FEATURES / ALL)?
+drop        = DROP (DATASET / MODEL) (IF EXISTS)? (string / name)
 
 query       = query_term (UNION ALL? query_term)*
 query_term  = (LPAREN query RPAREN) / select / rank

@@ -55,7 +55,7 @@ class PurgeTarget(StrEnum):
 
 
 class RegisterKind(StrEnum):
-    """What ``REGISTER`` adds to the catalog."""
+    """What ``REGISTER`` adds to the catalog (and ``DROP`` removes)."""
 
     DATASET = "dataset"
     MODEL = "model"
@@ -472,6 +472,17 @@ class Purge(Node):
     span: Span = field(default=None, compare=False, repr=False, kw_only=True)
 
 
+@dataclass(frozen=True)
+class Drop(Node):
+    """``DROP MODEL|DATASET [IF EXISTS] name``: remove a catalog row (cached work is kept)."""
+
+    TAG = "drop"
+    kind: RegisterKind
+    name: str
+    if_exists: bool = False
+    span: Span = field(default=None, compare=False, repr=False, kw_only=True)
+
+
 Statement: TypeAlias = (
     Select
     | TaskSelect
@@ -485,6 +496,7 @@ Statement: TypeAlias = (
     | Use
     | Register
     | Purge
+    | Drop
 )
 
 
@@ -508,6 +520,7 @@ NODE_TYPES: dict[str, type[Node]] = {
     for cls in (
         Value, ValueList, Name, Param, Compare, Between, In, Like, IsNull, Finetuned, Not, And, Or,
         Table, Variable, NameList, Dataset, Change, Mutation, OrderKey, Method, Select, TaskSelect,
-        Rank, VecSelect, Union, Finetune, Explain, Declare, Print, Use, Register, Purge, Script,
+        Rank, VecSelect, Union, Finetune, Explain, Declare, Print, Use, Register, Purge, Drop,
+        Script,
     )
 }  # fmt: skip

@@ -164,7 +164,10 @@ def _syntax_hint(text: str, pos: int, token: str, expected: set[str]) -> str:
     before = text[:pos].rstrip()
     if upper in _KEYWORD_SET and before.endswith(","):
         return "remove the ',' before " + upper
-    if upper in _RESERVED and "name" in expected and expected <= _NAME_SLOTS:
+    drop = _drop_hint(text, before, expected)
+    if drop:
+        return drop
+    if upper in _RESERVED and "name" in expected and expected <= _NAME_SLOTS | {"IF"}:
         if "string" in expected:
             return f'{upper} is a reserved word; write the name in quotes: "{token}"'
         return f"{upper} is a reserved word and cannot be used as a name; choose another"
@@ -180,6 +183,21 @@ def _syntax_hint(text: str, pos: int, token: str, expected: set[str]) -> str:
     if token == "=" and "BETWEEN" in expected:
         return "write != or <> for 'not equal'"
     return ""
+
+
+def _drop_hint(text: str, before: str, expected: set[str]) -> str:
+    """``DROP MODEL my-model``: a name with other characters than letters, digits and ``_``
+    must be quoted; the hint shows the statement with the whole name quoted."""
+    start = tk.statement_start(before)
+    head = before[start:].split()
+    if len(head) != 3 or head[0].upper() != "DROP" or expected != {";"}:
+        return ""
+    name_at = start + before[start:].rindex(head[2])
+    end = name_at
+    while end < len(text) and not text[end].isspace() and text[end] != ";":
+        end += 1
+    name = text[name_at:end].replace('"', '""')
+    return f'quote a name with other characters: {head[0]} {head[1]} "{name}"'
 
 
 #: Where a misplaced clause keyword belongs, said when it is found out of place.
@@ -238,6 +256,8 @@ class _Builder:
         self.text = text
         #: What to tell the user about an accepted statement (ignored clauses and such).
         self.notices: list[Problem] = []
+        # whether the columns being built name catalog fields (see canonical_column)
+        self.catalog = True
 
     def notice(self, message: str, node: PNode | tuple[int, int], hint: str = "") -> None:
         span = node if isinstance(node, tuple) else _span(node)
@@ -385,6 +405,12 @@ class _Builder:
         target = n.PurgeTarget(kids[1].expr_name.lower()) if len(kids) > 1 else None
         return n.Purge(target or n.PurgeTarget.RESULTS, span=_span(node))
 
+    def stmt_drop(self, node: PNode) -> n.Drop:
+        kids = _kids(node)
+        kind = n.RegisterKind(kids[1].expr_name.lower())
+        if_exists = kids[2].expr_name == "IF"
+        return n.Drop(kind, self.word(kids[-1]), if_exists, span=_span(node))
+
     # ---- SELECT / RANK
 
     def select(self, node: PNode) -> n.Select | n.TaskSelect | n.Rank | n.VecSelect:
@@ -393,6 +419,8 @@ class _Builder:
         distinct = kids[1] if kids[1].expr_name == "DISTINCT" else None
         if distinct is not None:
             kids = [kids[0], *kids[2:]]
+        written = {_kids(k)[0].expr_name for k in kids[4:] if k.expr_name != "where"}
+        self.catalog = not is_rank and not written & {"trained_on", "tested_on"}
         columns = self.columns(kids[1])
         source = self.source(kids[3])
         where = None
@@ -591,8 +619,10 @@ class _Builder:
                     out.append(self.column_name(name))
         return tuple(out)
 
-    def column_name(self, name: n.Name) -> n.Name:
-        canonical = canonical_column(name.value)
+    def column_name(self, name: n.Name, catalog: bool | None = None) -> n.Name:
+        """The canonical column; ``error`` is the registration error where the column names
+        a catalog field (a catalog query's columns and ORDER BY, every WHERE), else ``err``."""
+        canonical = canonical_column(name.value, self.catalog if catalog is None else catalog)
         return n.Name(canonical or name.value, span=name.span)
 
     def source(self, node: PNode) -> n.Source:
@@ -934,12 +964,12 @@ class _Builder:
                         f"quote it if it is text: {quoted}; write {rewrite}",
                     )
                 rhs = n.Value(rhs.value, span=rhs.span)
-            column = self.column_name(lhs)
+            column = self.column_name(lhs, catalog=True)
             return n.Compare(column, op, self.column_value(column, rhs), span=span)
         operand = self.operand(kids[0])
         if isinstance(operand, n.Value):
             self.fail("expected a column name before " + kids[1].text.split()[0].upper(), kids[0])
-        column = self.column_name(operand)
+        column = self.column_name(operand, catalog=True)
         if kind == "between":
             literals = [
                 self.column_value(column, self.literal(k)) for k in kids if k.expr_name == "literal"

@@ -236,6 +236,12 @@ def _(node: n.Purge) -> str:
     return f"PURGE {node.target.value.upper()}"
 
 
+@render.register
+def _(node: n.Drop) -> str:
+    exists = " IF EXISTS" if node.if_exists else ""
+    return f"DROP {node.kind.value.upper()}{exists} {quote(node.name)}"
+
+
 def render_condition(cond: n.Condition) -> str:
     """Render a condition with the fewest parentheses that keep its structure."""
     if isinstance(cond, n.Or):

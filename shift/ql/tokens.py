@@ -18,16 +18,17 @@ from enum import StrEnum
 #: Keywords (case-insensitive). Those in RESERVED below cannot be used as names.
 KEYWORDS: tuple[str, ...] = (
     "ALL", "AND", "AS", "ASC", "AUTO", "BENCHMARK", "BETWEEN", "BUDGET", "BY", "CHANGE",
-    "CHUNK", "CLASSIFIED", "DATASET", "DECLARE", "DESC", "DISTINCT", "EXPLAIN", "FALSE", "FEATURES",
-    "FINETUNE", "FINETUNED", "FROM", "IN", "IS", "JSON", "LIKE", "LIMIT", "MODEL", "NOT",
-    "NULL", "ON", "OR", "ORDER", "OTHER", "PRINT", "PURGE", "RANK", "REGISTER", "RESULTS",
-    "SELECT", "TASK", "TESTED", "THAN", "TO", "TRAINED", "TRUE", "UNION", "USE", "VALUES",
-    "WAIT", "WHERE", "WITH",
+    "CHUNK", "CLASSIFIED", "DATASET", "DECLARE", "DESC", "DISTINCT", "DROP", "EXISTS", "EXPLAIN",
+    "FALSE", "FEATURES", "FINETUNE", "FINETUNED", "FROM", "IF", "IN", "IS", "JSON", "LIKE",
+    "LIMIT", "MODEL", "NOT", "NULL", "ON", "OR", "ORDER", "OTHER", "PRINT", "PURGE", "RANK",
+    "REGISTER", "RESULTS", "SELECT", "TASK", "TESTED", "THAN", "TO", "TRAINED", "TRUE", "UNION",
+    "USE", "VALUES", "WAIT", "WHERE", "WITH",
 )  # fmt: skip
 
 #: Keywords that only appear where no name can stand, so they stay usable as names.
 SOFT_KEYWORDS: frozenset[str] = frozenset(
-    {"ALL", "AUTO", "DATASET", "FEATURES", "FINETUNED", "JSON", "MODEL", "RESULTS", "VALUES"}
+    {"ALL", "AUTO", "DATASET", "DROP", "EXISTS", "FEATURES", "FINETUNED", "IF", "JSON", "MODEL"}
+    | {"RESULTS", "VALUES"}
 )
 #: Keywords that can never be names.
 RESERVED: tuple[str, ...] = tuple(kw for kw in KEYWORDS if kw not in SOFT_KEYWORDS)

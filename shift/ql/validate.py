@@ -23,6 +23,7 @@ from shift.ql.vocabulary import (
     RANK_COLUMNS,
     REGISTER_COLUMNS,
     RESULT_COLUMNS,
+    STATE_COLUMNS,
     TABLES,
     VALUE_SPELLINGS,
     closest,
@@ -59,7 +60,7 @@ def _check(node: n.Statement) -> Iterator[Problem]:
     elif isinstance(node, n.TaskSelect):
         yield from _check_model_pool(node.source)
         yield from _check_columns(node.columns, MODEL_COLUMNS, task=True)
-        yield from _check_condition(node.where, MODEL_COLUMNS)
+        yield from _check_condition(node.where, MODEL_COLUMNS + STATE_COLUMNS)
         yield from _check_task_order(node)
         yield from _check_datasets(node.train, "TRAINED ON")
         yield from _check_datasets(node.test, "TESTED ON")
@@ -100,7 +101,7 @@ def _check(node: n.Statement) -> Iterator[Problem]:
                     column.span,
                     column_hint(column.value, MODEL_COLUMNS + RANK_COLUMNS),
                 )
-        yield from _check_condition(node.where, MODEL_COLUMNS)
+        yield from _check_condition(node.where, MODEL_COLUMNS + STATE_COLUMNS)
         yield from _check_datasets(node.train, "TRAINED ON")
         if node.test:
             yield from _check_datasets(node.test, "TESTED ON")
@@ -120,7 +121,7 @@ def _check(node: n.Statement) -> Iterator[Problem]:
         yield from _check_source(node.source)
         if not node.probe.strip():
             yield Problem("the probe model name is empty", node.span)
-        yield from _check_condition(node.where, DATASET_COLUMNS)
+        yield from _check_condition(node.where, DATASET_COLUMNS + STATE_COLUMNS)
     elif isinstance(node, n.Union):
         if len(node.parts) < 2:
             yield Problem("UNION needs at least two queries", node.span)
@@ -190,6 +191,9 @@ def _check(node: n.Statement) -> Iterator[Problem]:
                 yield Problem(message, param.span or node.span)
     elif isinstance(node, n.Purge):
         pass
+    elif isinstance(node, n.Drop):
+        if not node.name.strip():
+            yield Problem(f"DROP {node.kind.value.upper()} needs a non-empty name", node.span)
     else:  # pragma: no cover - the type union is closed
         yield Problem(f"unsupported statement {type(node).__name__}", None)
 

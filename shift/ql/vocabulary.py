@@ -33,6 +33,14 @@ DATASET_COLUMNS: tuple[str, ...] = (
     "name", "reader", "size", "num_classes", "modality", "date_added",
 )  # fmt: skip
 
+#: Columns every catalog row (model or dataset) has besides its own: where its registration
+#: stands (``status``, one of :data:`STATUSES`) and, when it failed, why (``error``).
+STATE_COLUMNS: tuple[str, ...] = ("status", "error")
+
+#: The values of ``status``: ``pending`` while the row is measured (a ``describe`` task),
+#: ``ready`` once measured, ``failed`` when it could not be loaded or read (see ``error``).
+STATUSES: tuple[str, ...] = ("pending", "ready", "failed")
+
 #: Columns a task-aware query adds to each model: its proxy error and accuracy.
 RESULT_COLUMNS: tuple[str, ...] = ("err", "acc", "train_rows", "test_rows", "classifier")
 
@@ -97,6 +105,7 @@ COLUMN_ALIASES: dict[str, str] = {
 #: Canonical spellings of column values (``Input == 'Vision'`` means modality 'vision').
 VALUE_SPELLINGS: dict[str, dict[str, str]] = {
     "modality": {"vision": "vision", "image": "vision", "text": "text"},
+    "status": {status: status for status in STATUSES},
 }
 
 
@@ -104,13 +113,22 @@ def _key(word: str) -> str:
     return word.replace("_", "").lower()
 
 
-_ALL_COLUMNS = (*MODEL_COLUMNS, *DATASET_COLUMNS, *RESULT_COLUMNS)
+_ALL_COLUMNS = (*MODEL_COLUMNS, *DATASET_COLUMNS, *STATE_COLUMNS, *RESULT_COLUMNS)
 _COLUMN_KEYS: dict[str, str] = {_key(c): c for c in _ALL_COLUMNS} | COLUMN_ALIASES
+#: Where a column names a catalog row (a catalog query, any WHERE), ``error`` is the
+#: row's registration error; elsewhere it stays an alias of the proxy error ``err``.
+_CATALOG_KEYS: dict[str, str] = _COLUMN_KEYS | {"error": "error"}
 
 
-def canonical_column(word: str) -> str | None:
-    """Return the canonical column for a spelling or alias, or ``None`` if unknown."""
-    return _COLUMN_KEYS.get(_key(word))
+def canonical_column(word: str, catalog: bool = False) -> str | None:
+    """Return the canonical column for a spelling or alias, or ``None`` if unknown.
+
+    Args:
+        word: The column as written.
+        catalog: The column names a catalog row's field (a catalog query's columns and
+            ORDER BY, or any WHERE), where ``error`` is the registration error.
+    """
+    return (_CATALOG_KEYS if catalog else _COLUMN_KEYS).get(_key(word))
 
 
 def canonical_register_column(kind: str, word: str) -> str:
@@ -144,10 +162,11 @@ def canonical_table(word: str) -> str | None:
 
 
 def columns_for(table: str | None) -> tuple[str, ...]:
-    """Columns a WHERE or ORDER BY over ``table`` may use (a variable: model columns)."""
+    """Columns a catalog query over ``table`` may use (a variable: model columns), the
+    registration state columns included."""
     if table is not None and TABLES.get(table) == "dataset":
-        return DATASET_COLUMNS
-    return MODEL_COLUMNS
+        return DATASET_COLUMNS + STATE_COLUMNS
+    return MODEL_COLUMNS + STATE_COLUMNS
 
 
 def canonical_value(column: str, value: str) -> str:

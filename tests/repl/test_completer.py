@@ -58,6 +58,13 @@ CASES = [
     ("SELECT * FROM models ORDER BY err d|", "d", ["desc"], ["ASC"]),
     ("SELECT * FROM models ORDER BY up_acc DESC |", "", ["TRAINED ON", "LIMIT"], ["DESC"]),
     ("SELECT * FROM models TRAINED |", "", ["ON"], []),
+    ("DRO|", "DRO", ["DROP"], []),
+    ("DROP |", "", ["DATASET", "MODEL"], ["SELECT"]),
+    ("DROP MODEL |", "", ["IF", '"efficientnet-lite0"', '"minilm-l3"'], ['"digits-test"']),
+    ("DROP DATASET IF EXISTS |", "", ['"digits-test"', '"photos-train"'], ['"minilm-l3"']),
+    ('DROP MODEL "eff|', "eff", ['efficientnet-lite0"', 'efficientnet-lite1"'], []),
+    ("SELECT name, st|", "st", ["status"], []),
+    ("SELECT * FROM readers WHERE err|", "err", ["error"], ["err"]),
     ("SELECT * FROM models TRAINED ON |", "", ['"digits-test"', '"digits-train"'], ["TASK"]),
     ('SELECT * FROM models TRAINED ON "dig|', "dig", ['digits-test"', 'digits-train"'], []),
     ("SELECT * FROM models TRAINED ON 'pho|", "pho", ["photos-train'"], []),
@@ -148,7 +155,7 @@ def test_tokenizer_never_fails() -> None:
 
 def test_statement_starts_come_from_the_grammar() -> None:
     assert set(STATEMENT_STARTS) == {"SELECT", "RANK", "EXPLAIN", "DECLARE", "PRINT", "USE",
-                                     "REGISTER", "FINETUNE", "PURGE"}  # fmt: skip
+                                     "REGISTER", "FINETUNE", "PURGE", "DROP"}  # fmt: skip
 
 
 def _expected_words(message: str) -> set[str]:

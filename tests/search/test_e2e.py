@@ -209,7 +209,10 @@ def test_catalog_statements_over_rest(installed: Cluster) -> None:
     assert ranked["tables"][0]["columns"][0] == "name"
     assert {row[0] for row in ranked["tables"][0]["rows"]} >= set(PRETRAINED)
     assert "TESTED ON is not used by RANK" in ranked["message"]
-    assert "left out 4 text model(s)" in ranked["message"]
+    assert (
+        "left out 4 model(s): 4 text (vision data); list them: "
+        'SELECT name, modality, status, error FROM models WHERE modality != "vision"'
+    ) in ranked["message"]
 
 
 def test_events_stream_progress_then_done(installed: Cluster) -> None:

@@ -160,7 +160,8 @@ def test_explain_estimates_a_new_finetune_from_measured_forward_time(ready: Clus
         ),
         (
             'FINETUNE ["efficientnet-lite0"] WITH "rotten-tomatoes-train"',
-            "left out efficientnet-lite0 (vision model, text data)",
+            "left out 1 model(s): 1 vision (text data); list them: SELECT name, modality, "
+            'status, error FROM ["efficientnet-lite0"] WHERE modality != "text"',
         ),
     ],
 )
