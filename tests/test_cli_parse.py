@@ -18,7 +18,9 @@ from shift.cli import COMMAND_GROUP, discover
 from shift.ql import from_json, parse_script
 
 ROOT = Path(__file__).resolve().parents[1]
-COMMANDS = ("demo", "parse", "query", "repl", "up", "broker", "worker", "zoo", "simulate", "keys")
+COMMANDS = (
+    "demo", "parse", "query", "repl", "up", "broker", "worker", "zoo", "simulate", "keys", "sources",
+)  # fmt: skip
 """The subcommands users, tests and the README name (the README command table)."""
 
 

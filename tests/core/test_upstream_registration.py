@@ -47,15 +47,16 @@ def test_tfds_columns_and_feature_paths() -> None:
     assert spec.params == {
         "name": "imdb_reviews/plain_text:1.0.0",
         "split": "test",
-        "feature_path": ["text"],
-        "label_path": ["meta", "label"],
+        "image_key": "text",
+        # a nested feature: TFDS stores it under the keys joined by "/"
+        "label_key": "meta/label",
     }
     assert spec.info == {}
     # one key written as a string is a path of one key
     one = dataset_spec_from_fields(
         "i2", {"tf_dataset_name": "x:1.0.0", "split": "train", "embed_feature_path": "text"}
     )
-    assert one.params["feature_path"] == ["text"]
+    assert one.params["image_key"] == "text"
 
 
 def test_shift_vocabulary_is_unchanged() -> None:

@@ -24,11 +24,9 @@ CASES = [
         "orders by err or acc, not 'gflops'",
         "ORDER BY err ASC ranks the models",
     ),
-    (
-        "SELECT name FROM models ORDER BY eror",
-        "unknown column 'eror'",
-        "did you mean 'err'? err and acc are measured by a task-aware query",
-    ),
+    # in a catalog query `error` is the registration error column, the closest name
+    ("SELECT name FROM models ORDER BY eror", "unknown column 'eror'", "did you mean 'error'?"),
+
     ("SELECT name FROM models ORDER BY nmae", "unknown column 'nmae'", "did you mean 'name'?"),
 ]
 
