@@ -128,7 +128,7 @@ def test_train_list_is_concatenated_and_test_list_pooled():
     assert row["err"] == pytest.approx(10 / 30)  # errors pooled over both test sets
 
 
-def test_mutations_are_planned_and_refused_in_tested_on():
+def test_mutations_are_planned_in_trained_on_and_tested_on():
     mutation = query(
         'SELECT * FROM models ORDER BY err TRAINED ON ("a" CHANGE [1] TO "c" [2]) TESTED ON "b"'
     )
@@ -138,11 +138,34 @@ def test_mutations_are_planned_and_refused_in_tested_on():
     assert item["mutation"]["target"] == DATASETS["c"].spec.to_json()
     embedded = {t.payload["dataset"]["name"] for t in planned.embeds}
     assert embedded == {"a", "b", "c"}
-    tested = query(
-        'SELECT * FROM models ORDER BY err TRAINED ON "a" TESTED ON ("b" CHANGE [1] TO "b" [2])'
+    plain = plan(
+        query('SELECT * FROM models ORDER BY err TRAINED ON "a" TESTED ON "b"'), MODELS, DATASETS
     )
-    with pytest.raises(SchedulerError, match=r"mutation .* in TESTED ON"):
-        plan(tested, MODELS, DATASETS)
+    tested = plan(
+        query(
+            'SELECT * FROM models ORDER BY err TRAINED ON "a" TESTED ON ("b" CHANGE [1] TO "b" [2])'
+        ),
+        MODELS,
+        DATASETS,
+    )
+    test = tested.classifies[0].spec.payload["test"]
+    assert test["mutation"]["base"] == test["mutation"]["target"] == DATASETS["b"].spec.to_json()
+    assert test["mutation"]["from"] == [1] and test["mutation"]["to"] == [2]
+    # a mutated test set never shares a cached score with the plain one
+    assert {c.spec.task_id for c in tested.classifies}.isdisjoint(
+        c.spec.task_id for c in plain.classifies
+    )
+    assert {t.task_id for t in tested.embeds} == {t.task_id for t in plain.embeds}
+    assert tested.rows == plain.rows  # a label-only change keeps the base's rows
+    merged = plan(
+        query(
+            'SELECT * FROM models ORDER BY err TRAINED ON "a" TESTED ON ("b" CHANGE [1] TO "c" [1])'
+        ),
+        MODELS[:1],
+        DATASETS,
+    )
+    assert {t.payload["dataset"]["name"] for t in merged.embeds} == {"a", "b", "c"}
+    assert explain(merged, {})["pairs"][0]["test"] == '("b" CHANGE [1] TO "c" [1])'
 
 
 def test_explain_counts_known_tasks_and_estimates_cost():
