@@ -54,10 +54,10 @@ from shift.planner import (
     item_label,
     item_names,
     item_size,
+    pair_test_item,
+    pair_test_size,
     pairs_of,
     score_of,
-    tested_item,
-    tested_size,
     train_items,
     train_size,
 )
@@ -138,7 +138,7 @@ class HalvingSearch:
         on its labels: every round scores on all rows)."""
         if self.statement.benchmark or len(self.pairs) != 1:
             return None
-        return tested_size(self.pairs[0], self.entries)
+        return pair_test_size(self.pairs[0], self.entries)
 
     def _trains(self) -> list[tuple[TrainItem, ...]]:
         return list(dict.fromkeys(p.train for p in self.pairs))
@@ -146,7 +146,7 @@ class HalvingSearch:
     def _test_key(self, item: TestItem) -> str:
         if isinstance(item, str):
             return self.entries[item].spec.key
-        return content_hash(item_json(tested_item(Pair((), item), self.entries)))
+        return content_hash(item_json(pair_test_item(Pair((), item), self.entries)))
 
     def test_keys(self) -> set[str]:
         """Dataset keys of every dataset the test sets read."""
@@ -156,7 +156,7 @@ class HalvingSearch:
         """Test rows of every pair (a merging mutation: at most its datasets' rows)."""
         total = 0
         for pair in self.pairs:
-            size = tested_size(pair, self.entries)
+            size = pair_test_size(pair, self.entries)
             total += (
                 size
                 if size is not None

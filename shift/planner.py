@@ -227,7 +227,7 @@ def mutation_of(item: n.Mutation, datasets: Mapping[str, DatasetEntry]) -> Mutat
     )
 
 
-def tested_item(pair: Pair, datasets: Mapping[str, DatasetEntry]) -> PayloadItem:
+def pair_test_item(pair: Pair, datasets: Mapping[str, DatasetEntry]) -> PayloadItem:
     """The typed test set of a pair (a dataset, or a mutation of datasets).
 
     Raises:
@@ -263,7 +263,7 @@ def train_size(pair: Pair, datasets: Mapping[str, DatasetEntry]) -> int | None:
     return sum(s for s in sizes if s is not None)
 
 
-def tested_size(pair: Pair, datasets: Mapping[str, DatasetEntry]) -> int | None:
+def pair_test_size(pair: Pair, datasets: Mapping[str, DatasetEntry]) -> int | None:
     """Test rows of a pair (``None`` when a mutation makes it depend on labels)."""
     return item_size(pair.test, datasets)
 
@@ -293,8 +293,8 @@ def classify_payload(
     rows = train_prefix(pair, datasets)
     if train_rows is not None and train_rows != train_size(pair, datasets):
         rows = train_rows
-    test = tested_item(pair, datasets)
-    size = tested_size(pair, datasets)
+    test = pair_test_item(pair, datasets)
+    size = pair_test_size(pair, datasets)
     scored = datasets[pair.test].cap if isinstance(pair.test, str) else None
     if test_rows is not None and (size is None or test_rows < size):
         scored = test_rows
@@ -342,7 +342,7 @@ def plan(
                 )
         rows[model.name] = (
             sum(train_size(p, datasets) or _base_rows(p, datasets) for p in pairs),
-            sum(tested_size(p, datasets) or _names_rows(p.test, datasets) for p in pairs),
+            sum(pair_test_size(p, datasets) or _names_rows(p.test, datasets) for p in pairs),
         )
     return Plan(
         tuple(m.name for m in models),

@@ -6,8 +6,18 @@ import pytest
 
 from shift import zoo
 from shift.errors import SchedulerError
-from shift.payloads import ClassifyResult
-from shift.planner import BLOCK_ROWS, DatasetEntry, explain, plan, rankings
+from shift.payloads import ClassifyResult, Mutation
+from shift.planner import (
+    BLOCK_ROWS,
+    DatasetEntry,
+    classify_payload,
+    explain,
+    pair_test_size,
+    pairs_of,
+    plan,
+    rankings,
+    train_size,
+)
 from shift.ql import parse
 from shift.specs import DatasetSpec
 
@@ -196,3 +206,27 @@ def test_max_rows_caps_blocks_and_classify_rows():
     listed = query('SELECT * FROM models ORDER BY err TRAINED ON ["a", "b"] TESTED ON "b"')
     with pytest.raises(SchedulerError, match="max_rows"):
         plan(listed, MODELS[:1], capped)
+
+
+def test_sizes_and_prefixes_of_mutated_items():
+    def pair(text):
+        return pairs_of(query(text))[0]
+
+    label_only = pair(
+        'SELECT * FROM models ORDER BY err TRAINED ON ("a" CHANGE [1] TO "a" [2]) '
+        'TESTED ON ("b" CHANGE [1] TO "b" [2])'
+    )
+    merging = pair(
+        'SELECT * FROM models ORDER BY err TRAINED ON ("a" CHANGE [1] TO "c" [2]) '
+        'TESTED ON ("b" CHANGE [1] TO "c" [2])'
+    )
+    assert train_size(label_only, DATASETS) == 300 and pair_test_size(label_only, DATASETS) == 10
+    assert train_size(merging, DATASETS) is None and pair_test_size(merging, DATASETS) is None
+    # a test prefix below a label-only change's size is kept; its whole size means all rows
+    short = classify_payload(MODELS[0], "euclidean_nn", {}, label_only, DATASETS, 256, 4)
+    whole = classify_payload(MODELS[0], "euclidean_nn", {}, label_only, DATASETS, 300, 10)
+    assert (short.train_rows, short.test_rows) == (256, 4)
+    assert (whole.train_rows, whole.test_rows) == (None, None)
+    # a replacement's size is unknown: a prefix given is always kept
+    merged = classify_payload(MODELS[0], "euclidean_nn", {}, merging, DATASETS, None, 10)
+    assert merged.test_rows == 10 and isinstance(merged.test, Mutation)
