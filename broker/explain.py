@@ -142,15 +142,16 @@ async def _explain_halving(
 
     body_searches: list[dict[str, Any]] = []
     tables: list[Table] = []
-    tests = {found.entries[p.test].spec.key for p in halving_search.pairs_of(statement)}
-    test_total = sum(found.entries[p.test].rows for p in halving_search.pairs_of(statement))
+    found_searches = halving_search.searches(statement, found.models, found.entries, ctx.racing)
+    tests = found_searches[0].test_keys() if found_searches else set()
+    test_total = found_searches[0].test_total() if found_searches else 0
 
     def plan_rows_of(plan: Any, key: str) -> int:
         if key == "train_rows":
             return int(plan.train_rows)
         return int(plan.test_rows if plan.test_rows is not None else test_total)
 
-    for search in halving_search.searches(statement, found.models, found.entries, ctx.racing):
+    for search in found_searches:
         machine = await halving_search.stored_machine(search, ctx)
         schedule = halving_search.schedule_of(search)
         rounds = []

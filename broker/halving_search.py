@@ -13,6 +13,13 @@ older machine format is dropped and the search starts again; its tasks are found
 content). Round 0's test blocks of every arm are submitted first, and next-round
 evaluations start as soon as the machine is sure of a survivor. The query's progress
 carries the current round (:meth:`broker.context.TaskRunner.report_stage`).
+
+A BENCHMARK is one machine over the aggregated score of its (train, test) pairs: each round
+scores every surviving arm on every pair, fitted on the round's prefix of each pair's
+training set (capped at that set's size, :func:`shift.halving.pair_rows`), and aggregates
+the pairs' scores as the ORDER BY says. A mutated training set (``CHANGE ... TO``) is halved
+when its size is known (a label-only change has its base's rows); a mutation that replaces
+rows from another dataset has a size that depends on its labels and is refused.
 """
 
 from __future__ import annotations
@@ -33,14 +40,22 @@ from shift.halving import (
     Schedule,
     Score,
     SuccessiveHalving,
+    pair_rows,
 )
 from shift.hashing import content_hash
 from shift.payloads import EmbedPayload, blocks_for, item_json
 from shift.planner import (
     DatasetEntry,
     Pair,
+    TestItem,
+    TrainItem,
     classify_payload,
     embed_payload,
+    item_label,
+    item_names,
+    item_size,
+    pair_test_item,
+    pair_test_size,
     pairs_of,
     score_of,
     train_items,
@@ -77,30 +92,39 @@ class HalvingSearch:
         """The (train, test) evaluations of each arm."""
         return pairs_of(self.statement)
 
-    def config(self) -> HalvingConfig:
-        """The machine's config.
+    def train_sizes(self) -> tuple[int, ...]:
+        """Training rows of each pair.
 
         Raises:
-            SchedulerError: the search cannot be halved (several training sets, a mutation,
-                or CHUNK/BUDGET the schedule refuses).
+            SchedulerError: a pair's training size depends on labels (a mutation that
+                replaces rows from another dataset).
         """
-        pairs = self.pairs
-        if len({p.train for p in pairs}) != 1:
-            raise SchedulerError(
-                "successive halving needs one training set for every test set; "
-                "drop CHUNK/BUDGET for a BENCHMARK with several training sets"
-            )
-        rows = train_size(pairs[0], self.entries)
-        if rows is None:
-            raise SchedulerError(
-                "not supported yet by this broker: CHUNK/BUDGET with a mutated training set "
-                "(CHANGE ... TO); drop CHUNK/BUDGET to score every model on all rows"
-            )
+        sizes = []
+        for pair in self.pairs:
+            rows = train_size(pair, self.entries)
+            if rows is None:
+                merged = next(i for i in pair.train if item_size(i, self.entries) is None)
+                raise SchedulerError(
+                    f"CHUNK/BUDGET needs the training-set size, and {item_label(merged)} has "
+                    "as many rows as carry its labels; halve over a label-only change "
+                    "(CHANGE ... TO the same dataset), register the merged data as a dataset, "
+                    "or drop CHUNK/BUDGET to score every model on all rows"
+                )
+            sizes.append(rows)
+        return tuple(sizes)
+
+    def config(self) -> HalvingConfig:
+        """The machine's config (its training-set size: the largest pair's).
+
+        Raises:
+            SchedulerError: the search cannot be halved (a training size that depends on
+                labels, or CHUNK/BUDGET the schedule refuses).
+        """
         chunk = self.statement.chunk if self.statement.chunk is not None else "auto"
         budget = self.statement.budget if self.statement.budget is not None else "auto"
         return HalvingConfig(
             tuple(m.name for m in self.models),
-            rows,
+            max(self.train_sizes()),
             chunk,
             budget,
             test_rows=self.test_rows,
@@ -109,49 +133,87 @@ class HalvingSearch:
 
     @property
     def test_rows(self) -> int | None:
-        """Rows of the one test set racing samples (``None``: several test sets, or a
-        BENCHMARK whose loss is not an error count: every round scores on all rows)."""
+        """Rows of the one test set racing samples (``None``: several test sets, a
+        BENCHMARK whose loss is not an error count, or a mutated test set whose size depends
+        on its labels: every round scores on all rows)."""
         if self.statement.benchmark or len(self.pairs) != 1:
             return None
-        return self.entries[self.pairs[0].test].rows
+        return pair_test_size(self.pairs[0], self.entries)
+
+    def _trains(self) -> list[tuple[TrainItem, ...]]:
+        return list(dict.fromkeys(p.train for p in self.pairs))
+
+    def _test_key(self, item: TestItem) -> str:
+        if isinstance(item, str):
+            return self.entries[item].spec.key
+        return content_hash(item_json(pair_test_item(Pair((), item), self.entries)))
+
+    def test_keys(self) -> set[str]:
+        """Dataset keys of every dataset the test sets read."""
+        return {self.entries[d].spec.key for p in self.pairs for d in item_names(p.test)}
+
+    def test_total(self) -> int:
+        """Test rows of every pair (a merging mutation: at most its datasets' rows)."""
+        total = 0
+        for pair in self.pairs:
+            size = pair_test_size(pair, self.entries)
+            total += (
+                size
+                if size is not None
+                else sum(self.entries[d].rows for d in item_names(pair.test))
+            )
+        return total
 
     def key(self) -> str:
         """The content identity of this search (where its machine is stored)."""
-        pair = self.pairs[0]
-        return content_hash(
-            {
-                "classifier": self.classifier,
-                "params": self.params,
-                "config": self.config().to_dict(),
-                "models": [m.key for m in self.models],
-                "train": [item_json(i) for i in train_items(pair, self.entries)],
-                "tests": [self.entries[p.test].spec.key for p in self.pairs],
-                "metric": [self.statement.order.column.value, self.statement.order.descending],
-                "benchmark": self.statement.benchmark,
-            }
-        )
+        trains = self._trains()
+        identity: dict[str, Any] = {
+            "classifier": self.classifier,
+            "params": self.params,
+            "config": self.config().to_dict(),
+            "models": [m.key for m in self.models],
+            "train": [item_json(i) for i in train_items(self.pairs[0], self.entries)],
+            "tests": [self._test_key(p.test) for p in self.pairs],
+            "metric": [self.statement.order.column.value, self.statement.order.descending],
+            "benchmark": self.statement.benchmark,
+        }
+        if len(trains) > 1:
+            identity["trains"] = [
+                [item_json(i) for i in train_items(p, self.entries)] for p in self.pairs
+            ]
+        return content_hash(identity)
 
     def test_embeds(self, model: ModelSpec, rows: int | None = None) -> list[EmbedPayload]:
-        """Embeds of the test blocks of one arm a test prefix needs (``None``: all rows)."""
-        out = []
+        """Embeds of the test blocks of one arm a test prefix needs (``None``: all rows; a
+        prefix of a label-only mutation is a prefix of its base)."""
+        out: list[EmbedPayload] = []
         for test in dict.fromkeys(p.test for p in self.pairs):
-            entry = self.entries[test]
-            take = entry.rows if rows is None else min(rows, entry.rows)
-            out += [embed_payload(model, entry, b) for b in blocks_for(take)]
-        return out
+            prefix = rows if item_size(test, self.entries) is not None else None
+            for name in item_names(test):
+                entry = self.entries[name]
+                take = entry.rows if prefix is None else min(prefix, entry.rows)
+                out += [embed_payload(model, entry, b) for b in blocks_for(take)]
+        return _unique(out)
 
     def train_embeds(self, model: ModelSpec, rows: int) -> list[EmbedPayload]:
-        """Embeds of the training blocks the first ``rows`` rows need."""
-        out = []
-        left = rows
-        for name in self.pairs[0].train:
-            if left <= 0 or not isinstance(name, str):
-                break
-            entry = self.entries[name]
-            take = min(left, entry.rows)
-            out += [embed_payload(model, entry, b) for b in blocks_for(take)]
-            left -= take
-        return out
+        """Embeds of the training blocks the first ``rows`` rows of each pair need."""
+        out: list[EmbedPayload] = []
+        for train in self._trains():
+            left = rows
+            for item in train:
+                size = item_size(item, self.entries)
+                if left <= 0 or size is None:
+                    break
+                take = min(left, size)
+                for name in item_names(item):
+                    entry = self.entries[name]
+                    out += [embed_payload(model, entry, b) for b in blocks_for(take)]
+                left -= take
+        return _unique(out)
+
+
+def _unique(payloads: list[EmbedPayload]) -> list[EmbedPayload]:
+    return list({p.task().task_id: p for p in payloads}.values())
 
 
 async def _evaluate(
@@ -165,6 +227,7 @@ async def _evaluate(
             + search.train_embeds(model, request.train_rows)
         )
     sizes = dataset_sizes(search.entries)
+    fitted = pair_rows(request.train_rows, search.train_sizes())
     results: list[Any] = await asyncio.gather(
         *(
             ctx.evaluator.classify(
@@ -174,12 +237,12 @@ async def _evaluate(
                     search.params,
                     pair,
                     search.entries,
-                    request.train_rows,
+                    rows,
                     request.test_rows,
                 ),
                 sizes,
             )
-            for pair in search.pairs
+            for pair, rows in zip(search.pairs, fitted, strict=True)
         )
     )
     errors = None if search.statement.benchmark else sum(r.errors for r in results)

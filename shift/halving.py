@@ -20,6 +20,8 @@ Rules beyond the design text (docs/halving.md has the worked tables):
   a prefix of the test set that grows with the training prefix; the last round scores on
   the whole test set. Below the cut, an arm survives unless it is confidently worse than
   the cut arm (:mod:`shift.error_bounds`), so rounds may keep more arms than ``ceil(n/eta)``.
+* A BENCHMARK halves once over the aggregated score of its pairs: a round fits the same
+  prefix of every pair's training set, capped at each set's size (:func:`pair_rows`).
 * Ties break by loss, then arm name. Finalists rank first, then the arms eliminated in later
   rounds before those eliminated earlier, each group by loss: an eliminated arm is never
   ranked above an arm that beat it, whatever the losses on different prefixes say.
@@ -30,6 +32,7 @@ from __future__ import annotations
 import bisect
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
@@ -107,6 +110,19 @@ def test_prefix(
     share = _ceil_div(test_total * train_rows, train_total)
     rows = _ceil_div(max(share, min_rows), block_rows) * block_rows
     return min(rows, test_total)
+
+
+def pair_rows(train_rows: int, sizes: Sequence[int]) -> tuple[int, ...]:
+    """Training rows each (train, test) pair of a BENCHMARK fits in a round of ``train_rows``.
+
+    One machine halves over the aggregated score of every pair; its training-set size is
+    the largest training set's. A round fits the first ``train_rows`` rows of each pair's
+    training set, capped at that set's size: a small set is whole from the round whose
+    prefix reaches it, and the finalists see every set whole, as the exhaustive search does.
+    """
+    if train_rows < 0 or any(s < 0 for s in sizes):
+        raise SchedulerError(f"pair_rows needs counts, got {train_rows} and {list(sizes)}")
+    return tuple(min(train_rows, s) for s in sizes)
 
 
 @dataclass(frozen=True)

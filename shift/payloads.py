@@ -299,7 +299,8 @@ class ClassifyPayload:
         model: The feature extractor.
         train: Training items, concatenated in order.
         train_rows: A prefix of the concatenation (``None``: all rows).
-        test: The test set; ``test_rows`` a prefix of it (``None``: all rows).
+        test: The test set (a dataset, or a mutation read like a training item);
+            ``test_rows`` a prefix of it (``None``: all rows).
         classifier: A proxy's canonical name (:data:`shift.methods.CLASSIFIERS`).
         params: The proxy's parameters.
         prior: 1-NN state to continue from (1-NN proxies only).
@@ -310,7 +311,7 @@ class ClassifyPayload:
     model: ModelSpec
     train: tuple[TrainItem, ...]
     train_rows: int | None
-    test: DatasetSpec
+    test: TrainItem
     test_rows: int | None
     classifier: str
     params: dict[str, Any] = field(default_factory=dict)
@@ -350,7 +351,7 @@ class ClassifyPayload:
             _model(body["model"]),
             parse_items(body["train"]),
             _count(body.get("train_rows"), "train_rows", optional=True),
-            _dataset(body["test"], "test"),
+            parse_item(body["test"], "test"),
             _count(body.get("test_rows"), "test_rows", optional=True),
             body["classifier"],
             _mapping(body.get("params"), "params"),

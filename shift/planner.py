@@ -11,7 +11,9 @@ Evaluation pairs: without ``BENCHMARK`` the train sets are concatenated and ever
 is scored against them; several test sets are pooled (errors and rows summed, which is the
 error on the concatenated test set). With ``BENCHMARK`` train set ``i`` (or the single one)
 is paired with test set ``i`` and the per-pair scores are combined by the ORDER BY
-aggregate (``avg`` by default). :func:`plan` is the exhaustive plan; successive halving
+aggregate (``avg`` by default). A test set may be a ``CHANGE ... TO`` mutation: its test
+rows are those of the mutated dataset, built exactly as a mutated training set's
+(:class:`~shift.payloads.Mutation`). :func:`plan` is the exhaustive plan; successive halving
 (``CHUNK``/``BUDGET``) builds its payloads round by round with :func:`embed_payload` and
 :func:`classify_payload`.
 """
@@ -81,16 +83,26 @@ def _train_rows(entries: Sequence[DatasetEntry]) -> int | None:
 TrainItem = str | n.Mutation
 """A training item: a dataset name or a ``CHANGE ... TO`` mutation."""
 
+TestItem = str | n.Mutation
+"""A test set: a dataset name or a ``CHANGE ... TO`` mutation."""
+
 
 @dataclass(frozen=True)
 class Pair:
     """One evaluation: train items (concatenated) scored on one test set."""
 
     train: tuple[TrainItem, ...]
-    test: str
+    test: TestItem
 
 
-def item_label(item: TrainItem) -> str:
+def item_names(item: TrainItem) -> tuple[str, ...]:
+    """The datasets an item reads (a mutation: its base, then its target if another)."""
+    if isinstance(item, str):
+        return (item,)
+    return tuple(dict.fromkeys((item.base, item.target)))
+
+
+def item_label(item: TrainItem | TestItem) -> str:
     """How a training item reads in EXPLAIN and messages."""
     if isinstance(item, str):
         return item
@@ -158,17 +170,10 @@ def pairs_of(statement: n.TaskSelect) -> tuple[Pair, ...]:
     """The (train, test) evaluations of a statement (see the module docstring).
 
     Raises:
-        SchedulerError: a mutation in TESTED ON, or BENCHMARK lists that do not pair up.
+        SchedulerError: BENCHMARK lists that do not pair up.
     """
     train = _items(statement.train)
-    test = []
-    for item in statement.test:
-        if isinstance(item, n.Mutation):
-            raise SchedulerError(
-                "not supported yet by this broker: a mutation (CHANGE ... TO) in TESTED ON; "
-                "mutate the training data instead"
-            )
-        test.append(item.name)
+    test = _items(statement.test)
     if not statement.benchmark:
         return tuple(Pair(tuple(train), t) for t in test)
     if len(train) == 1:
@@ -195,33 +200,58 @@ def train_items(pair: Pair, datasets: Mapping[str, DatasetEntry]) -> tuple[Paylo
             "max_rows may not cut a dataset listed with a mutation (CHANGE ... TO); "
             "register it without max_rows"
         )
-    items: list[PayloadItem] = []
-    for item in pair.train:
-        if isinstance(item, str):
-            items.append(datasets[item].spec)
-            continue
-        if item.also:
-            raise SchedulerError(
-                f"not supported yet by this broker: {item_label(item)} takes rows from "
-                f"{len(item.changes)} datasets; a mutation may take rows from one other dataset"
-            )
-        base, target = datasets[item.base], datasets[item.target]
-        if len(item.from_labels) != len(item.to_labels):
-            raise SchedulerError(
-                f"{item_label(item)} maps {len(item.from_labels)} label(s) to "
-                f"{len(item.to_labels)}; give as many labels after TO as after CHANGE"
-            )
-        items.append(
-            Mutation(
-                base.spec,
-                base.cap,
-                tuple(v.value for v in item.from_labels),
-                target.spec,
-                target.cap,
-                tuple(v.value for v in item.to_labels),
-            )
+    return tuple(
+        datasets[i].spec if isinstance(i, str) else mutation_of(i, datasets) for i in pair.train
+    )
+
+
+def mutation_of(item: n.Mutation, datasets: Mapping[str, DatasetEntry]) -> Mutation:
+    """The typed mutation of a ``CHANGE ... TO`` item (the datasets' ``max_rows`` caps apply).
+
+    Raises:
+        SchedulerError: the mutation maps unequal label lists, or takes rows from more than
+            one other dataset.
+    """
+    if item.also:
+        raise SchedulerError(
+            f"not supported yet by this broker: {item_label(item)} takes rows from "
+            f"{len(item.changes)} datasets; a mutation may take rows from one other dataset"
         )
-    return tuple(items)
+    base, target = datasets[item.base], datasets[item.target]
+    if len(item.from_labels) != len(item.to_labels):
+        raise SchedulerError(
+            f"{item_label(item)} maps {len(item.from_labels)} label(s) to "
+            f"{len(item.to_labels)}; give as many labels after TO as after CHANGE"
+        )
+    return Mutation(
+        base.spec,
+        base.cap,
+        tuple(v.value for v in item.from_labels),
+        target.spec,
+        target.cap,
+        tuple(v.value for v in item.to_labels),
+    )
+
+
+def pair_test_item(pair: Pair, datasets: Mapping[str, DatasetEntry]) -> PayloadItem:
+    """The typed test set of a pair (a dataset, or a mutation of datasets).
+
+    Raises:
+        SchedulerError: a mutation maps unequal label lists.
+    """
+    if isinstance(pair.test, str):
+        return datasets[pair.test].spec
+    return mutation_of(pair.test, datasets)
+
+
+def item_size(item: TrainItem, datasets: Mapping[str, DatasetEntry]) -> int | None:
+    """Rows of one item (``None`` when a mutation replaces rows, so that its size depends on
+    how many rows carry each label; a label-only mutation has its base's rows)."""
+    if isinstance(item, str):
+        return datasets[item].rows
+    if item.base == item.target:
+        return datasets[item.base].rows
+    return None
 
 
 def train_prefix(pair: Pair, datasets: Mapping[str, DatasetEntry]) -> int | None:
@@ -233,9 +263,15 @@ def train_prefix(pair: Pair, datasets: Mapping[str, DatasetEntry]) -> int | None
 
 def train_size(pair: Pair, datasets: Mapping[str, DatasetEntry]) -> int | None:
     """Training rows of a pair (``None`` when a mutation makes it depend on labels)."""
-    if any(not isinstance(i, str) for i in pair.train):
+    sizes = [item_size(i, datasets) for i in pair.train]
+    if any(s is None for s in sizes):
         return None
-    return sum(datasets[t].rows for t in pair.train if isinstance(t, str))
+    return sum(s for s in sizes if s is not None)
+
+
+def pair_test_size(pair: Pair, datasets: Mapping[str, DatasetEntry]) -> int | None:
+    """Test rows of a pair (``None`` when a mutation makes it depend on labels)."""
+    return item_size(pair.test, datasets)
 
 
 def embed_payload(model: ModelSpec, entry: DatasetEntry, block: int) -> EmbedPayload:
@@ -263,11 +299,12 @@ def classify_payload(
     rows = train_prefix(pair, datasets)
     if train_rows is not None and train_rows != train_size(pair, datasets):
         rows = train_rows
-    test = datasets[pair.test]
-    scored = test.cap
-    if test_rows is not None and test_rows < test.rows:
+    test = pair_test_item(pair, datasets)
+    size = pair_test_size(pair, datasets)
+    scored = datasets[pair.test].cap if isinstance(pair.test, str) else None
+    if test_rows is not None and (size is None or test_rows < size):
         scored = test_rows
-    return ClassifyPayload(model, items, rows, test.spec, scored, classifier, dict(params))
+    return ClassifyPayload(model, items, rows, test, scored, classifier, dict(params))
 
 
 def plan(
@@ -285,7 +322,8 @@ def plan(
         block_rows: Rows per feature block.
 
     Raises:
-        SchedulerError: a dataset is missing from ``datasets``, or a mutation is in TESTED ON.
+        SchedulerError: a dataset is missing from ``datasets``, or a mutation maps unequal
+            label lists.
     """
     pairs = pairs_of(statement)
     used = list(dict.fromkeys(dataset_names(statement.train) + dataset_names(statement.test)))
@@ -310,7 +348,7 @@ def plan(
                 )
         rows[model.name] = (
             sum(train_size(p, datasets) or _base_rows(p, datasets) for p in pairs),
-            sum(datasets[p.test].rows for p in pairs),
+            sum(pair_test_size(p, datasets) or _names_rows(p.test, datasets) for p in pairs),
         )
     return Plan(
         tuple(m.name for m in models),
@@ -326,6 +364,11 @@ def plan(
 
 def _base_rows(pair: Pair, datasets: Mapping[str, DatasetEntry]) -> int:
     return sum(datasets[i if isinstance(i, str) else i.base].rows for i in pair.train)
+
+
+def _names_rows(item: TestItem, datasets: Mapping[str, DatasetEntry]) -> int:
+    """Rows of the datasets an item reads (at most the rows of a merging mutation)."""
+    return sum(datasets[name].rows for name in item_names(item))
 
 
 def _avg(values: list[float]) -> float:
@@ -460,7 +503,8 @@ def explain(
         "to_run": tasks - done,
         "estimated_s": total,
         "pairs": [
-            {"train": [item_label(i) for i in p.train], "test": p.test} for p in planned.pairs
+            {"train": [item_label(i) for i in p.train], "test": item_label(p.test)}
+            for p in planned.pairs
         ],
         "classifiers": [c for c, _ in planned.classifiers],
         "notes": list(planned.notes),

@@ -15,6 +15,9 @@ smaller prefix): only distances to the rows after it are computed. A prior with 
 by (dataset, row) identity, test rows whose neighbour left are compared again with the
 covered rows, and every test row with the new rows. A label-only change computes nothing.
 
+The test set is read like one training item: a dataset, or a mutation of datasets (the
+mutated rows, in the same order, with the same relabelling).
+
 RESULT: :class:`shift.payloads.ClassifyResult`. Labels of the train and test sets are
 matched by value (any strings or numbers), not by per-dataset ids.
 """
@@ -87,7 +90,15 @@ def load_item(
         return features, labels, [(item.key, i) for i in range(len(labels))], blocks
     base, target = item.base, item.target
     sources, to = list(item.from_labels), list(item.to_labels)
-    bx, blabels, blocks = load_rows(model, base, item.base_rows, store, embed_missing, device, ctx)
+    if target.key == base.key:  # label-only: a prefix of the mutation is a prefix of the base
+        limit = rows if item.base_rows is None else item.base_rows
+        if rows is not None and limit is not None:
+            limit = min(rows, limit)
+        bx, blabels, blocks = load_rows(model, base, limit, store, embed_missing, device, ctx)
+    else:
+        bx, blabels, blocks = load_rows(
+            model, base, item.base_rows, store, embed_missing, device, ctx
+        )
     bids = [(base.key, i) for i in range(len(blabels))]
     if target.key == base.key:
         labels = [v if (i := _label_index(to, v)) < 0 else sources[i] for v in blabels]
@@ -193,7 +204,7 @@ def classify_features(
     train_x, values, ids, embedded = load_train(
         model, task.train, task.train_rows, store, embed_missing, device, ctx
     )
-    test_x, test_values, blocks = load_rows(
+    test_x, test_values, _, blocks = load_item(
         model, test, task.test_rows, store, embed_missing, device, ctx
     )
     embedded += blocks

@@ -6,8 +6,18 @@ import pytest
 
 from shift import zoo
 from shift.errors import SchedulerError
-from shift.payloads import ClassifyResult
-from shift.planner import BLOCK_ROWS, DatasetEntry, explain, plan, rankings
+from shift.payloads import ClassifyResult, Mutation
+from shift.planner import (
+    BLOCK_ROWS,
+    DatasetEntry,
+    classify_payload,
+    explain,
+    pair_test_size,
+    pairs_of,
+    plan,
+    rankings,
+    train_size,
+)
 from shift.ql import parse
 from shift.specs import DatasetSpec
 
@@ -128,7 +138,7 @@ def test_train_list_is_concatenated_and_test_list_pooled():
     assert row["err"] == pytest.approx(10 / 30)  # errors pooled over both test sets
 
 
-def test_mutations_are_planned_and_refused_in_tested_on():
+def test_mutations_are_planned_in_trained_on_and_tested_on():
     mutation = query(
         'SELECT * FROM models ORDER BY err TRAINED ON ("a" CHANGE [1] TO "c" [2]) TESTED ON "b"'
     )
@@ -138,11 +148,34 @@ def test_mutations_are_planned_and_refused_in_tested_on():
     assert item["mutation"]["target"] == DATASETS["c"].spec.to_json()
     embedded = {t.payload["dataset"]["name"] for t in planned.embeds}
     assert embedded == {"a", "b", "c"}
-    tested = query(
-        'SELECT * FROM models ORDER BY err TRAINED ON "a" TESTED ON ("b" CHANGE [1] TO "b" [2])'
+    plain = plan(
+        query('SELECT * FROM models ORDER BY err TRAINED ON "a" TESTED ON "b"'), MODELS, DATASETS
     )
-    with pytest.raises(SchedulerError, match=r"mutation .* in TESTED ON"):
-        plan(tested, MODELS, DATASETS)
+    tested = plan(
+        query(
+            'SELECT * FROM models ORDER BY err TRAINED ON "a" TESTED ON ("b" CHANGE [1] TO "b" [2])'
+        ),
+        MODELS,
+        DATASETS,
+    )
+    test = tested.classifies[0].spec.payload["test"]
+    assert test["mutation"]["base"] == test["mutation"]["target"] == DATASETS["b"].spec.to_json()
+    assert test["mutation"]["from"] == [1] and test["mutation"]["to"] == [2]
+    # a mutated test set never shares a cached score with the plain one
+    assert {c.spec.task_id for c in tested.classifies}.isdisjoint(
+        c.spec.task_id for c in plain.classifies
+    )
+    assert {t.task_id for t in tested.embeds} == {t.task_id for t in plain.embeds}
+    assert tested.rows == plain.rows  # a label-only change keeps the base's rows
+    merged = plan(
+        query(
+            'SELECT * FROM models ORDER BY err TRAINED ON "a" TESTED ON ("b" CHANGE [1] TO "c" [1])'
+        ),
+        MODELS[:1],
+        DATASETS,
+    )
+    assert {t.payload["dataset"]["name"] for t in merged.embeds} == {"a", "b", "c"}
+    assert explain(merged, {})["pairs"][0]["test"] == '("b" CHANGE [1] TO "c" [1])'
 
 
 def test_explain_counts_known_tasks_and_estimates_cost():
@@ -173,3 +206,27 @@ def test_max_rows_caps_blocks_and_classify_rows():
     listed = query('SELECT * FROM models ORDER BY err TRAINED ON ["a", "b"] TESTED ON "b"')
     with pytest.raises(SchedulerError, match="max_rows"):
         plan(listed, MODELS[:1], capped)
+
+
+def test_sizes_and_prefixes_of_mutated_items():
+    def pair(text):
+        return pairs_of(query(text))[0]
+
+    label_only = pair(
+        'SELECT * FROM models ORDER BY err TRAINED ON ("a" CHANGE [1] TO "a" [2]) '
+        'TESTED ON ("b" CHANGE [1] TO "b" [2])'
+    )
+    merging = pair(
+        'SELECT * FROM models ORDER BY err TRAINED ON ("a" CHANGE [1] TO "c" [2]) '
+        'TESTED ON ("b" CHANGE [1] TO "c" [2])'
+    )
+    assert train_size(label_only, DATASETS) == 300 and pair_test_size(label_only, DATASETS) == 10
+    assert train_size(merging, DATASETS) is None and pair_test_size(merging, DATASETS) is None
+    # a test prefix below a label-only change's size is kept; its whole size means all rows
+    short = classify_payload(MODELS[0], "euclidean_nn", {}, label_only, DATASETS, 256, 4)
+    whole = classify_payload(MODELS[0], "euclidean_nn", {}, label_only, DATASETS, 300, 10)
+    assert (short.train_rows, short.test_rows) == (256, 4)
+    assert (whole.train_rows, whole.test_rows) == (None, None)
+    # a replacement's size is unknown: a prefix given is always kept
+    merged = classify_payload(MODELS[0], "euclidean_nn", {}, merging, DATASETS, None, 10)
+    assert merged.test_rows == 10 and isinstance(merged.test, Mutation)
