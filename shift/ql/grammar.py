@@ -26,7 +26,8 @@ _TEXT = (
     r"""
 statement_text = _ statement _
 
-statement   = query / explain / declare / print / use / register / finetune / purge
+statement   = query / explain / declare / print / use / register / register_models / finetune
+            / purge
 
 explain     = EXPLAIN JSON? explainable
 explainable = query / finetune
@@ -35,6 +36,7 @@ print       = PRINT (name / STAR)
 use         = USE (string / hostport)
 register    = REGISTER (DATASET / MODEL) string LPAREN name_list RPAREN
               VALUES LPAREN literal_list RPAREN
+register_models = REGISTER MODELS FROM name where? limit?
 finetune    = FINETUNE model_ref WITH dataset_ref params? WAIT?
 purge       = PURGE (RESULTS / FEATURES / ALL)?
 
@@ -82,7 +84,8 @@ condition   = and_cond (OR and_cond)*
 and_cond    = not_cond (AND not_cond)*
 not_cond    = (NOT not_cond) / primary
 primary     = (LPAREN condition RPAREN) / predicate
-predicate   = between / in_pred / like / is_null / comparison / FINETUNED
+predicate   = between / in_pred / like / is_null / comparison / FINETUNED / flag
+flag        = name
 between     = operand NOT? BETWEEN literal AND literal
 in_pred     = operand NOT? IN (in_values / name_list_literal / name)
 in_values   = LPAREN literal (COMMA literal)* RPAREN
@@ -106,6 +109,8 @@ RPAREN      = ")" _
 LBRACKET    = "[" _
 RBRACKET    = "]" _
 EQ          = "=" _
+# not in TOKEN_WORDS: a failed REGISTER keeps saying "Expected DATASET or MODEL"
+MODELS      = ~r"MODELS\b"i _
 
 _           = (~r"{SPACE}" / ~r"{COMMENT}")*
 """

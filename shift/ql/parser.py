@@ -34,6 +34,7 @@ from shift.ql.validate import validate
 from shift.ql.vocabulary import (
     canonical_column,
     canonical_register_column,
+    canonical_registry,
     canonical_table,
     canonical_value,
     closest,
@@ -339,6 +340,18 @@ class _Builder:
             for c, v in zip(columns, values, strict=True)
         )
         return n.Register(kind, name, fields, span=_span(node))
+
+    def stmt_register_models(self, node: PNode) -> n.RegisterModels:
+        kids = _kids(node)
+        registry = self.name(kids[3])
+        where, limit = None, None
+        for k in kids[4:]:
+            if k.expr_name == "where":
+                where = self.condition(_kids(k)[1])
+            elif k.expr_name == "limit":
+                limit = self.clause_limit(k)
+        canonical = canonical_registry(registry.value) or registry.value
+        return n.RegisterModels(canonical, where, limit, span=_span(node))
 
     def stmt_finetune(self, node: PNode) -> n.Finetune:
         kids = _kids(node)
@@ -820,6 +833,12 @@ class _Builder:
         span = _span(node)
         if kind == "FINETUNED":
             return n.Finetuned(span=span)
+        if kind in (
+            "flag",
+            "name",
+        ):  # a bare boolean column: ``WHERE pretrained`` is ``pretrained = TRUE``
+            column = self.column_name(self.name(node if kind == "name" else kids[0]))
+            return n.Compare(column, n.CmpOp.EQ, n.Value(True, span=span), span=span)
         negated = any(k.expr_name == "NOT" for k in kids)
         if kind == "comparison":
             left, op_node, right = kids
