@@ -5,11 +5,13 @@ TASK body: :class:`shift.model_registry.RegistryPayload` (a browse ``SELECT`` or
 
 timm's registry ships inside the package, so names, tags, input size, normalisation and
 licence are known offline. ``num_params`` and ``feature_dim`` are measured by building the
-architecture on torch's ``meta`` device (no memory, no weights) and running one forward
-pass on a meta tensor; measurements are cached per (timm version, architecture, input
-size when it changes the parameters) in memory and in a JSON file under the state
-directory, so a second import measures nothing. No weights are read here: an imported
-model fetches its weights when it is first embedded.
+headless architecture on torch's ``meta`` device (no memory, no weights; a model that
+cannot be built there is built on the CPU, still without weights) and counting its
+parameters; the feature width is what timm states for the pooled features (or one forward
+pass on a meta tensor when it states none). Measurements are cached per (timm version,
+architecture, input size when it changes the parameters) in memory and in a JSON file
+under the state directory, so a second import measures nothing. No weights are read
+here: an imported model fetches its weights when it is first embedded.
 
 The Hub search needs the network; offline (``HF_HUB_OFFLINE=1``, or huggingface.co not
 reachable within :data:`REACH_TIMEOUT_S`) it fails at once with what to do instead.
@@ -96,6 +98,23 @@ def _save_cache(version: str) -> None:
         log.warning("could not save timm measurements: %s", error)
 
 
+def _feature_dim(model: Any, size: int, device: str) -> int:
+    """Width of the pooled features a headless timm model returns.
+
+    timm states it as ``head_hidden_size`` (a pre-logits MLP) or ``num_features``; a model
+    that states neither runs one forward pass on a meta tensor (shapes only, no compute).
+    """
+    import torch
+
+    for attribute in ("head_hidden_size", "num_features"):
+        value = getattr(model, attribute, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    with torch.inference_mode():
+        out = model(torch.empty(1, 3, size, size, device=device))
+    return int(out[0].numel())
+
+
 def _build_and_measure(name: str, size: int) -> dict[str, Any]:
     """num_params and feature_dim of ``name`` built without weights (meta device first)."""
     import timm
@@ -106,13 +125,11 @@ def _build_and_measure(name: str, size: int) -> dict[str, Any]:
             with torch.device(device):
                 model = timm.create_model(name, pretrained=False, num_classes=0)
             params = int(sum(p.numel() for p in model.parameters()))
-            try:
-                with torch.inference_mode():
-                    out = model(torch.empty(1, 3, size, size, device=device))
-                feature_dim = int(out[0].numel())
-            except (RuntimeError, NotImplementedError, ValueError, TypeError):
-                feature_dim = int(model.num_features)
-            return {"num_params": params, "feature_dim": feature_dim, "built_on": device}
+            return {
+                "num_params": params,
+                "feature_dim": _feature_dim(model, size, device),
+                "built_on": device,
+            }
         except (RuntimeError, NotImplementedError, ValueError, TypeError) as error:
             log.info("building %s on %s failed: %s", name, device, error)
     raise WorkerError(f"timm could not build {name!r} to measure it")

@@ -39,9 +39,7 @@ class Counting:
 
     def __call__(self, got: Any) -> dict[str, dict[str, Any]]:
         self.asked += [r["name"] for r in got]
-        return {
-            r["name"]: {"num_params": SIZES[r["architecture"]], "feature_dim": 8} for r in got
-        }
+        return {r["name"]: {"num_params": SIZES[r["architecture"]], "feature_dim": 8} for r in got}
 
 
 def test_timm_rows_carry_tags_and_normalisation() -> None:
@@ -122,15 +120,15 @@ def test_plan_import_new_same_and_clash() -> None:
     same = mr.spec_of("timm", measured[0])
     plan = mr.plan_import("timm", measured, {same.name: same.to_json()})
     assert plan.same == (same.name,) and len(plan.new) == 3
-    spec, figures = plan.new[0]
+    _, figures = plan.new[0]
     assert figures["num_params"] == 1 and figures["batch_size"] == mr.IMPORT_BATCH_SIZE
     other = {**same.to_json(), "loader": {"arch": "elsewhere"}}
-    with pytest.raises(CatalogError, match="registered with another spec.*nothing was registered"):
+    with pytest.raises(CatalogError, match=r"registered with another spec.*nothing was registered"):
         mr.plan_import("timm", measured, {same.name: other})
 
 
 def test_plan_import_of_nothing_says_how_to_browse() -> None:
-    with pytest.raises(CatalogError, match="matched no model.*FROM timm_registry"):
+    with pytest.raises(CatalogError, match=r"matched no model.*FROM timm_registry"):
         mr.plan_import("timm", [], {})
 
 

@@ -15,8 +15,7 @@ import pytest
 from tests.search.conftest import Cluster
 
 IMPORT = (
-    "REGISTER MODELS FROM timm WHERE (name LIKE 'convnext%' OR name LIKE 'resnet1%') "
-    "AND pretrained"
+    "REGISTER MODELS FROM timm WHERE (name LIKE 'convnext%' OR name LIKE 'resnet1%') AND pretrained"
 )
 
 
@@ -99,8 +98,9 @@ def test_bad_imports_fail_before_any_registration(cluster, imported) -> None:
     assert status == 400 and "did you mean 'name'" in str(body["error"]), body
     nothing = one(cluster, "REGISTER MODELS FROM timm WHERE name LIKE 'no_such_model%'")
     assert nothing["status"] == "failed" and "matched no model" in nothing["error"]["message"]
+    loader = {"arch": "tf_efficientnet_lite0", "pretrained": False, "seed": 1}
     control = {"name": "tf_efficientnet_lite0", "family": "timm", "modality": "vision",
-               "loader": {"arch": "tf_efficientnet_lite0", "pretrained": False, "seed": 1}}  # fmt: skip
+               "loader": loader}  # fmt: skip
     cluster.register([("/v1/models", control)])
     clash = one(cluster, "REGISTER MODELS FROM timm WHERE architecture = 'tf_efficientnet_lite0'")
     assert clash["status"] == "failed"
@@ -121,4 +121,6 @@ def test_hub_search_offline_fails_fast_with_what_to_do(cluster) -> None:
     assert query["status"] == "failed"
     message = query["error"]["message"]
     assert "offline" in message and "HF_HUB_OFFLINE" in message and "timm_registry" in message
-    assert seconds < 5, seconds  # the worker answers in under 2 s; the rest is HTTP polling
+    # the worker answers at once (tests/workers); this bounds queueing and polling on a
+    # loaded machine, far below the ~47 s of Hub retries a hub id used to wait
+    assert seconds < 20, seconds
