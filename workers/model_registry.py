@@ -24,6 +24,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -175,6 +176,7 @@ def measure_timm(
             if ctx is not None:
                 ctx.check_cancelled()
                 ctx.progress(done, len(todo), f"measuring {name}")
+            time.sleep(0.005)  # let the event loop take the GIL: heartbeats keep flowing
             try:
                 _MEASURED[key] = _build_and_measure(name, sizes[name])
             except WorkerError as error:

@@ -19,6 +19,7 @@ from parsimonious.grammar import Grammar
 
 from shift.ql import tokens as t
 from shift.ql.tokens import KEYWORDS, RESERVED
+from shift.ql.vocabulary import BOOLEAN_COLUMNS
 
 _KEYWORD_RULES = "\n".join(f'{kw} = ~r"{kw}\\b"i _' for kw in KEYWORDS)
 
@@ -85,7 +86,7 @@ and_cond    = not_cond (AND not_cond)*
 not_cond    = (NOT not_cond) / primary
 primary     = (LPAREN condition RPAREN) / predicate
 predicate   = between / in_pred / like / is_null / comparison / FINETUNED / flag
-flag        = name
+flag        = ~r"(?:{FLAGS})\b"i _
 between     = operand NOT? BETWEEN literal AND literal
 in_pred     = operand NOT? IN (in_values / name_list_literal / name)
 in_values   = LPAREN literal (COMMA literal)* RPAREN
@@ -126,6 +127,7 @@ _TERMINALS = {
     "HOSTPORT": t.HOSTPORT,
     "SPACE": t.SPACE,
     "COMMENT": t.COMMENT,
+    "FLAGS": "|".join(BOOLEAN_COLUMNS),
 }
 
 

@@ -833,11 +833,8 @@ class _Builder:
         span = _span(node)
         if kind == "FINETUNED":
             return n.Finetuned(span=span)
-        if kind in (
-            "flag",
-            "name",
-        ):  # a bare boolean column: ``WHERE pretrained`` is ``pretrained = TRUE``
-            column = self.column_name(self.name(node if kind == "name" else kids[0]))
+        if kind == "flag":  # a boolean column alone: WHERE pretrained is pretrained = TRUE
+            column = self.column_name(n.Name(node.text.strip().lower(), span=span))
             return n.Compare(column, n.CmpOp.EQ, n.Value(True, span=span), span=span)
         negated = any(k.expr_name == "NOT" for k in kids)
         if kind == "comparison":

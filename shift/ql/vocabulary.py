@@ -90,6 +90,10 @@ REGISTER_COLUMNS: dict[str, tuple[str, ...]] = {
     ),
 }  # fmt: skip
 
+#: Boolean columns that stand alone as a condition (``WHERE pretrained``); ``finetuned`` has
+#: its keyword, ``FINETUNED``.
+BOOLEAN_COLUMNS: tuple[str, ...] = ("pretrained",)
+
 #: Columns shift measures itself when it registers a model or dataset.
 MEASURED_COLUMNS: dict[str, tuple[str, ...]] = {
     "model": ("num_params", "feature_dim"),
