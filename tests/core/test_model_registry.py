@@ -168,3 +168,22 @@ def test_parse_render_round_trip() -> None:
     assert statement(render(st)) == st
     flag = statement("SELECT * FROM timm_registry WHERE pretrained").where
     assert flag == n.Compare(n.Name("pretrained"), n.CmpOp.EQ, n.Value(True))
+
+
+@pytest.mark.parametrize(
+    ("argv", "text"),
+    [
+        (("import", "timm", "name LIKE 'convnext%' AND pretrained", None, None, None),
+         "REGISTER MODELS FROM timm WHERE name LIKE 'convnext%' AND pretrained"),
+        (("browse", "timm", "num_params < 10M", "num_params", 5, "name, num_params"),
+         "SELECT name, num_params FROM timm_registry WHERE num_params < 10M "
+         "ORDER BY num_params LIMIT 5"),
+        (("import", "hf", "library = 'timm'", None, 20, None),
+         "REGISTER MODELS FROM huggingface WHERE library = 'timm' LIMIT 20"),
+    ],
+)  # fmt: skip
+def test_shift_models_command_lines_are_statements(argv: Any, text: str) -> None:
+    from repl.models_command import statement_text
+
+    assert statement_text(*argv) == text
+    assert parse_script(text).statements

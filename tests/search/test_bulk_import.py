@@ -110,6 +110,23 @@ def test_bad_imports_fail_before_any_registration(cluster, imported) -> None:
     assert "tf_efficientnet_lite0.in1k" not in names
 
 
+def test_shift_models_browse_prints_the_rows(cluster, imported, capsys) -> None:
+    import argparse
+
+    from repl import models_command
+
+    parser = argparse.ArgumentParser()
+    models_command.configure(parser)
+    args = parser.parse_args(
+        ["browse", "timm", "--where", "architecture = 'resnet18' AND pretrained",
+         "--columns", "name, num_params", "--format", "csv", "--url", cluster.url]
+    )  # fmt: skip
+    assert models_command.run(args) == 0
+    out = capsys.readouterr()
+    assert "SELECT name, num_params FROM timm_registry" in out.err
+    assert "resnet18.a1_in1k,11176512" in out.out, out.out
+
+
 def test_hub_search_offline_fails_fast_with_what_to_do(cluster) -> None:
     started = time.monotonic()
     query = one(
