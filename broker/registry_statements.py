@@ -74,7 +74,7 @@ async def run_register_models(statement: n.RegisterModels, ctx: Context) -> Resu
     said = (
         f"registered {len(plan.new)} model(s) from {statement.registry}"
         + (f", {len(plan.same)} already registered" if plan.same else "")
-        + f" in {seconds:.1f} s (measured {answer.get('measured', 0)} architecture(s), "
-        f"{answer.get('cached', 0)} from cache); weights are fetched when first embedded"
+        + f" in {seconds:.1f} s (measured {answer.get('measured', 0)} architecture(s) "
+        f"without weights, the rest from the cache); weights are fetched when first embedded"
     )
     return Result((Table.of("models", MODEL_COLUMNS, rows),), said, tuple(names))

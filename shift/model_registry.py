@@ -73,7 +73,7 @@ class RegistryPayload:
 
     ``request`` makes every listing its own task: a registry changes with the worker's timm
     version or the Hub's contents, so a listing is never answered from the task cache.
-    RESULT: ``{"rows": [...], "listed": int, "measured": int, "cached": int}``.
+    RESULT: ``{"rows": [...], "listed": int, "measured": int, "measured_rows": int}``.
     """
 
     KIND: ClassVar[str] = "model_registry"

@@ -1,7 +1,9 @@
 """The ``model_registry`` task kind: list timm's registry or search the Hugging Face Hub.
 
 TASK body: :class:`shift.model_registry.RegistryPayload` (a browse ``SELECT`` or a
-``REGISTER MODELS`` statement). RESULT: ``{"rows", "listed", "measured", "cached"}``.
+``REGISTER MODELS`` statement). RESULT: ``{"rows", "listed", "measured",
+"measured_rows"}``: the answer, the registry's size, the architectures built for this task
+and the rows given measurements (built now or found in the cache).
 
 timm's registry ships inside the package, so names, tags, input size, normalisation and
 licence are known offline. ``num_params`` and ``feature_dim`` are measured by building the
@@ -315,7 +317,7 @@ def registry_answer(payload: dict[str, Any], ctx: TaskContext | None = None) -> 
         "rows": rows_out,
         "listed": len(rows),
         "measured": measurer.built,
-        "cached": max(measured - measurer.built, 0),
+        "measured_rows": measured,
     }
 
 
