@@ -76,3 +76,15 @@ def test_an_unreachable_hub_is_offline_within_the_probe_timeout() -> None:
 def test_hostile_payload_is_refused() -> None:
     with pytest.raises(PayloadError):
         wr.registry_answer({"statement": {"type": "purge", "target": "all"}, "request": "x"})
+
+
+def test_meta_measurement_equals_what_the_loaded_model_reports() -> None:
+    from shift import model_registry as mr
+    from workers.models.timm_family import load_timm
+
+    rows = {r["name"]: r for r in wr.timm_listing()}
+    for name in ("resnet18", "vit_tiny_patch16_224"):  # random init: no weights needed
+        measured, _ = wr.measure_timm([rows[name]], None)
+        loaded = load_timm(mr.spec_of("timm", rows[name]), "cpu").describe()
+        assert measured[name]["num_params"] == loaded["num_params"], name
+        assert measured[name]["feature_dim"] == loaded["feature_dim"], name
