@@ -7,6 +7,7 @@ rows at once.
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -125,6 +126,12 @@ def test_shift_models_browse_prints_the_rows(cluster, imported, capsys) -> None:
     out = capsys.readouterr()
     assert "SELECT name, num_params FROM timm_registry" in out.err
     assert "resnet18.a1_in1k,11176512" in out.out, out.out
+
+
+def test_explain_a_browse_says_it_lists_the_registry(cluster) -> None:
+    query = one(cluster, "EXPLAIN JSON SELECT name FROM timm_registry WHERE pretrained")
+    assert query["status"] == "succeeded", query["error"]
+    assert "registry listing" in json.dumps(query["result"])
 
 
 def test_hub_search_offline_fails_fast_with_what_to_do(cluster) -> None:
