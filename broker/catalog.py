@@ -257,8 +257,11 @@ class Catalog:
             for source in source_values(spec.loader):
                 hub_or_path(source, self.roots, also=self.own)
 
-    async def register(self, kind: str, spec: Spec) -> tuple[Entry, bool]:
-        """Register a spec and start measuring it.
+    async def register(
+        self, kind: str, spec: Spec, measured: dict[str, Any] | None = None
+    ) -> tuple[Entry, bool]:
+        """Register a spec and start measuring it (or take ``measured`` as its measurement:
+        a registry import measured the architecture without loading weights).
 
         Returns:
             The entry and whether it is new (False: the same spec was registered already).
@@ -279,9 +282,14 @@ class Catalog:
         self._seq += 1
         date = time.strftime("%Y-%m-%d", time.gmtime(self._wall()))
         entry = Entry(kind, spec, EntryStatus.PENDING, date, old.seq if old else self._seq)
+        if measured is not None:
+            entry.status, entry.measured = EntryStatus.READY, dict(measured)
         self._entries[kind][spec.name] = entry
         await self._persist(entry)
-        self._start_measuring(entry)
+        if measured is None:
+            self._start_measuring(entry)
+        else:
+            entry.ready.set()
         return entry, True
 
     async def drop(self, kind: str, name: str, if_exists: bool = False) -> Entry | None:

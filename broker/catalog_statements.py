@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from broker.context import Context
+from broker.registry_statements import run_browse
 from broker.results import Result, Table
 from broker.sources import check_other_than, source_rows
 from broker.statements import execute, handles
 from shift import evaluate
+from shift.model_registry import is_browse
 from shift.ql import nodes as n
 from shift.ql.vocabulary import DATASET_COLUMNS, MODEL_COLUMNS, STATE_COLUMNS
 from shift.wording import count_of
@@ -26,7 +28,9 @@ async def select_rows(statement: n.Select, ctx: Context) -> tuple[list[str], lis
 
 @handles(n.Select)
 async def run_select(statement: n.Select, ctx: Context) -> Result:
-    """Catalog query: one table."""
+    """Catalog query: one table (a registry's browse table asks a worker)."""
+    if is_browse(statement):
+        return await run_browse(statement, ctx)
     columns, rows = await select_rows(statement, ctx)
     return Result(
         (Table.of("results", columns, rows),),

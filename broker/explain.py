@@ -23,6 +23,7 @@ from broker.results import NotSupported, Result, Table
 from broker.search_statements import is_halving, plan_statement, resolve
 from broker.sources import source_rows
 from broker.statements import handles
+from shift.model_registry import is_browse
 from shift.planner import explain
 from shift.ql import nodes as n
 from shift.tasks import TaskSpec
@@ -71,7 +72,12 @@ PLAN_COLUMNS = ("model", "tasks", "known", "to_run", "train_rows", "test_rows", 
 
 @explains(n.Select)
 async def explain_select(statement: n.Select, ctx: Context) -> tuple[dict[str, Any], list[Table]]:
-    """A catalog query runs no task."""
+    """A catalog query runs no task; a registry listing runs one on a worker."""
+    if is_browse(statement):
+        note = "one model_registry task lists the registry (and measures rows it needs)"
+        body = {"statement": "registry listing", "table": statement.source.name, "tasks": 1,
+                "known": 0, "to_run": 1, "models": [], "notes": [note]}  # fmt: skip
+        return body, [Table.of("plan", PLAN_COLUMNS, [])]
     kind, rows = source_rows(statement.source, ctx)
     body: dict[str, Any] = {
         "statement": "catalog query",

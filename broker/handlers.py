@@ -12,6 +12,7 @@ from broker import (
     explain,
     finetunes,
     rank_statements,
+    registry_statements,
     search_statements,
     session_statements,
     vectors,
@@ -27,6 +28,7 @@ MODULES = (
     explain,
     vectors,
     finetunes,
+    registry_statements,
 )
 """The modules whose ``@handles`` and ``@explains`` functions are registered."""
 

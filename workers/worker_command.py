@@ -79,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
         describe,
         embed,
         finetune,
+        model_registry,
         purge,
         rank,
         task2vec,

@@ -19,6 +19,7 @@ from parsimonious.grammar import Grammar
 
 from shift.ql import tokens as t
 from shift.ql.tokens import KEYWORDS, RESERVED
+from shift.ql.vocabulary import BOOLEAN_COLUMNS
 
 _KEYWORD_RULES = "\n".join(f'{kw} = ~r"{kw}\\b"i _' for kw in KEYWORDS)
 
@@ -26,7 +27,8 @@ _TEXT = (
     r"""
 statement_text = _ statement _
 
-statement   = query / explain / declare / print / use / register / finetune / purge / drop
+statement   = query / explain / declare / print / use / register / register_models / finetune
+            / purge / drop
 
 explain     = EXPLAIN JSON? explainable
 explainable = query / finetune
@@ -40,6 +42,7 @@ register_column = name / string
 register_values = register_value (COMMA register_value)*
 register_value = value_list / literal
 value_list  = LBRACKET (literal (COMMA literal)*)? RBRACKET
+register_models = REGISTER MODELS FROM name where? limit?
 finetune    = FINETUNE model_ref WITH dataset_ref params? WAIT?
 purge       = PURGE (RESULTS / FEATURES / ALL)?
 drop        = DROP (DATASET / MODEL) (IF EXISTS)? (string / name)
@@ -91,7 +94,8 @@ condition   = and_cond (OR and_cond)*
 and_cond    = not_cond (AND not_cond)*
 not_cond    = (NOT not_cond) / primary
 primary     = (LPAREN condition RPAREN) / predicate
-predicate   = between / in_pred / like / is_null / comparison / FINETUNED
+predicate   = between / in_pred / like / is_null / comparison / FINETUNED / flag
+flag        = ~r"(?:{FLAGS})\b"i _
 between     = operand NOT? BETWEEN literal AND literal
 in_pred     = operand NOT? IN (in_values / name_list_literal / name)
 in_values   = LPAREN literal (COMMA literal)* RPAREN
@@ -115,6 +119,8 @@ RPAREN      = ")" _
 LBRACKET    = "[" _
 RBRACKET    = "]" _
 EQ          = "=" _
+# not in TOKEN_WORDS: a failed REGISTER keeps saying "Expected DATASET or MODEL"
+MODELS      = ~r"MODELS\b"i _
 
 _           = (~r"{SPACE}" / ~r"{COMMENT}")*
 """
@@ -130,6 +136,7 @@ _TERMINALS = {
     "HOSTPORT": t.HOSTPORT,
     "SPACE": t.SPACE,
     "COMMENT": t.COMMENT,
+    "FLAGS": "|".join(BOOLEAN_COLUMNS),
 }
 
 

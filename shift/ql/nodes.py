@@ -464,6 +464,21 @@ class Register(Node):
 
 
 @dataclass(frozen=True)
+class RegisterModels(Node):
+    """``REGISTER MODELS FROM registry [WHERE cond] [LIMIT n]``: import a family of models.
+
+    ``registry`` is a canonical registry name (``timm``, ``huggingface``); the condition
+    tests the columns of that registry's rows (``SELECT * FROM timm_registry`` shows them).
+    """
+
+    TAG = "register_models"
+    registry: str
+    where: Condition | None = None
+    limit: int | None = None
+    span: Span = field(default=None, compare=False, repr=False, kw_only=True)
+
+
+@dataclass(frozen=True)
 class Purge(Node):
     """``PURGE [RESULTS | FEATURES | ALL]``."""
 
@@ -495,6 +510,7 @@ Statement: TypeAlias = (
     | Print
     | Use
     | Register
+    | RegisterModels
     | Purge
     | Drop
 )
@@ -520,7 +536,7 @@ NODE_TYPES: dict[str, type[Node]] = {
     for cls in (
         Value, ValueList, Name, Param, Compare, Between, In, Like, IsNull, Finetuned, Not, And, Or,
         Table, Variable, NameList, Dataset, Change, Mutation, OrderKey, Method, Select, TaskSelect,
-        Rank, VecSelect, Union, Finetune, Explain, Declare, Print, Use, Register, Purge, Drop,
-        Script,
+        Rank, VecSelect, Union, Finetune, Explain, Declare, Print, Use, Register, RegisterModels,
+        Purge, Drop, Script,
     )
 }  # fmt: skip

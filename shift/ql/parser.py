@@ -35,6 +35,7 @@ from shift.ql.vocabulary import (
     METRICS,
     canonical_column,
     canonical_register_column,
+    canonical_registry,
     canonical_table,
     canonical_value,
     closest,
@@ -386,6 +387,18 @@ class _Builder:
             items = tuple(self.literal(k) for k in _kids(inner) if k.expr_name == "literal")
             return n.ValueList(items, span=_span(inner))
         return self.literal(inner)
+
+    def stmt_register_models(self, node: PNode) -> n.RegisterModels:
+        kids = _kids(node)
+        registry = self.name(kids[3])
+        where, limit = None, None
+        for k in kids[4:]:
+            if k.expr_name == "where":
+                where = self.condition(_kids(k)[1])
+            elif k.expr_name == "limit":
+                limit = self.clause_limit(k)
+        canonical = canonical_registry(registry.value) or registry.value
+        return n.RegisterModels(canonical, where, limit, span=_span(node))
 
     def stmt_finetune(self, node: PNode) -> n.Finetune:
         kids = _kids(node)
@@ -939,6 +952,9 @@ class _Builder:
         span = _span(node)
         if kind == "FINETUNED":
             return n.Finetuned(span=span)
+        if kind == "flag":  # a boolean column alone: WHERE pretrained is pretrained = TRUE
+            column = self.column_name(n.Name(node.text.strip().lower(), span=span))
+            return n.Compare(column, n.CmpOp.EQ, n.Value(True, span=span), span=span)
         negated = any(k.expr_name == "NOT" for k in kids)
         if kind == "comparison":
             left, op_node, right = kids

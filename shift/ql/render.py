@@ -232,6 +232,13 @@ def _register_value(value: n.Value | n.ValueList) -> str:
 
 
 @render.register
+def _(node: n.RegisterModels) -> str:
+    where = f" WHERE {render_condition(node.where)}" if node.where is not None else ""
+    limit = f" LIMIT {node.limit}" if node.limit is not None else ""
+    return f"REGISTER MODELS FROM {node.registry}{where}{limit}"
+
+
+@render.register
 def _(node: n.Purge) -> str:
     return f"PURGE {node.target.value.upper()}"
 

@@ -22,6 +22,7 @@ from shift.ql.vocabulary import (
     MODEL_COLUMNS,
     RANK_COLUMNS,
     REGISTER_COLUMNS,
+    REGISTRY_COLUMNS,
     RESULT_COLUMNS,
     STATE_COLUMNS,
     TABLES,
@@ -175,6 +176,17 @@ def _check(node: n.Statement) -> Iterator[Problem]:
                     field.value.span or field.span or node.span,
                     f"lists are for {', '.join(sorted(LIST_COLUMNS))}",
                 )
+    elif isinstance(node, n.RegisterModels):
+        if node.registry not in REGISTRY_COLUMNS:
+            yield Problem(
+                f"unknown model registry {node.registry!r} "
+                f"(registries: {', '.join(REGISTRY_COLUMNS)})",
+                node.span,
+                _hint(node.registry, list(REGISTRY_COLUMNS)),
+            )
+        else:
+            yield from _check_condition(node.where, REGISTRY_COLUMNS[node.registry])
+        yield from _check_limit(node.limit, node)
     elif isinstance(node, n.Finetune):
         yield from _check_model_pool(node.models)
         yield from _check_datasets(node.datasets, "WITH")
@@ -220,6 +232,12 @@ def _check_model_pool(source: n.Source) -> Iterator[Problem]:
             f"{source.name} holds datasets; the pool must be models",
             source.span,
             "use FROM models, image_models or text_models",
+        )
+    if isinstance(source, n.Table) and TABLES.get(source.name) == "registry":
+        yield Problem(
+            f"{source.name} lists what a registry offers; the pool must be registered models",
+            source.span,
+            "import them first: REGISTER MODELS FROM <registry> WHERE ...",
         )
     yield from _check_source(source)
 

@@ -15,9 +15,49 @@ TABLES: dict[str, str] = {
     "image_models": "model",
     "text_models": "model",
     "readers": "dataset",
+    "timm_registry": "registry",
+    "huggingface_registry": "registry",
 }
 TABLE_ALIASES: dict[str, str] = {"datasets": "readers", "imagemodels": "image_models",
-                                 "textmodels": "text_models"}  # fmt: skip
+                                 "textmodels": "text_models", "hf_registry": "huggingface_registry",
+                                 "timmregistry": "timm_registry"}  # fmt: skip
+
+#: Model registries ``REGISTER MODELS FROM`` imports from, and the table that browses each.
+REGISTRY_TABLES: dict[str, str] = {"timm": "timm_registry", "huggingface": "huggingface_registry"}
+REGISTRY_ALIASES: dict[str, str] = {"hf": "huggingface", "hub": "huggingface"}
+
+#: Columns of a registry's rows (what its browse table shows and its WHERE may test).
+REGISTRY_COLUMNS: dict[str, tuple[str, ...]] = {
+    "timm": (
+        "name",
+        "architecture",
+        "tag",
+        "pretrained",
+        "input_size",
+        "mean",
+        "std",
+        "interpolation",
+        "crop_pct",
+        "num_classes",
+        "license",
+        "hub_id",
+        "num_params",
+        "feature_dim",
+    ),
+    "huggingface": (
+        "name",
+        "architecture",
+        "library",
+        "pipeline_tag",
+        "pretrained",
+        "license",
+        "downloads",
+        "likes",
+        "author",
+        "num_params",
+        "feature_dim",
+    ),
+}
 
 #: Columns of a model row (docs/shiftql.md, the catalog columns). The last three are
 #: identifiers upstream SHiFT's catalog filtered on: the hub id (``hf_name`` there), the
@@ -66,6 +106,10 @@ REGISTER_COLUMNS: dict[str, tuple[str, ...]] = {
 #: REGISTER columns that take a list of keys (``["sentence"]``) as well as one string.
 LIST_COLUMNS: frozenset[str] = frozenset({"embed_feature_path", "label_feature_path"})
 
+#: Boolean columns that stand alone as a condition (``WHERE pretrained``); ``finetuned`` has
+#: its keyword, ``FINETUNED``.
+BOOLEAN_COLUMNS: tuple[str, ...] = ("pretrained",)
+
 #: Columns shift measures itself when it registers a model or dataset. (A dataset's
 #: ``size`` may be given: it caps the rows used, like ``max_rows``.)
 MEASURED_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -78,6 +122,9 @@ METRICS: tuple[str, ...] = ("err", "acc")
 
 COLUMN_ALIASES: dict[str, str] = {
     "numparams": "num_params",
+    "arch": "architecture",
+    "pipeline": "pipeline_tag",
+    "pipelinetag": "pipeline_tag",
     "params": "num_params",
     "parameters": "num_params",
     "upstreamaccuracy": "up_acc",
@@ -113,7 +160,10 @@ def _key(word: str) -> str:
     return word.replace("_", "").lower()
 
 
-_ALL_COLUMNS = (*MODEL_COLUMNS, *DATASET_COLUMNS, *STATE_COLUMNS, *RESULT_COLUMNS)
+_ALL_COLUMNS = (
+    *MODEL_COLUMNS, *DATASET_COLUMNS, *STATE_COLUMNS, *RESULT_COLUMNS, *REGISTRY_COLUMNS["timm"],
+    *REGISTRY_COLUMNS["huggingface"],
+)  # fmt: skip
 _COLUMN_KEYS: dict[str, str] = {_key(c): c for c in _ALL_COLUMNS} | COLUMN_ALIASES
 #: Where a column names a catalog row (a catalog query, any WHERE), ``error`` is the
 #: row's registration error; elsewhere it stays an alias of the proxy error ``err``.
@@ -161,11 +211,22 @@ def canonical_table(word: str) -> str | None:
     return TABLE_ALIASES.get(key)
 
 
+def canonical_registry(word: str) -> str | None:
+    """The canonical model registry for a spelling (``hf`` is ``huggingface``), or ``None``."""
+    key = word.lower()
+    if key in REGISTRY_TABLES:
+        return key
+    return REGISTRY_ALIASES.get(key)
+
+
 def columns_for(table: str | None) -> tuple[str, ...]:
     """Columns a catalog query over ``table`` may use (a variable: model columns), the
     registration state columns included."""
     if table is not None and TABLES.get(table) == "dataset":
         return DATASET_COLUMNS + STATE_COLUMNS
+    for registry, browse in REGISTRY_TABLES.items():
+        if table == browse:
+            return REGISTRY_COLUMNS[registry]
     return MODEL_COLUMNS + STATE_COLUMNS
 
 
