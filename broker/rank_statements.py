@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from typing import Any
 
+from broker import rank_halving
 from broker.context import Context
 from broker.explain import PLAN_COLUMNS, explains
 from broker.results import Result, Table
@@ -165,9 +166,71 @@ def _table(
     return Table.of(title, _columns(statement), rows)
 
 
+def is_halving(statement: n.Rank) -> bool:
+    """True when the RANK halves over training prefixes (``CHUNK`` or ``BUDGET``)."""
+    return statement.chunk is not None or statement.budget is not None
+
+
+def _halving_table(statement: n.Rank, ctx: Context, outcome: rank_halving.RankOutcome) -> Table:
+    """A halving RANK's table: the finalists ranked as the exhaustive RANK ranks them
+    (their scores are its scores), then each round's eliminated models, later rounds
+    first, by score; ``eliminated_in`` names the round."""
+    finalists = [(r.name, r.result) for r in outcome.rows if r.eliminated_in is None]
+    table = _table(
+        n.Rank(statement.columns, statement.source, statement.train, (), statement.rankers),
+        ctx,
+        outcome.search.ranker,
+        finalists,
+    )
+    catalog_rows = {r["name"]: r for r in ctx.catalog.rows("model")}
+    rows = [
+        {**dict(zip(table.columns, row, strict=True)), "eliminated_in": None} for row in table.rows
+    ]
+    for line in outcome.rows:
+        if line.eliminated_in is None:
+            continue
+        r = line.result
+        rows.append(
+            {
+                **catalog_rows.get(line.name, {}),
+                "name": line.name,
+                "score": r.score,
+                "ci_low": r.score if r.ci_low is None else r.ci_low,
+                "ci_high": r.score if r.ci_high is None else r.ci_high,
+                "train_rows": r.train_rows,
+                "tied_with_first": False,
+                "eliminated_in": line.eliminated_in,
+            }
+        )
+    if statement.limit is not None:
+        rows = rows[: statement.limit]
+    return Table.of(table.title, [*table.columns, "eliminated_in"], rows)
+
+
+async def run_rank_halving(statement: n.Rank, ctx: Context) -> Result:
+    """RANK with CHUNK/BUDGET: one plain-halving machine per ranker (docs/halving.md)."""
+    planned = await plan_rank(statement, ctx)
+    searches = rank_halving.searches(statement, planned.found.models, planned.found.entries)
+    outcomes = await asyncio.gather(*(rank_halving.run_rank_halving(s, ctx) for s in searches))
+    tables = tuple(_halving_table(statement, ctx, o) for o in outcomes)
+    index = tables[0].columns.index("name")
+    names = tuple(str(row[index]) for row in tables[0].rows)
+    schedule = outcomes[0].machine.schedule
+    message = (
+        f"{count_of(len(planned.found.models), 'model')} ranked by "
+        f"{', '.join(name for name, _ in planned.rankers)} with successive halving: "
+        f"{count_of(len(schedule.rounds), 'round')}, CHUNK {schedule.chunk_rows}, "
+        f"BUDGET {schedule.budget_pulls}; finalists scored on {schedule.final_rows} "
+        "training rows"
+    )
+    return Result(tables, "; ".join([message, *planned.notes]), names)
+
+
 @handles(n.Rank)
 async def run_rank(statement: n.Rank, ctx: Context) -> Result:
     """RANK: score every candidate with every ranker; one table per ranker, best first."""
+    if is_halving(statement):
+        return await run_rank_halving(statement, ctx)
     planned = await plan_rank(statement, ctx)
 
     async def score(model: ModelSpec, name: str) -> tuple[str, RankResult]:
@@ -192,7 +255,10 @@ async def run_rank(statement: n.Rank, ctx: Context) -> Result:
 
 @explains(n.Rank)
 async def explain_rank(statement: n.Rank, ctx: Context) -> tuple[dict[str, Any], list[Table]]:
-    """RANK's tasks per model (embeds of the training blocks, one rank task per ranker)."""
+    """RANK's tasks per model (embeds of the training blocks, one rank task per ranker);
+    with CHUNK/BUDGET, the halving rounds per ranker instead."""
+    if is_halving(statement):
+        return await _explain_rank_halving(statement, ctx)
     planned = await plan_rank(statement, ctx)
     timings = await ctx.tasks.timings()
     models = []
@@ -246,3 +312,72 @@ def _names(statement: n.Rank) -> set[str]:
     for item in statement.train:
         out |= {item.base, item.target} if isinstance(item, n.Mutation) else {item.name}
     return out
+
+
+RANK_ROUND_COLUMNS = (
+    "round",
+    "arms",
+    "train_rows",
+    "advancing",
+    "embeds",
+    "ranks",
+    "known",
+    "to_run",
+    "estimated_s",
+)
+"""Columns of a halving RANK's schedule table."""
+
+
+async def _explain_rank_halving(
+    statement: n.Rank, ctx: Context
+) -> tuple[dict[str, Any], list[Table]]:
+    """A halving RANK: per ranker, the rounds (training rows, tasks known and to run,
+    estimated cost) and, after a run, every model's score per round."""
+    planned = await plan_rank(statement, ctx)
+    timings = await ctx.tasks.timings()
+    body_searches: list[dict[str, Any]] = []
+    tables: list[Table] = []
+    totals = {"tasks": 0, "known": 0, "to_run": 0}
+    estimate: float | None = 0.0
+    for search in rank_halving.searches(statement, planned.found.models, planned.found.entries):
+        machine = await rank_halving.stored_machine(search, ctx)
+        schedule = search.config().schedule()
+        rounds = [
+            dict(zip(RANK_ROUND_COLUMNS, astuple(r), strict=True))
+            for r in rank_halving.round_plan(search, machine, ctx.tasks.state, timings)
+        ]
+        for r in rounds:
+            totals["tasks"] += r["known"] + r["to_run"]
+            totals["known"] += r["known"]
+            totals["to_run"] += r["to_run"]
+            step = r["estimated_s"]
+            estimate = None if estimate is None or step is None else estimate + step
+        scores = [
+            {"model": s.arm, "round": s.round, "train_rows": s.train_rows, "score": -s.loss}
+            for s in (machine.scores() if machine is not None else [])
+        ]
+        body_searches.append(
+            {
+                "ranker": search.ranker,
+                "schedule": {**schedule.to_dict(), "rounds": rounds},
+                "scores": scores,
+            }
+        )
+        tables.append(Table.of(f"schedule ({search.ranker})", RANK_ROUND_COLUMNS, rounds))
+        if scores:
+            tables.append(Table.of(f"scores ({search.ranker})", list(scores[0]), scores))
+    body: dict[str, Any] = {
+        "statement": "rank (successive halving)",
+        "rankers": [name for name, _ in planned.rankers],
+        **totals,
+        "estimated_s": estimate,
+        "halving": body_searches,
+        "notes": [
+            *planned.notes,
+            "halving: plain halving on training prefixes (no test set to race on); rounds "
+            "whose models are not known yet count the planned number of models",
+        ],
+    }
+    if estimate is None:
+        body["notes"].append("cost unknown for tasks of a kind or model never run before")
+    return body, tables

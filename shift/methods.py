@@ -57,7 +57,10 @@ class MethodSpec:
     """A classifier or ranker: canonical name, display name, spellings and parameters.
 
     Rankers also state what they read (``needs``: a subset of :data:`RANKER_NEEDS`), a cost
-    model for EXPLAIN (``cost``) and its complexity in words (``complexity``).
+    model for EXPLAIN (``cost``), its complexity in words (``complexity``) and whether
+    ``RANK ... CHUNK/BUDGET`` may halve over training prefixes with it (``halvable``: a
+    score whose cost grows with the rows and that is computed the same way on a prefix,
+    so a prefix's score estimates the whole set's).
     """
 
     name: str
@@ -68,6 +71,7 @@ class MethodSpec:
     needs: tuple[str, ...] = ()
     cost: CostModel | None = None
     complexity: str = ""
+    halvable: bool = False
 
     def param(self, name: str) -> ParamSpec | None:
         """The parameter called ``name``, if any."""
@@ -275,6 +279,7 @@ RANKERS: dict[str, MethodSpec] = {
             needs=_FEATURES,
             cost=_logme_cost,
             complexity="O(n d min(n,d) + min(n,d)^3 + C n min(n,d))",
+            halvable=True,
         ),
         MethodSpec(
             "sfda",
@@ -355,6 +360,7 @@ RANKERS: dict[str, MethodSpec] = {
             needs=_FEATURES,
             cost=_knn_cost,
             complexity="O(n^2 d)",
+            halvable=True,
         ),
         MethodSpec(
             "random",

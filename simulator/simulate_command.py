@@ -29,6 +29,7 @@ register_action("replay", "simulator.replay_command")
 register_action("run", "simulator.run_command")
 register_action("sweep", "simulator.sweep_command")
 register_action("scale", "simulator.scale_command")
+register_action("halving", "simulator.halving_command")
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

@@ -362,7 +362,11 @@ class TaskSelect(Node):
 
 @dataclass(frozen=True)
 class Rank(Node):
-    """``RANK cols FROM pool ... TRAINED ON ... [TESTED ON ...] BY "ranker(params)" | [...]``."""
+    """``RANK cols FROM pool ... TRAINED ON ... [TESTED ON ...] BY "ranker(params)" | [...]``.
+
+    ``chunk`` and ``budget`` are ``None`` for a RANK on every training row; either one set
+    (``CHUNK n|AUTO``, ``BUDGET n|AUTO``) halves over training prefixes (docs/halving.md).
+    """
 
     TAG = "rank"
     columns: tuple[Name, ...]
@@ -374,6 +378,8 @@ class Rank(Node):
     limit: int | None = None
     other_than: Source | None = None
     wait: bool = False
+    chunk: int | Literal["auto"] | None = None
+    budget: int | Literal["auto"] | None = None
     span: Span = field(default=None, compare=False, repr=False, kw_only=True)
 
 

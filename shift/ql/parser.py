@@ -463,7 +463,7 @@ class _Builder:
             self.require(clauses, ("trained_on", "ranked_by"), node, "RANK")
             self.forbid(
                 clauses,
-                ("classified_by", "chunk", "budget"),
+                ("classified_by",),
                 "RANK",
                 "RANK orders by its ranker's score",
             )
@@ -484,6 +484,8 @@ class _Builder:
                 value.get("limit"),
                 value.get("other_than"),
                 "wait" in clauses,
+                value.get("chunk"),
+                value.get("budget"),
                 span=span,
             )
         if task:

@@ -131,6 +131,14 @@ def _tail(limit: int | None, other_than: n.Source | None) -> list[str]:
     return parts
 
 
+def _halving(chunk: int | str | None, budget: int | str | None) -> list[str]:
+    return [
+        f"{word} {'AUTO' if value == 'auto' else value}"
+        for word, value in (("CHUNK", chunk), ("BUDGET", budget))
+        if value is not None
+    ]
+
+
 @render.register
 def _(node: n.Select) -> str:
     parts = _head("SELECT", node.columns, node.source, node.where, node.distinct)
@@ -150,9 +158,7 @@ def _(node: n.TaskSelect) -> str:
     )
     parts.append("CLASSIFIED BY [" + ", ".join(_classifier(m) for m in node.classifiers) + "]")
     parts += _tail(node.limit, node.other_than)
-    for word, value in (("CHUNK", node.chunk), ("BUDGET", node.budget)):
-        if value is not None:
-            parts.append(f"{word} {'AUTO' if value == 'auto' else value}")
+    parts += _halving(node.chunk, node.budget)
     if node.wait:
         parts.append("WAIT")
     return " ".join(parts)
@@ -167,6 +173,7 @@ def _(node: n.Rank) -> str:
     rankers = [_ranker(m) for m in node.rankers]
     parts.append("BY " + (rankers[0] if len(rankers) == 1 else "[" + ", ".join(rankers) + "]"))
     parts += _tail(node.limit, node.other_than)
+    parts += _halving(node.chunk, node.budget)
     if node.wait:
         parts.append("WAIT")
     return " ".join(parts)

@@ -84,15 +84,7 @@ def _check(node: n.Statement) -> Iterator[Problem]:
                 )
         yield from _check_limit(node.limit, node)
         yield from _check_other_than(node.other_than)
-        for what, value in (("CHUNK", node.chunk), ("BUDGET", node.budget)):
-            if (
-                value is not None
-                and value != "auto"
-                and (isinstance(value, bool) or not isinstance(value, int) or value < 1)
-            ):
-                yield Problem(
-                    f"{what} must be a positive whole number or AUTO, got {value!r}", node.span
-                )
+        yield from _check_halving(node)
     elif isinstance(node, n.Rank):
         yield from _check_model_pool(node.source)
         for column in node.columns:
@@ -112,6 +104,7 @@ def _check(node: n.Statement) -> Iterator[Problem]:
             yield from _check_method(method, RANKERS, "ranker")
         yield from _check_limit(node.limit, node)
         yield from _check_other_than(node.other_than)
+        yield from _check_halving(node)
     elif isinstance(node, n.VecSelect):
         if isinstance(node.source, n.Table) and TABLES.get(node.source.name) == "model":
             yield Problem(
@@ -444,6 +437,33 @@ def _check_method(method: n.Method, table: dict[str, MethodSpec], what: str) -> 
 def _check_limit(limit: int | None, node: n.Node) -> Iterator[Problem]:
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
         yield Problem(f"LIMIT must be a non-negative whole number, got {limit!r}", node.span)
+
+
+def _check_halving(node: n.TaskSelect | n.Rank) -> Iterator[Problem]:
+    """``CHUNK``/``BUDGET`` values; in a RANK, only rankers that can be halved."""
+    for what, value in (("CHUNK", node.chunk), ("BUDGET", node.budget)):
+        if (
+            value is not None
+            and value != "auto"
+            and (isinstance(value, bool) or not isinstance(value, int) or value < 1)
+        ):
+            yield Problem(
+                f"{what} must be a positive whole number or AUTO, got {value!r}", node.span
+            )
+    if not isinstance(node, n.Rank) or (node.chunk is None and node.budget is None):
+        return
+    halvable = [name for name, spec in RANKERS.items() if spec.halvable]
+    for method in node.rankers:
+        spec = RANKERS.get(method.name)
+        if spec is not None and not spec.halvable:
+            yield Problem(
+                f"ranker {spec.display} cannot be halved with CHUNK/BUDGET; the rankers "
+                f"that can are {', '.join(halvable)} (their score on a prefix of the "
+                "training rows estimates their score on all of them)",
+                method.span or node.span,
+                f"rank BY {halvable[0]} with CHUNK/BUDGET, or drop CHUNK and BUDGET to score "
+                "every training row",
+            )
 
 
 def _check_other_than(source: n.Source | None) -> Iterator[Problem]:
