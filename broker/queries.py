@@ -39,8 +39,8 @@ from broker.usage import names_used
 from shift.errors import SchedulerError, ShiftError, WorkerError
 from shift.ql import from_json, render, to_json
 from shift.ql import nodes as n
-from shift.tasks import Outcome, TaskSpec, TaskState
 from shift.strategies import DEFAULT_STRATEGY
+from shift.tasks import Outcome, TaskSpec, TaskState
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,15 @@ from broker.search_statements import Resolved, resolve
 from shift.errors import CatalogError, Diagnostic, QueryError, SettingsError
 from shift.methods import CLASSIFIERS, RANKERS
 from shift.payloads import EmbedPayload, RankPayload, blocks_for
-from shift.planner import ClassifyTask, DatasetEntry, Pair, embed_payload, plan
-from shift.planner import train_items, train_prefix
+from shift.planner import (
+    ClassifyTask,
+    DatasetEntry,
+    Pair,
+    embed_payload,
+    plan,
+    train_items,
+    train_prefix,
+)
 from shift.ql import nodes as n
 from shift.ql import parse
 from shift.specs import ModelSpec
@@ -78,7 +85,7 @@ def outputs(statement: n.Rank, setting: str) -> tuple[Output, ...]:
                         0,
                         0,
                         hint="add TESTED ON <test set>, or name a strategy of rankers only "
-                        "(BY \"logme_knn\")",
+                        '(BY "logme_knn")',
                         source="<query>",
                     )
                 )
@@ -246,9 +253,7 @@ def _check_heads(methods: tuple[n.Method, ...], ctx: Context, found: Resolved) -
     Raises:
         CatalogError: such a ranker and models without a source head (named, with the fix).
     """
-    needing = [
-        m.name for m in methods if "logits" in getattr(RANKERS.get(m.name), "needs", ())
-    ]
+    needing = [m.name for m in methods if "logits" in getattr(RANKERS.get(m.name), "needs", ())]
     if not needing:
         return
     headless = [

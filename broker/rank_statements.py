@@ -27,7 +27,7 @@ from typing import Any
 from broker.context import Context
 from broker.evaluator import dataset_sizes
 from broker.explain import PLAN_COLUMNS, explains
-from broker.rank_plan import Output, RankPlan, describe, display, label, plan_rank
+from broker.rank_plan import RankPlan, describe, display, label, plan_rank
 from broker.results import Result, Table
 from broker.statements import handles
 from shift.confidence import Scored, binomial_interval, rank_with_confidence
@@ -152,9 +152,7 @@ async def _scores(planned: RankPlan, ctx: Context) -> dict[n.Method, dict[str, S
     async def proxy(model: str, method: n.Method) -> Scored:
         await ctx.evaluator.embed(planned.embeds[model])
         tasks = planned.classifies[(model, method)]
-        results = await asyncio.gather(
-            *(ctx.evaluator.classify(t.payload, sizes) for t in tasks)
-        )
+        results = await asyncio.gather(*(ctx.evaluator.classify(t.payload, sizes) for t in tasks))
         if planned.proxy_select is None:  # pragma: no cover - proxies imply a select
             raise RuntimeError("proxy without its select")
         return _proxy_scored(model, score_of(planned.proxy_select, results))

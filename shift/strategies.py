@@ -10,7 +10,8 @@ registered name (``BY "logme_knn"``); ``BY "default"``, and a RANK without ``BY`
 strategy the broker's ``rank_strategy`` setting names (:data:`DEFAULT_STRATEGY` unless set).
 
 :func:`rank_strategy` orders the models best first with a stated confidence rule
-(:data:`TIED_RULE`) and tie-break (:data:`TIE_RULE`). Pure: no clock, no network; numpy and scipy are imported only to combine.
+(:data:`TIED_RULE`) and tie-break (:data:`TIE_RULE`). Pure: no clock, no network; numpy and
+scipy are imported only to combine.
 """
 
 from __future__ import annotations
@@ -86,8 +87,7 @@ STRATEGIES: dict[str, StrategySpec] = {
             "features4",
             "rank",
             ("logme", "sfda", "hscore_shrinkage", "knn"),
-            "four estimators that read features, averaged by rank: no single one wins "
-            "everywhere",
+            "four estimators that read features, averaged by rank: no single one wins everywhere",
         ),
     )
 }

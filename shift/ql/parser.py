@@ -25,7 +25,6 @@ from shift.methods import (
 )
 from shift.ql import nodes as n
 from shift.ql import tokens as tk
-from shift.strategies import DEFAULT_NAME, find_strategy, split_text
 from shift.ql.diagnostics import Problem, diagnose, found_token
 from shift.ql.expect import Failures
 from shift.ql.grammar import TOKEN_WORDS, grammar
@@ -40,6 +39,7 @@ from shift.ql.vocabulary import (
     canonical_value,
     closest,
 )
+from shift.strategies import DEFAULT_NAME, find_strategy, split_text
 
 _KEYWORD_SET = tk.KEYWORD_SET
 _RESERVED = frozenset(tk.RESERVED)

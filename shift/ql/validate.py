@@ -21,8 +21,6 @@ from shift.methods import (
 )
 from shift.ql import nodes as n
 from shift.ql.diagnostics import Problem
-from shift.strategies import DEFAULT_NAME, STRATEGIES
-from shift.strategies import KINDS as STRATEGY_KINDS
 from shift.ql.vocabulary import (
     DATASET_COLUMNS,
     LIST_COLUMNS,
@@ -39,6 +37,8 @@ from shift.ql.vocabulary import (
     column_hint,
     columns_for,
 )
+from shift.strategies import DEFAULT_NAME, STRATEGIES
+from shift.strategies import KINDS as STRATEGY_KINDS
 
 
 def validate(statement: n.Statement) -> list[Problem]:
@@ -465,7 +465,9 @@ def _check_strategy(strategy: n.Strategy, tested: bool) -> Iterator[Problem]:
     """A strategy after BY: its kind, at least two distinct components, each a known
     ranker or proxy with valid parameters, and TESTED ON for proxies."""
     span = strategy.span
-    label = repr(strategy.name or strategy.kind + ":" + "+".join(map(_display, strategy.components)))
+    label = repr(
+        strategy.name or strategy.kind + ":" + "+".join(map(_display, strategy.components))
+    )
     if strategy.name == DEFAULT_NAME:
         if strategy.kind or strategy.components:
             yield Problem(
@@ -493,7 +495,7 @@ def _check_strategy(strategy: n.Strategy, tested: bool) -> Iterator[Problem]:
             "combines at least two",
             span,
             "add a ranker or proxy after '+' (e.g. 'rank:logme+knn'), or write a single "
-            "ranker without KIND: (BY \"logme\")",
+            'ranker without KIND: (BY "logme")',
         )
     seen: set[n.Method] = set()
     for component in strategy.components:
