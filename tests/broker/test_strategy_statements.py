@@ -156,7 +156,7 @@ async def test_bad_strategies_fail_before_any_task(ctx, tasks):
     with pytest.raises(QueryError, match="add TESTED ON"):
         await execute(parse(RANK + '"rank:logme+Cosine NN"'), ctx)
     proxied = replace(ctx, rank_strategy="logme_cosine")
-    with pytest.raises(QueryError, match="the default strategy .*has the proxy Cosine NN"):
+    with pytest.raises(QueryError, match=r"the default strategy .*has the proxy Cosine NN"):
         await execute(parse('RANK * FROM models TRAINED ON "train"'), proxied)
     broken = replace(ctx, rank_strategy="logme_knm")
     with pytest.raises(SettingsError, match="did you mean 'logme_knn'"):

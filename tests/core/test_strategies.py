@@ -19,6 +19,8 @@ from shift.strategies import (
     split_text,
 )
 
+PROXIES = ("Cosine NN", "Euclidean NN", "Linear")
+
 
 @pytest.mark.parametrize(
     ("text", "expected"),
