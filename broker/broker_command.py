@@ -25,6 +25,7 @@ BROKER_FLAGS: tuple[Flag, ...] = setting_flags(
     "prefetch_max",
     "max_frame_bytes",
     "halving",
+    "rank_strategy",
 )
 """Flags that override settings of the same name."""
 

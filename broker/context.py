@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from shift.registration import unknown_name
+from shift.strategies import DEFAULT_STRATEGY
 from shift.tasks import TaskSpec
 
 if TYPE_CHECKING:
@@ -127,6 +128,7 @@ class Context:
         machines: Stored halving machines (``None``: nothing persists).
         racing: Successive halving races on a test prefix (the ``halving`` setting);
             false: plain halving, every round on the whole test set.
+        rank_strategy: The strategy of a RANK without BY (the ``rank_strategy`` setting).
     """
 
     catalog: Catalog
@@ -135,6 +137,7 @@ class Context:
     evaluator: Evaluator
     machines: MachineStore | None = None
     racing: bool = True
+    rank_strategy: str = DEFAULT_STRATEGY
 
     @property
     def variables(self) -> dict[str, list[str]]:

@@ -39,6 +39,7 @@ from broker.usage import names_used
 from shift.errors import SchedulerError, ShiftError, WorkerError
 from shift.ql import from_json, render, to_json
 from shift.ql import nodes as n
+from shift.strategies import DEFAULT_STRATEGY
 from shift.tasks import Outcome, TaskSpec, TaskState
 
 log = logging.getLogger(__name__)
@@ -140,6 +141,7 @@ class QueryService:
         catalog: The opened catalog.
         wall: Wall clock for ``created_at``/``finished_at``.
         racing: Successive halving races on a test prefix (the ``halving`` setting).
+        rank_strategy: The strategy of a RANK without BY (the ``rank_strategy`` setting).
     """
 
     def __init__(
@@ -148,11 +150,13 @@ class QueryService:
         catalog: Catalog,
         wall: Callable[[], float] = time.time,
         racing: bool = True,
+        rank_strategy: str = DEFAULT_STRATEGY,
     ) -> None:
         self.broker = broker
         self.catalog = catalog
         self.tables = Tables(broker.store)
         self.racing = racing
+        self.rank_strategy = rank_strategy
         self._wall = wall
         self._live: dict[str, Query] = {}
         self._queues: dict[str, list[Query]] = defaultdict(list)
@@ -391,6 +395,7 @@ class QueryService:
             Evaluator(tasks, self.search),
             self.search,
             self.racing,
+            self.rank_strategy,
         )
 
     async def forget(self, kind: str) -> int:

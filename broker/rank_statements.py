@@ -1,126 +1,51 @@
-"""``RANK cols FROM pool [WHERE ...] TRAINED ON d [TESTED ON d] BY "ranker(params)"``.
+"""``RANK cols FROM pool [WHERE ...] TRAINED ON d [TESTED ON d] [BY rankers and strategies]``.
 
 The candidates and datasets resolve as for a task-aware SELECT (unknown names fail with the
-closest match, mixed modalities before any task). Every (model, ranker) is one content-
-hashed ``rank`` task on the model's stored feature blocks of the training rows, run through
-the evaluator: a RANK after a SELECT on the same data embeds nothing, and a repeated RANK
-creates no task. Rankers score the training rows only; ``TESTED ON``, when given, is read
-for its modality and noted as unused.
+closest match, mixed modalities before any task); :mod:`broker.rank_plan` builds the tasks.
+Every (model, ranker) is one content-hashed ``rank`` task on the model's stored feature
+blocks of the training rows, and every (model, proxy) of a strategy the ``classify``
+evaluations a SELECT on the same data runs, all through the evaluator: a RANK after a
+SELECT on the same data embeds nothing, a repeated RANK creates no task, and a strategy
+after a RANK with the same rankers creates only the missing tasks.
 
 One table per ranker, best first by score (higher is better), with the bootstrap interval
-of every score; ``tied_with_first`` marks the models whose interval overlaps the first's
-(the measurement cannot tell them apart); ties are broken by a narrower interval, then more
-rows, then the name (:func:`shift.confidence.rank_with_confidence`).
+of every score; ``tied_with_first`` marks the models whose interval overlaps the first's;
+ties are broken by a narrower interval, then more rows, then the name
+(:func:`shift.confidence.rank_with_confidence`). One table per strategy, best first by the
+combined score, with each component's score and position
+(:func:`shift.strategies.rank_strategy`: :data:`~shift.strategies.TIED_RULE`,
+:data:`~shift.strategies.TIE_RULE`). No ``BY``: the default strategy (the ``rank_strategy``
+setting).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
-from dataclasses import astuple, dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import astuple
 from typing import Any
 
 from broker import rank_halving
 from broker.context import Context
+from broker.evaluator import dataset_sizes
 from broker.explain import PLAN_COLUMNS, explains
+from broker.rank_plan import RankPlan, describe, display, label, plan_rank
 from broker.results import Result, Table
-from broker.search_statements import Resolved, resolve
 from broker.statements import handles
-from shift.confidence import Scored, rank_with_confidence
-from shift.errors import CatalogError
-from shift.methods import RANKERS
-from shift.payloads import EmbedPayload, RankPayload, RankResult, blocks_for
-from shift.planner import DatasetEntry, Pair, embed_payload, train_items, train_prefix
+from shift.confidence import Scored, binomial_interval, rank_with_confidence
+from shift.methods import CLASSIFIERS, RANKERS
+from shift.payloads import RankResult
+from shift.planner import score_of
 from shift.ql import nodes as n
 from shift.ql.vocabulary import MODEL_COLUMNS
-from shift.specs import ModelSpec
+from shift.strategies import KINDS, TIE_RULE, TIED_RULE, rank_strategy
 from shift.wording import count_of
 
 RANK_RESULT_COLUMNS = ("name", "score", "ci_low", "ci_high", "train_rows", "tied_with_first")
-"""Columns of a RANK table (after any catalog columns the statement selects)."""
+"""Columns of a ranker's table (after any catalog columns the statement selects)."""
 
-
-@dataclass(frozen=True)
-class RankPlan:
-    """A RANK's candidates, the embeds each needs and one payload per (model, ranker)."""
-
-    found: Resolved
-    rankers: tuple[tuple[str, dict[str, Any]], ...]
-    embeds: dict[str, tuple[EmbedPayload, ...]]
-    payloads: dict[tuple[str, str], RankPayload]
-    notes: tuple[str, ...]
-
-
-def _train_pair(statement: n.Rank) -> Pair:
-    items = tuple(i if isinstance(i, n.Mutation) else i.name for i in statement.train)
-    return Pair(items, "")
-
-
-def _embeds(
-    model: ModelSpec, pair: Pair, entries: dict[str, DatasetEntry]
-) -> tuple[EmbedPayload, ...]:
-    names: list[str] = []
-    for item in pair.train:
-        names += [item] if isinstance(item, str) else [item.base, item.target]
-    out = []
-    for name in dict.fromkeys(names):
-        entry = entries[name]
-        out += [embed_payload(model, entry, b) for b in blocks_for(entry.rows)]
-    return tuple(out)
-
-
-def _rankers(statement: n.Rank) -> tuple[tuple[str, dict[str, Any]], ...]:
-    return tuple((m.name, {p.name: p.value.value for p in m.params}) for m in statement.rankers)
-
-
-async def plan_rank(statement: n.Rank, ctx: Context) -> RankPlan:
-    """Resolve the statement and build every task's payload (nothing runs).
-
-    Raises:
-        CatalogError: an unknown name, a dataset that cannot be read, mixed modalities.
-    """
-    found = await resolve(statement, ctx)
-    _check_heads(statement, ctx, found)
-    pair = _train_pair(statement)
-    items = train_items(pair, found.entries)
-    rows = train_prefix(pair, found.entries)
-    rankers = _rankers(statement)
-    embeds = {m.name: _embeds(m, pair, found.entries) for m in found.models}
-    payloads = {
-        (m.name, name): RankPayload(m, items, rows, name, params)
-        for m in found.models
-        for name, params in rankers
-    }
-    notes = list(found.notes)
-    if statement.test:
-        notes.append("rankers score the training rows; TESTED ON is not used by RANK")
-    return RankPlan(found, rankers, embeds, payloads, tuple(notes))
-
-
-def _check_heads(statement: n.Rank, ctx: Context, found: Resolved) -> None:
-    """Rankers that read the source head's predictions need models that keep one.
-
-    Raises:
-        CatalogError: such a ranker and models without a source head (named, with the fix).
-    """
-    needing = [
-        m.name for m in statement.rankers if "logits" in getattr(RANKERS.get(m.name), "needs", ())
-    ]
-    if not needing:
-        return
-    headless = [
-        m.name
-        for m in found.models
-        if not (ctx.catalog.get("model", m.name).measured or {}).get("source_classes")
-    ]
-    if headless:
-        names = ", ".join(repr(h) for h in headless)
-        raise CatalogError(
-            f"{' and '.join(needing)} read the source classifier's predictions, and "
-            f"{names} keep no source head (random-init controls, truncations, headless "
-            "checkpoints); rank them with a ranker that reads features (logme, sfda, hscore, "
-            "transrate, knn) or leave them out with WHERE name NOT IN (...)"
-        )
+STRATEGY_RESULT_COLUMNS = ("name", "score", "tied_with_first")
+"""The first columns of a strategy's table; each component's score and ``_rank`` follow."""
 
 
 def _columns(statement: n.Rank) -> list[str]:
@@ -131,24 +56,30 @@ def _columns(statement: n.Rank) -> list[str]:
     return asked + [c for c in RANK_RESULT_COLUMNS if c not in asked]
 
 
-def _table(
-    statement: n.Rank, ctx: Context, name: str, scored: Sequence[tuple[str, RankResult]]
+def _ranker_scored(model: str, result: RankResult) -> Scored:
+    low = result.score if result.ci_low is None else result.ci_low
+    high = result.score if result.ci_high is None else result.ci_high
+    return Scored(model, result.score, low, high, max(result.train_rows, 1))
+
+
+def _proxy_scored(model: str, figures: Mapping[str, Any]) -> Scored:
+    """A proxy's accuracy on the test rows with the Wilson interval of its error, flipped."""
+    rows = max(int(figures["test_rows"]), 1)
+    err = min(max(float(figures["err"]), 0.0), 1.0)
+    interval = binomial_interval(err, rows)
+    return Scored(model, 1.0 - err, 1.0 - interval.high, 1.0 - interval.low, rows)
+
+
+def _catalog_rows(ctx: Context) -> dict[str, dict[str, Any]]:
+    return {r["name"]: r for r in ctx.catalog.rows("model")}
+
+
+def _ranker_table(
+    statement: n.Rank, ctx: Context, method: n.Method, scored: Mapping[str, Scored]
 ) -> Table:
-    spec = RANKERS.get(name)
-    title = f"{spec.display if spec else name} (score: higher is better)"
-    ranked = rank_with_confidence(
-        [
-            Scored(
-                model,
-                r.score,
-                r.score if r.ci_low is None else r.ci_low,
-                r.score if r.ci_high is None else r.ci_high,
-                max(r.train_rows, 1),
-            )
-            for model, r in scored
-        ]
-    )
-    catalog_rows = {r["name"]: r for r in ctx.catalog.rows("model")}
+    title = f"{display(method)} (score: higher is better)"
+    ranked = rank_with_confidence(list(scored.values()))
+    catalog_rows = _catalog_rows(ctx)
     rows = [
         {
             **catalog_rows.get(r.name, {}),
@@ -166,22 +97,96 @@ def _table(
     return Table.of(title, _columns(statement), rows)
 
 
+def component_columns(strategy: n.Strategy) -> list[str]:
+    """A strategy's per-component columns: ``<method>`` (its score) and ``<method>_rank``
+    (its position in that component's ranking); a method used twice with other parameters
+    gets its position in the strategy appended (``knn_1``, ``knn_2``)."""
+    names = [c.name for c in strategy.components]
+    out = []
+    for index, name in enumerate(names, 1):
+        column = name if names.count(name) == 1 else f"{name}_{index}"
+        out += [column, f"{column}_rank"]
+    return out
+
+
+def _strategy_table(
+    statement: n.Rank,
+    ctx: Context,
+    strategy: n.Strategy,
+    scores: Mapping[n.Method, Mapping[str, Scored]],
+) -> Table:
+    ranked = rank_strategy(strategy.kind, [scores[c] for c in strategy.components])
+    columns = component_columns(strategy)
+    catalog_rows = _catalog_rows(ctx)
+    rows = []
+    for r in ranked:
+        row: dict[str, Any] = {
+            **catalog_rows.get(r.name, {}),
+            "name": r.name,
+            "score": r.score,
+            "tied_with_first": r.tied_with_first,
+        }
+        for index, (c, position) in enumerate(zip(r.components, r.positions, strict=True)):
+            row[columns[2 * index]] = c.score
+            row[columns[2 * index + 1]] = position
+        rows.append(row)
+    if statement.limit is not None:
+        rows = rows[: statement.limit]
+    first = list(STRATEGY_RESULT_COLUMNS) + columns
+    asked = [c.value for c in statement.columns]
+    if asked:
+        shown = asked + [c for c in first if c not in asked]
+    else:
+        shown = first + [c for c in MODEL_COLUMNS if c not in first]
+    title = f"{label(strategy)} ({KINDS[strategy.kind]}; higher is better)"
+    return Table.of(title, shown, rows)
+
+
+async def _scores(planned: RankPlan, ctx: Context) -> dict[n.Method, dict[str, Scored]]:
+    """Every distinct method's score of every model, through the evaluator."""
+    models = planned.found.models
+    sizes = dataset_sizes(planned.found.entries)
+
+    async def ranker(model: str, method: n.Method) -> Scored:
+        payload = planned.payloads[(model, method)]
+        return _ranker_scored(model, await ctx.evaluator.rank(payload, planned.embeds[model]))
+
+    async def proxy(model: str, method: n.Method) -> Scored:
+        await ctx.evaluator.embed(planned.embeds[model])
+        tasks = planned.classifies[(model, method)]
+        results = await asyncio.gather(*(ctx.evaluator.classify(t.payload, sizes) for t in tasks))
+        if planned.proxy_select is None:  # pragma: no cover - proxies imply a select
+            raise RuntimeError("proxy without its select")
+        return _proxy_scored(model, score_of(planned.proxy_select, results))
+
+    jobs = [
+        (method, m.name, (proxy if method.name in CLASSIFIERS else ranker)(m.name, method))
+        for method in planned.methods
+        for m in models
+    ]
+    found = await asyncio.gather(*(job for _, _, job in jobs))
+    out: dict[n.Method, dict[str, Scored]] = {method: {} for method in planned.methods}
+    for (method, model, _), scored in zip(jobs, found, strict=True):
+        out[method][model] = scored
+    return out
+
+
 def is_halving(statement: n.Rank) -> bool:
     """True when the RANK halves over training prefixes (``CHUNK`` or ``BUDGET``)."""
     return statement.chunk is not None or statement.budget is not None
 
 
-def _halving_table(statement: n.Rank, ctx: Context, outcome: rank_halving.RankOutcome) -> Table:
+def _halving_table(
+    statement: n.Rank, ctx: Context, method: n.Method, outcome: rank_halving.RankOutcome
+) -> Table:
     """A halving RANK's table: the finalists ranked as the exhaustive RANK ranks them
     (their scores are its scores), then each round's eliminated models, later rounds
     first, by score; ``eliminated_in`` names the round."""
-    finalists = [(r.name, r.result) for r in outcome.rows if r.eliminated_in is None]
-    table = _table(
-        n.Rank(statement.columns, statement.source, statement.train, (), statement.rankers),
-        ctx,
-        outcome.search.ranker,
-        finalists,
-    )
+    finalists = {
+        r.name: _ranker_scored(r.name, r.result) for r in outcome.rows if r.eliminated_in is None
+    }
+    unlimited = n.Rank(statement.columns, statement.source, statement.train, (), statement.rankers)
+    table = _ranker_table(unlimited, ctx, method, finalists)
     catalog_rows = {r["name"]: r for r in ctx.catalog.rows("model")}
     rows = [
         {**dict(zip(table.columns, row, strict=True)), "eliminated_in": None} for row in table.rows
@@ -212,13 +217,16 @@ async def run_rank_halving(statement: n.Rank, ctx: Context) -> Result:
     planned = await plan_rank(statement, ctx)
     searches = rank_halving.searches(statement, planned.found.models, planned.found.entries)
     outcomes = await asyncio.gather(*(rank_halving.run_rank_halving(s, ctx) for s in searches))
-    tables = tuple(_halving_table(statement, ctx, o) for o in outcomes)
+    methods = [m for m in statement.rankers if isinstance(m, n.Method)]
+    tables = tuple(
+        _halving_table(statement, ctx, m, o) for m, o in zip(methods, outcomes, strict=True)
+    )
     index = tables[0].columns.index("name")
     names = tuple(str(row[index]) for row in tables[0].rows)
     schedule = outcomes[0].machine.schedule
     message = (
         f"{count_of(len(planned.found.models), 'model')} ranked by "
-        f"{', '.join(name for name, _ in planned.rankers)} with successive halving: "
+        f"{', '.join(label(o) for o in planned.outputs)} with successive halving: "
         f"{count_of(len(schedule.rounds), 'round')}, CHUNK {schedule.chunk_rows}, "
         f"BUDGET {schedule.budget_pulls}; finalists scored on {schedule.final_rows} "
         "training rows"
@@ -228,35 +236,47 @@ async def run_rank_halving(statement: n.Rank, ctx: Context) -> Result:
 
 @handles(n.Rank)
 async def run_rank(statement: n.Rank, ctx: Context) -> Result:
-    """RANK: score every candidate with every ranker; one table per ranker, best first."""
+    """RANK: one table per ranker and per strategy, best first; with CHUNK/BUDGET one
+    halving machine per ranker."""
     if is_halving(statement):
         return await run_rank_halving(statement, ctx)
     planned = await plan_rank(statement, ctx)
-
-    async def score(model: ModelSpec, name: str) -> tuple[str, RankResult]:
-        payload = planned.payloads[(model.name, name)]
-        return model.name, await ctx.evaluator.rank(payload, planned.embeds[model.name])
-
+    scores = await _scores(planned, ctx)
     tables = []
+    for output in planned.outputs:
+        if isinstance(output, n.Strategy):
+            tables.append(_strategy_table(statement, ctx, output, scores))
+        else:
+            tables.append(_ranker_table(statement, ctx, output, scores[output]))
     names: tuple[str, ...] = ()
-    for name, _ in planned.rankers:
-        scored = await asyncio.gather(*(score(m, name) for m in planned.found.models))
-        table = _table(statement, ctx, name, scored)
-        tables.append(table)
-        if not names:
-            index = table.columns.index("name")
-            names = tuple(str(row[index]) for row in table.rows)
+    if tables:
+        index = tables[0].columns.index("name")
+        names = tuple(str(row[index]) for row in tables[0].rows)
+    where = "the training rows" + (" and the test rows" if planned.proxies else "")
     message = (
         f"{count_of(len(planned.found.models), 'model')} ranked by "
-        f"{', '.join(name for name, _ in planned.rankers)} on the training rows"
+        f"{', '.join(label(o) for o in planned.outputs)} on {where}"
     )
+    if any(isinstance(o, n.Strategy) for o in planned.outputs):
+        message += f"; strategies: {TIED_RULE}"
     return Result(tuple(tables), "; ".join([message, *planned.notes]), names)
+
+
+def _model_specs(planned: RankPlan, model: str) -> list[Any]:
+    specs = [e.task() for e in planned.embeds[model]]
+    for method in planned.methods:
+        if method.name in RANKERS:
+            specs.append(planned.payloads[(model, method)].task())
+        else:
+            specs += [t.spec for t in planned.classifies[(model, method)]]
+    return specs
 
 
 @explains(n.Rank)
 async def explain_rank(statement: n.Rank, ctx: Context) -> tuple[dict[str, Any], list[Table]]:
-    """RANK's tasks per model (embeds of the training blocks, one rank task per ranker);
-    with CHUNK/BUDGET, the halving rounds per ranker instead."""
+    """RANK's tasks per model (embeds, one rank task per ranker, the proxies' classify
+    evaluations), what each output combines, and the estimated cost; with CHUNK/BUDGET, the
+    halving rounds per ranker instead."""
     if is_halving(statement):
         return await _explain_rank_halving(statement, ctx)
     planned = await plan_rank(statement, ctx)
@@ -264,10 +284,16 @@ async def explain_rank(statement: n.Rank, ctx: Context) -> tuple[dict[str, Any],
     models = []
     total: float | None = 0.0
     known_all = tasks_all = 0
+    train_rows = sum(
+        e.rows for e in planned.found.entries.values() if e.spec.name in _names(statement.train)
+    )
+    test_rows = (
+        sum(e.rows for e in planned.found.entries.values() if e.spec.name in _names(statement.test))
+        if planned.proxies
+        else 0
+    )
     for model in planned.found.models:
-        specs = [e.task() for e in planned.embeds[model.name]] + [
-            planned.payloads[(model.name, name)].task() for name, _ in planned.rankers
-        ]
+        specs = _model_specs(planned, model.name)
         known = sum(1 for s in specs if ctx.tasks.state(s.task_id) == "succeeded")
         cost: float | None = 0.0
         for spec in specs:
@@ -278,38 +304,45 @@ async def explain_rank(statement: n.Rank, ctx: Context) -> tuple[dict[str, Any],
         total = None if total is None or cost is None else total + cost
         known_all += known
         tasks_all += len(specs)
-        rows = sum(
-            e.rows for e in planned.found.entries.values() if e.spec.name in _names(statement)
-        )
         models.append(
             {
                 "model": model.name,
                 "tasks": len(specs),
                 "known": known,
                 "to_run": len(specs) - known,
-                "train_rows": rows,
-                "test_rows": 0,
+                "train_rows": train_rows,
+                "test_rows": test_rows,
                 "estimated_s": cost,
             }
         )
+    strategies = [o for o in planned.outputs if isinstance(o, n.Strategy)]
+    notes = list(planned.notes)
+    for strategy in strategies:
+        notes.append(
+            f"strategy {label(strategy)}: {KINDS[strategy.kind]} of "
+            f"{', '.join(display(c) for c in strategy.components)}"
+        )
+    if strategies:
+        notes += [f"tied_with_first: {TIED_RULE}", f"order: {TIE_RULE}"]
     body = {
         "statement": "rank",
-        "rankers": [name for name, _ in planned.rankers],
+        "rankers": [label(o) for o in planned.outputs],
+        "outputs": [describe(o) for o in planned.outputs],
         "models": models,
         "tasks": tasks_all,
         "known": known_all,
         "to_run": tasks_all - known_all,
         "estimated_s": total,
-        "notes": list(planned.notes),
+        "notes": notes,
     }
     if total is None:
         body["notes"].append("cost unknown for tasks of a kind or model never run before")
     return body, [Table.of("plan", PLAN_COLUMNS, models)]
 
 
-def _names(statement: n.Rank) -> set[str]:
+def _names(items: Sequence[n.DatasetItem]) -> set[str]:
     out: set[str] = set()
-    for item in statement.train:
+    for item in items:
         out |= {item.base, item.target} if isinstance(item, n.Mutation) else {item.name}
     return out
 
@@ -368,7 +401,7 @@ async def _explain_rank_halving(
             tables.append(Table.of(f"scores ({search.ranker})", list(scores[0]), scores))
     body: dict[str, Any] = {
         "statement": "rank (successive halving)",
-        "rankers": [name for name, _ in planned.rankers],
+        "rankers": [label(o) for o in planned.outputs],
         **totals,
         "estimated_s": estimate,
         "halving": body_searches,

@@ -22,6 +22,7 @@ from broker.api import ApiRunner, check_bind, create_app
 from broker.catalog import Catalog
 from broker.curve import curve_server
 from broker.queries import QueryService
+from broker.rank_plan import default_strategy
 from broker.search_api import Search
 from broker.service import Broker, BrokerConfig
 from broker.store import Store
@@ -128,7 +129,12 @@ async def open_search(broker: Broker, settings: dict[str, Any]) -> Search:
     finetune = checkpoint_root(settings["state_dir"])
     catalog = Catalog(broker, data_roots(str(settings["data_roots"])), own=(finetune,))
     await catalog.open()
-    queries = QueryService(broker, catalog, racing=halving_rule(settings) == "racing")
+    queries = QueryService(
+        broker,
+        catalog,
+        racing=halving_rule(settings) == "racing",
+        rank_strategy=str(settings["rank_strategy"]),
+    )
     await queries.open()
     return Search(catalog, queries)
 
@@ -181,6 +187,7 @@ def command_settings(args: Any, flags: Any, command: str) -> dict[str, Any] | No
         settings = load_settings(setting_overrides(args, flags))
         check_bind(settings["http_host"], settings["token"])  # refuse before starting
         halving_rule(settings)
+        default_strategy(str(settings["rank_strategy"]))
         return settings
     except ShiftError as error:
         print(f"shift {command}: {error}", file=sys.stderr)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from shift.errors import SettingsError
+from shift.strategies import DEFAULT_STRATEGY
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,11 @@ SETTINGS: tuple[Setting, ...] = (
         "confidence margin) or plain (every round on the whole test set).",
     ),
     Setting("max_frame_bytes", 16777216, "Largest ZeroMQ frame accepted; larger ones are dropped."),
+    Setting(
+        "rank_strategy",
+        DEFAULT_STRATEGY,
+        "Strategy of a RANK without BY (and of BY default): a registered strategy or KIND:A+B.",
+    ),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}

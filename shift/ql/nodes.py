@@ -311,6 +311,24 @@ class Method(Node):
     span: Span = field(default=None, compare=False, repr=False, kw_only=True)
 
 
+@dataclass(frozen=True)
+class Strategy(Node):
+    """A strategy after ``BY``: two or more components combined into one ranking.
+
+    ``kind`` is ``rank`` (rank averaging) or ``z`` (z-score averaging); each component is a
+    ranker or a proxy (classifier) under its canonical name with every parameter
+    (:mod:`shift.strategies`). ``name`` is the registered strategy's name, empty when it was
+    written inline (``"rank:logme+knn"``). ``name == "default"`` with no kind and no
+    components is the strategy of the broker's ``rank_strategy`` setting, resolved there.
+    """
+
+    TAG = "strategy"
+    kind: str
+    components: tuple[Method, ...]
+    name: str = ""
+    span: Span = field(default=None, compare=False, repr=False, kw_only=True)
+
+
 # ----------------------------------------------------------------------------- statements
 
 
@@ -362,10 +380,12 @@ class TaskSelect(Node):
 
 @dataclass(frozen=True)
 class Rank(Node):
-    """``RANK cols FROM pool ... TRAINED ON ... [TESTED ON ...] BY "ranker(params)" | [...]``.
+    """``RANK cols FROM pool ... TRAINED ON ... [TESTED ON ...] [BY "ranker(params)" | [...]]``.
 
-    ``chunk`` and ``budget`` are ``None`` for a RANK on every training row; either one set
-    (``CHUNK n|AUTO``, ``BUDGET n|AUTO``) halves over training prefixes (docs/halving.md).
+    ``rankers`` holds rankers and strategies in the order written; empty (no ``BY``) means
+    the default strategy (the broker's ``rank_strategy`` setting). ``chunk`` and ``budget``
+    are ``None`` for a RANK on every training row; either one set (``CHUNK n|AUTO``,
+    ``BUDGET n|AUTO``) halves over training prefixes (docs/halving.md).
     """
 
     TAG = "rank"
@@ -373,7 +393,7 @@ class Rank(Node):
     source: Source
     train: tuple[DatasetItem, ...]
     test: tuple[DatasetItem, ...]
-    rankers: tuple[Method, ...]
+    rankers: tuple[Method | Strategy, ...]
     where: Condition | None = None
     limit: int | None = None
     other_than: Source | None = None
@@ -541,8 +561,8 @@ NODE_TYPES: dict[str, type[Node]] = {
     cls.TAG: cls
     for cls in (
         Value, ValueList, Name, Param, Compare, Between, In, Like, IsNull, Finetuned, Not, And, Or,
-        Table, Variable, NameList, Dataset, Change, Mutation, OrderKey, Method, Select, TaskSelect,
-        Rank, VecSelect, Union, Finetune, Explain, Declare, Print, Use, Register, RegisterModels,
-        Purge, Drop, Script,
+        Table, Variable, NameList, Dataset, Change, Mutation, OrderKey, Method, Strategy, Select,
+        TaskSelect, Rank, VecSelect, Union, Finetune, Explain, Declare, Print, Use, Register,
+        RegisterModels, Purge, Drop, Script,
     )
 }  # fmt: skip

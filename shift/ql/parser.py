@@ -40,6 +40,7 @@ from shift.ql.vocabulary import (
     canonical_value,
     closest,
 )
+from shift.strategies import DEFAULT_NAME, find_strategy, split_text
 
 _KEYWORD_SET = tk.KEYWORD_SET
 _RESERVED = frozenset(tk.RESERVED)
@@ -460,7 +461,10 @@ class _Builder:
         if is_vec and not is_rank:
             return self.vec_select(node, source, where, clauses)
         if is_rank:
-            self.require(clauses, ("trained_on", "ranked_by"), node, "RANK")
+            if "trained_on" not in clauses:  # BY is optional: the default strategy
+                present = [clause for clause, _ in clauses.values()]
+                anchor = _span(present[0]) if present else (node.start, _end(node))
+                self.fail("RANK needs TRAINED ON", anchor, "add TRAINED ON ... to the statement")
             self.forbid(
                 clauses,
                 ("classified_by",),
@@ -479,7 +483,7 @@ class _Builder:
                 source,
                 value["trained_on"],
                 value.get("tested_on", (False, ()))[1],
-                value["ranked_by"],
+                value.get("ranked_by", ()),
                 where,
                 value.get("limit"),
                 value.get("other_than"),
@@ -710,24 +714,68 @@ class _Builder:
             word, params = self.method_text(word, kids[0])
         return self.method(CLASSIFIERS, word, params, node, "classifier")
 
-    def clause_ranked_by(self, node: PNode) -> tuple[n.Method, ...]:
+    def clause_ranked_by(self, node: PNode) -> tuple[n.Method | n.Strategy, ...]:
         target = _kids(node)[1]
         items = [_kids(k)[0] for k in _kids(target) if k.expr_name == "ranker_item"]
         methods = [self.ranker(k) for k in items]
-        seen: set[n.Method] = set()
+        seen: set[n.Method | n.Strategy] = set()
         for method, k in zip(methods, items, strict=True):
             if method in seen:
-                self.fail(f"ranker {method.name} is listed twice", k)
+                what = "strategy" if isinstance(method, n.Strategy) else "ranker"
+                label = _raw(k) if isinstance(method, n.Strategy) else method.name
+                self.fail(f"{what} {label} is listed twice", k, "keep one of them")
             seen.add(method)
         return tuple(methods)
 
-    def ranker(self, target: PNode) -> n.Method:
-        """One ranker after BY: a name or a ``"name(param=value, ...)"`` string."""
+    def ranker(self, target: PNode) -> n.Method | n.Strategy:
+        """One item after BY: a ranker (a name or a ``"name(param=value, ...)"`` string) or
+        a strategy (``"kind:a+b"``, a registered strategy's name, or ``default``)."""
         if target.expr_name == "string":
-            word, params = self.method_text(self.string(target), target)
+            text = self.string(target)
+            strategy = self.strategy(text, target)
+            if strategy is not None:
+                return strategy
+            word, params = self.method_text(text, target)
         else:
             word, params = self.name(target).value, []
+            strategy = self.strategy(word, target)
+            if strategy is not None:
+                return strategy
         return self.method(RANKERS, word, params, target, "ranker")
+
+    def strategy(self, text: str, node: PNode) -> n.Strategy | None:
+        """A strategy written after BY, or ``None`` when ``text`` is not one.
+
+        A registered name expands to its components (and keeps the name); ``default`` is
+        left for the broker, which knows its ``rank_strategy`` setting.
+        """
+        span = _span(node)
+        if text.strip().lower() == DEFAULT_NAME:
+            return n.Strategy("", (), DEFAULT_NAME, span=span)
+        name = ""
+        spec = find_strategy(text) if find_method(RANKERS, text) is None else None
+        if spec is not None:
+            name, text = spec.name, spec.text
+        split = split_text(text)
+        if split is None:
+            return None
+        kind, parts = split
+        components = []
+        for part in parts:
+            if not part:
+                self.fail(
+                    f"strategy {_short(text)} has an empty component",
+                    node,
+                    "write KIND:COMPONENT+COMPONENT, e.g. 'rank:logme+knn'",
+                )
+            word, params = self.method_text(part, node)
+            if find_method(RANKERS, word) is not None:
+                components.append(self.method(RANKERS, word, params, node, "ranker"))
+            elif find_method(CLASSIFIERS, word) is not None:
+                components.append(self.method(CLASSIFIERS, word, params, node, "proxy"))
+            else:  # validate() reports it with the closest name
+                components.append(n.Method(word, tuple(params), span=span))
+        return n.Strategy(kind, tuple(components), name, span=span)
 
     def method_text(self, text: str, node: PNode) -> tuple[str, list[n.Param]]:
         """Parse ``"name(key=value, ...)"`` written inside a string."""

@@ -97,6 +97,18 @@ def _ranker(method: n.Method) -> str:
     return quote(inner)
 
 
+def _strategy(strategy: n.Strategy) -> str:
+    """A strategy as a quoted string: its registered name, or ``kind:a+b``."""
+    if strategy.name:
+        return quote(strategy.name)
+    parts = []
+    for method in strategy.components:
+        spec = RANKERS.get(method.name) or CLASSIFIERS.get(method.name)
+        display = spec.display if spec else method.name
+        parts.append(display + (_string_params(method.params) if method.params else ""))
+    return quote(f"{strategy.kind}:" + "+".join(parts))
+
+
 def _string_params(params: tuple[n.Param, ...]) -> str:
     """Parameters written inside a quoted ranker string: strings in single quotes."""
 
@@ -170,8 +182,9 @@ def _(node: n.Rank) -> str:
     parts.append("TRAINED ON " + _datasets(node.train))
     if node.test:
         parts.append("TESTED ON " + _datasets(node.test))
-    rankers = [_ranker(m) for m in node.rankers]
-    parts.append("BY " + (rankers[0] if len(rankers) == 1 else "[" + ", ".join(rankers) + "]"))
+    rankers = [_strategy(m) if isinstance(m, n.Strategy) else _ranker(m) for m in node.rankers]
+    if rankers:  # no BY: the default strategy
+        parts.append("BY " + (rankers[0] if len(rankers) == 1 else "[" + ", ".join(rankers) + "]"))
     parts += _tail(node.limit, node.other_than)
     parts += _halving(node.chunk, node.budget)
     if node.wait:

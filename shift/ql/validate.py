@@ -7,11 +7,19 @@ columns, tables, classifiers and rankers under their canonical names with every 
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
-from shift.methods import CLASSIFIERS, FINETUNE_PARAMS, RANKERS, MethodSpec, classifier_problem
+from shift.methods import (
+    CLASSIFIERS,
+    FINETUNE_PARAMS,
+    RANKERS,
+    MethodSpec,
+    classifier_problem,
+    find_method,
+)
 from shift.ql import nodes as n
 from shift.ql.diagnostics import Problem
 from shift.ql.vocabulary import (
@@ -31,6 +39,8 @@ from shift.ql.vocabulary import (
     column_hint,
     columns_for,
 )
+from shift.strategies import DEFAULT_NAME, STRATEGIES
+from shift.strategies import KINDS as STRATEGY_KINDS
 
 
 def validate(statement: n.Statement) -> list[Problem]:
@@ -98,10 +108,11 @@ def _check(node: n.Statement) -> Iterator[Problem]:
         yield from _check_datasets(node.train, "TRAINED ON")
         if node.test:
             yield from _check_datasets(node.test, "TESTED ON")
-        if not node.rankers:
-            yield Problem("RANK needs at least one ranker after BY", None)
-        for method in node.rankers:
-            yield from _check_method(method, RANKERS, "ranker")
+        for item in node.rankers:
+            if isinstance(item, n.Strategy):
+                yield from _check_strategy(item, tested=bool(node.test))
+            else:
+                yield from _check_ranker(item)
         yield from _check_limit(node.limit, node)
         yield from _check_other_than(node.other_than)
         yield from _check_halving(node)
@@ -434,6 +445,106 @@ def _check_method(method: n.Method, table: dict[str, MethodSpec], what: str) -> 
             yield Problem(f"{what} {spec.display}: {message}", param.span or method.span)
 
 
+def _check_ranker(method: n.Method) -> Iterator[Problem]:
+    """A plain ranker after BY; an unknown name also hints at strategies and proxies."""
+    if method.name in RANKERS:
+        yield from _check_method(method, RANKERS, "ranker")
+        return
+    choices = [s.display for s in RANKERS.values()]
+    proxy = find_method(CLASSIFIERS, method.name)
+    if proxy is not None:
+        hint = (
+            f"{proxy.display} is a proxy: combine it with a ranker in a strategy, "
+            f"'rank:logme+{proxy.display}' (with TESTED ON), or rank by it alone with "
+            "SELECT ... CLASSIFIED BY"
+        )
+    else:
+        hint = _hint(method.name, choices + list(RANKERS) + list(STRATEGIES))
+    yield Problem(
+        f"unknown ranker {method.name!r} (known: {', '.join(choices)}) and no strategy of "
+        f"that name (strategies: {', '.join([*STRATEGIES, DEFAULT_NAME])}, or KIND:A+B)",
+        method.span,
+        hint,
+    )
+
+
+def _display(method: n.Method) -> str:
+    spec = RANKERS.get(method.name) or CLASSIFIERS.get(method.name)
+    return spec.display if spec else method.name
+
+
+def _check_strategy(strategy: n.Strategy, tested: bool) -> Iterator[Problem]:
+    """A strategy after BY: its kind, at least two distinct components, each a known
+    ranker or proxy with valid parameters, and TESTED ON for proxies."""
+    span = strategy.span
+    label = repr(
+        strategy.name or strategy.kind + ":" + "+".join(map(_display, strategy.components))
+    )
+    if strategy.name == DEFAULT_NAME:
+        if strategy.kind or strategy.components:
+            yield Problem(
+                "the default strategy is named by the rank_strategy setting; it takes no kind "
+                "or components",
+                span,
+            )
+        return
+    if strategy.name and strategy.name not in STRATEGIES:
+        yield Problem(
+            f"unknown strategy {strategy.name!r} (known: {', '.join(STRATEGIES)})",
+            span,
+            _hint(strategy.name, list(STRATEGIES)),
+        )
+    if strategy.kind not in STRATEGY_KINDS:
+        listed = ", ".join(f"{k} ({what})" for k, what in STRATEGY_KINDS.items())
+        yield Problem(
+            f"strategy {label}: unknown kind {strategy.kind!r} (kinds: {listed})",
+            span,
+            _hint(strategy.kind, list(STRATEGY_KINDS)) or "write e.g. 'rank:logme+knn'",
+        )
+    if len(strategy.components) < 2:
+        yield Problem(
+            f"strategy {label} has {len(strategy.components)} component(s); a strategy "
+            "combines at least two",
+            span,
+            "add a ranker or proxy after '+' (e.g. 'rank:logme+knn'), or write a single "
+            'ranker without KIND: (BY "logme")',
+        )
+    seen: set[n.Method] = set()
+    for component in strategy.components:
+        if component in seen:
+            yield Problem(
+                f"strategy {label} lists {component.name} twice",
+                span,
+                "remove one of them (with other parameters it is another component)",
+            )
+        seen.add(component)
+        if component.name in RANKERS:
+            yield from _check_method(component, RANKERS, "ranker")
+        elif component.name in CLASSIFIERS:
+            problems = list(_check_method(component, CLASSIFIERS, "proxy"))
+            yield from problems
+            params = {p.name: p.value.value for p in component.params}
+            if not problems and (message := classifier_problem(component.name, params)):
+                yield Problem(f"proxy {CLASSIFIERS[component.name].display}: {message}", span)
+            if not tested:
+                yield Problem(
+                    f"strategy {label}: the proxy {CLASSIFIERS[component.name].display} scores "
+                    "the test rows, and this RANK has no TESTED ON",
+                    span,
+                    "add TESTED ON <test set>, or use the ranker knn instead (leave-one-out "
+                    "k-NN accuracy on the training rows)",
+                )
+        else:
+            rankers = [s.display for s in RANKERS.values()]
+            proxies = [s.display for s in CLASSIFIERS.values()]
+            yield Problem(
+                f"strategy {label}: unknown component {component.name!r} (rankers: "
+                f"{', '.join(rankers)}; proxies: {', '.join(proxies)})",
+                span,
+                _hint(component.name, rankers + proxies + list(RANKERS) + list(CLASSIFIERS)),
+            )
+
+
 def _check_limit(limit: int | None, node: n.Node) -> Iterator[Problem]:
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
         yield Problem(f"LIMIT must be a non-negative whole number, got {limit!r}", node.span)
@@ -453,6 +564,16 @@ def _check_halving(node: n.TaskSelect | n.Rank) -> Iterator[Problem]:
     if not isinstance(node, n.Rank) or (node.chunk is None and node.budget is None):
         return
     halvable = [name for name, spec in RANKERS.items() if spec.halvable]
+    if not node.rankers or any(isinstance(m, n.Strategy) for m in node.rankers):
+        yield Problem(
+            "CHUNK/BUDGET halve one ranker at a time, not a strategy (nor the default "
+            "strategy of a RANK without BY)",
+            node.span,
+            f"name the rankers: BY [{', '.join(json.dumps(h) for h in halvable)}] with "
+            "CHUNK/BUDGET, "
+            "or drop CHUNK and BUDGET to rank by the strategy on every training row",
+        )
+        return
     for method in node.rankers:
         spec = RANKERS.get(method.name)
         if spec is not None and not spec.halvable:
