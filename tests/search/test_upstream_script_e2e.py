@@ -29,7 +29,7 @@ from .conftest import ROOT, Cluster
 
 SCRIPT = ROOT / "examples" / "upstream_style.shiftql"
 ZOO_MODELS = ("efficientnet-lite0", "efficientnet-lite0-random")
-POOL = {*ZOO_MODELS, "resnet18"}
+POOL = {*ZOO_MODELS, "mobilenet-v3-small"}
 DIGITS = (0, 1, 3, 7)
 """The digit classes written; the script's mutation relabels the 7s as 1."""
 DIGITS_PER_CLASS = {"train": 15, "test": 6}
@@ -151,13 +151,13 @@ def test_upstream_register_columns_become_torchvision_readers(
 ) -> None:
     _, queries = ran
     rows = {row["name"]: row for q in _of(queries, "register") for row in _rows(q)}
-    assert rows["resnet18"]["source"] == "torchvision"
-    assert rows["resnet18"]["torchvision_name"] == "ResNet18"
-    assert rows["resnet18"]["feature_dim"] == 512
+    model = rows["mobilenet-v3-small"]
+    assert (model["source"], model["torchvision_name"]) == ("torchvision", "MobileNet_V3_Small")
+    assert model["feature_dim"] == 1024  # the input of its last linear layer
     sizes = {
         name: (row["reader"], row["size"], row["num_classes"])
         for name, row in rows.items()
-        if name != "resnet18"
+        if name != "mobilenet-v3-small"
     }
     assert sizes["mnist-train"] == ("torchvision", 40, 4)  # 60 rows on disk, size 40
     assert sizes["mnist-test"] == ("torchvision", 24, 4)
@@ -173,7 +173,7 @@ def test_select_all_and_the_torchvision_probe(ran: tuple[Cluster, list[dict[str,
     assert {row["name"] for row in _rows(listed)} == POOL
     assert "tf_image_model_url" in _table(listed)["columns"]  # all: every model column
     declared = {q["statement"].split()[1]: q for q in _of(queries, "declare")}
-    assert {row["name"] for row in _rows(declared["my_probe"])} == {"resnet18"}
+    assert {row["name"] for row in _rows(declared["my_probe"])} == {"mobilenet-v3-small"}
     assert {row["name"] for row in _rows(declared["my_models"])} == POOL
     (vec,) = _of(queries, "vec_select")
     table = _table(vec)
@@ -182,8 +182,8 @@ def test_select_all_and_the_torchvision_probe(ran: tuple[Cluster, list[dict[str,
     matrix = np.array([row[1:] for row in table["rows"]], dtype=float)
     assert np.array_equal(matrix, matrix.T) and np.all(np.diag(matrix) == 0)
     assert np.all(matrix[~np.eye(3, dtype=bool)] > 0)
-    # MNIST's two splits are the closest pair (0.55 against 0.77 and 0.83 when measured)
-    assert "probe resnet18" in vec["result"]["message"]
+    # MNIST's two splits are the closest pair
+    assert "probe mobilenet-v3-small" in vec["result"]["message"]
     assert "closest pair: mnist-train and mnist-test" in vec["result"]["message"]
 
 
