@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from broker.context import Context
@@ -20,6 +21,33 @@ def variable(ctx: Context, name: str) -> list[str]:
         CatalogError: unknown variable, naming the closest declared one.
     """
     return ctx.session.get(name)
+
+
+def probe_name(name: str, models: Collection[str], variables: Mapping[str, list[str]]) -> str:
+    """The model ``probe = name`` means: the model of that name, else the one model a session
+    variable holds (upstream SHiFT DECLAREs its probe: ``declare my_probe AS select * from
+    image_models where torchvision_name = "ResNet18"``).
+
+    A name that is neither is returned as it is, so the catalog lookup names the closest model.
+
+    Raises:
+        CatalogError: the variable holds no model, several, or a name that is not a model.
+    """
+    if name in models or name not in variables:
+        return name
+    held = variables[name]
+    if len(held) != 1:
+        shown = ", ".join(repr(h) for h in held[:5]) + (", ..." if len(held) > 5 else "")
+        raise CatalogError(
+            f"probe = {name}: the variable {name!r} holds {len(held)} names ({shown or 'none'}) "
+            "but a probe is one model; DECLARE it with a WHERE (or LIMIT 1) that keeps one"
+        )
+    if held[0] not in models:
+        raise CatalogError(
+            f"probe = {name}: the variable {name!r} holds {held[0]!r}, which is not a model; "
+            "DECLARE it from image_models, text_models or models"
+        )
+    return held[0]
 
 
 def source_rows(

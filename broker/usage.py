@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from broker.sources import MODALITY_OF_TABLE
+from broker.sources import MODALITY_OF_TABLE, probe_name
 from shift import evaluate
 from shift.errors import ShiftError
 from shift.planner import dataset_names
@@ -40,7 +40,11 @@ def names_used(
         return _pool(statement.source, where, other, rows.get("model", ()), variables)
     if isinstance(statement, n.VecSelect):
         if kind == "model":
-            return {statement.probe}
+            models = {str(r["name"]) for r in rows.get("model", ())}
+            try:
+                return {probe_name(statement.probe, models, variables)}
+            except ShiftError:  # the query fails on this probe: count the name, to be safe
+                return {statement.probe}
         return _pool(statement.source, statement.where, None, rows.get("dataset", ()), variables)
     if isinstance(statement, n.Finetune):
         if kind == "dataset":

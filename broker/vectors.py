@@ -20,7 +20,7 @@ from broker.catalog import EntryStatus
 from broker.context import Context
 from broker.explain import Step, explain_steps, explains, forward_row_seconds
 from broker.results import Result, Table
-from broker.sources import source_rows, variable
+from broker.sources import probe_name, source_rows, variable
 from broker.statements import handles
 from shift import evaluate
 from shift.errors import CatalogError
@@ -91,7 +91,8 @@ async def plan_vec(statement: n.VecSelect, ctx: Context, sample_rows: int = SAMP
             (Datasets that failed to register are left out of ``FROM readers`` with a
             note; named ones fail the statement.)
     """
-    probe = await _probe(statement.probe, ctx)
+    models = {r["name"] for r in ctx.catalog.rows("model")}
+    probe = await _probe(probe_name(statement.probe, models, ctx.variables), ctx)
     names = _dataset_names(statement.source, ctx)
     await ctx.catalog.settle("dataset", names)
     chosen = set(names)

@@ -40,6 +40,8 @@ VARIABLES = {"small": ["effnet"]}
         ('RANK name FROM ["vit"] TRAINED ON photos BY "logme"', {"vit"}, {"photos"}),
         ('SELECT vec FROM readers WHERE probe = "vit" AND size > 10', {"vit"},
          {"photos", "reviews", "digits"}),
+        ("SELECT vec FROM readers WHERE probe = small", {"effnet"},
+         {"photos", "reviews", "digits"}),
         ('FINETUNE ["bert"] WITH reviews', {"bert"}, {"reviews"}),
         ('FINETUNE ["vit"] WITH photos (epochs=1, test="digits")', {"vit"}, {"photos", "digits"}),
         ("EXPLAIN SELECT name FROM text_models TRAINED ON reviews TESTED ON reviews", {"bert"},
