@@ -1,0 +1,91 @@
+"""The broker's block store: every feature block a worker without the broker's disk wrote.
+
+The broker's feature folder (``STATE_DIR/features``) is the hub. Workers that share it
+(same folder, or a shared mount: they read the same ``.store-id``) write blocks there as
+they always did. Workers that do not share it upload each block they write (UPLOAD); the
+broker keeps it when the sender holds a running task for that model and the bytes match
+their digest, and answers any worker's FETCH from here. So blocks outlive the worker that
+wrote them, and a worker that joins late, or takes over from a dead one, never recomputes
+what another has embedded.
+
+File work runs in a thread (``asyncio.to_thread``), never on the event loop. A fetch for a
+block whose upload is still being written waits for that write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from shift.blockfiles import read_block, read_store_id, write_received
+from shift.blocks import BlockData, BlockRef
+from shift.errors import ProtocolError
+from shift.payloads import BLOCK_ROWS
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BlockCounts:
+    """What the block store did, for ``/metrics`` and the tests."""
+
+    served: int = 0
+    missing: int = 0
+    received: int = 0
+    refused: int = 0
+
+
+class BlockStore:
+    """Blocks on the broker's disk, served and received off the event loop.
+
+    Args:
+        root: The broker's feature folder.
+        block_rows: Rows per block (the feature store's layout).
+    """
+
+    def __init__(self, root: Path, block_rows: int = BLOCK_ROWS) -> None:
+        self.root = root.expanduser()
+        self.block_rows = block_rows
+        self.store_id = read_store_id(self.root)
+        self.counts = BlockCounts()
+        self._writing: dict[BlockRef, asyncio.Future[None]] = {}
+
+    async def get(self, ref: BlockRef) -> BlockData | None:
+        """The block's bytes and digest, or ``None`` when the broker does not have it.
+
+        Raises:
+            ProtocolError: the block's paths leave the store (a link inside it).
+        """
+        writing = self._writing.get(ref)
+        if writing is not None:
+            await asyncio.shield(writing)
+        data = await asyncio.to_thread(read_block, self.root, ref, self.block_rows)
+        if data is None:
+            self.counts.missing += 1
+        else:
+            self.counts.served += 1
+        return data
+
+    def keep(self, data: BlockData) -> asyncio.Future[None]:
+        """Verify and store an uploaded block in a thread; the future ends when it is done
+        (a block that does not check out is counted, logged and not stored)."""
+        previous = self._writing.get(data.ref)
+        if previous is not None:
+            return previous
+        future = asyncio.ensure_future(self._write(data))
+        self._writing[data.ref] = future
+        future.add_done_callback(lambda _: self._writing.pop(data.ref, None))
+        return future
+
+    async def _write(self, data: BlockData) -> None:
+        try:
+            written = await asyncio.to_thread(write_received, self.root, data, self.block_rows)
+        except ProtocolError as error:
+            self.counts.refused += 1
+            log.warning("refused an uploaded block: %s", error)
+        except OSError as error:
+            log.error("could not store block %s in %s: %s", data.ref, self.root, error)
+        else:
+            self.counts.received += int(written)
