@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 
 from shift.blockfiles import read_block, read_store_id, write_received
@@ -25,16 +25,6 @@ from shift.errors import ProtocolError
 from shift.payloads import BLOCK_ROWS
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class BlockCounts:
-    """What the block store did, for ``/metrics`` and the tests."""
-
-    served: int = 0
-    missing: int = 0
-    received: int = 0
-    refused: int = 0
 
 
 class BlockStore:
@@ -49,7 +39,6 @@ class BlockStore:
         self.root = root.expanduser()
         self.block_rows = block_rows
         self.store_id = read_store_id(self.root)
-        self.counts = BlockCounts()
         self._writing: dict[BlockRef, asyncio.Future[None]] = {}
 
     async def get(self, ref: BlockRef) -> BlockData | None:
@@ -61,31 +50,36 @@ class BlockStore:
         writing = self._writing.get(ref)
         if writing is not None:
             await asyncio.shield(writing)
-        data = await asyncio.to_thread(read_block, self.root, ref, self.block_rows)
-        if data is None:
-            self.counts.missing += 1
-        else:
-            self.counts.served += 1
-        return data
+        return await asyncio.to_thread(read_block, self.root, ref, self.block_rows)
 
-    def keep(self, data: BlockData) -> asyncio.Future[None]:
-        """Verify and store an uploaded block in a thread; the future ends when it is done
-        (a block that does not check out is counted, logged and not stored)."""
+    def keep(
+        self, data: BlockData, on_refused: Callable[[ProtocolError], None]
+    ) -> asyncio.Future[None]:
+        """Verify and store an uploaded block in a thread, after any write of the same block
+        still under way; the future ends when it is done. A block that does not check out
+        is not stored and is handed to ``on_refused`` (the caller's rate-limited warning)."""
         previous = self._writing.get(data.ref)
-        if previous is not None:
-            return previous
-        future = asyncio.ensure_future(self._write(data))
+        future = asyncio.ensure_future(self._write(data, previous, on_refused))
         self._writing[data.ref] = future
-        future.add_done_callback(lambda _: self._writing.pop(data.ref, None))
+
+        def done(_: object) -> None:
+            if self._writing.get(data.ref) is future:
+                del self._writing[data.ref]
+
+        future.add_done_callback(done)
         return future
 
-    async def _write(self, data: BlockData) -> None:
+    async def _write(
+        self,
+        data: BlockData,
+        previous: asyncio.Future[None] | None,
+        on_refused: Callable[[ProtocolError], None],
+    ) -> None:
+        if previous is not None:
+            await asyncio.shield(previous)
         try:
-            written = await asyncio.to_thread(write_received, self.root, data, self.block_rows)
+            await asyncio.to_thread(write_received, self.root, data, self.block_rows)
         except ProtocolError as error:
-            self.counts.refused += 1
-            log.warning("refused an uploaded block: %s", error)
+            on_refused(error)
         except OSError as error:
             log.error("could not store block %s in %s: %s", data.ref, self.root, error)
-        else:
-            self.counts.received += int(written)

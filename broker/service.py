@@ -586,7 +586,12 @@ class Broker:
             )
             self._warn(("upload", worker_id), "refused block %s from %s: %s", ref, worker_id, why)
             return
-        self.blocks.keep(upload.data)
+        self.blocks.keep(
+            upload.data,
+            lambda error: self._warn(
+                ("bad-block", worker_id), "refused block from %s: %s", worker_id, error
+            ),
+        )
 
     def _on_disconnect(self, worker_id: str, disconnect: Disconnect) -> None:
         log.info("worker %s left: %s", worker_id, disconnect.reason or "no reason given")

@@ -26,6 +26,7 @@ from shift.blockfiles import write_received
 from shift.blocks import BlockData, BlockRef
 from shift.codec import pack
 from shift.protocol import HEADER, Block, Heartbeat, Task, Upload, Welcome
+from tests.core.test_blocks import object_npy
 
 MODEL, DATA = "a1" * 16, "b2" * 16
 
@@ -156,9 +157,7 @@ async def test_hostile_block_frames_are_refused(processes, http, tmp_path):
         wrong = BlockData(wrong.ref, wrong.features, wrong.labels, wrong.meta, "0" * 64)
         peer.send(Upload(item.task_id, item.attempt, wrong))  # bytes do not match digest
         pickled = _block(BlockRef(MODEL, DATA, 4))
-        body = io.BytesIO()
-        np.save(body, np.array([{"x": 1}], dtype=object), allow_pickle=True)
-        pickled = BlockData.of(pickled.ref, body.getvalue(), pickled.labels, pickled.meta)
+        pickled = BlockData.of(pickled.ref, object_npy(), pickled.labels, pickled.meta)
         peer.send(Upload(item.task_id, item.attempt, pickled))  # an object array
         kept = _block(BlockRef(MODEL, DATA, 5), num_rows=5 * 256 + 8)
         peer.send(Upload(item.task_id, item.attempt, kept))
