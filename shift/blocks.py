@@ -3,9 +3,10 @@
 A block is the features of one model on one block of a dataset's rows. It travels as three
 byte strings, exactly the files of the feature store: ``features`` (a ``.npy`` of float32,
 rows x feature_dim), ``labels`` (a ``.npy`` of int64 label ids) and ``meta`` (the pair's
-``meta.json``). Its digest is the SHA-256 of the three, each preceded by its length, so a
-receiver can tell the bytes it got from the bytes that were sent, and refuses any block
-whose bytes do not match (nothing is written).
+``meta.json``). Its digest is the SHA-256 of its name and the three, each preceded by its
+length, so a receiver can tell the bytes it got from the bytes that were sent (and a block
+sent under another block's name), and refuses any block that does not match (nothing is
+written).
 
 Names are checked before they touch a path: model and dataset keys are lowercase hex (what
 :func:`shift.hashing.content_hash` makes) and the block index a bounded integer, so no
@@ -94,7 +95,7 @@ class BlockData:
     @classmethod
     def of(cls, ref: BlockRef, features: bytes, labels: bytes, meta: bytes) -> BlockData:
         """A block with the digest of its bytes."""
-        return cls(ref, features, labels, meta, digest(features, labels, meta))
+        return cls(ref, features, labels, meta, digest(ref, features, labels, meta))
 
     @property
     def size(self) -> int:
@@ -102,10 +103,11 @@ class BlockData:
         return len(self.features) + len(self.labels) + len(self.meta)
 
 
-def digest(features: bytes, labels: bytes, meta: bytes) -> str:
-    """SHA-256 (hex) of the three byte strings, each preceded by its 8-byte length."""
+def digest(ref: BlockRef, features: bytes, labels: bytes, meta: bytes) -> str:
+    """SHA-256 (hex) of the block's name and its three files, each preceded by its 8-byte
+    length."""
     h = hashlib.sha256()
-    for part in (features, labels, meta):
+    for part in (str(ref).encode("ascii"), features, labels, meta):
         h.update(struct.pack("<Q", len(part)))
         h.update(part)
     return h.hexdigest()
@@ -161,7 +163,7 @@ def check_block(data: BlockData, block_rows: int) -> dict[str, Any]:
         ProtocolError: the bytes do not match the digest, or the files are not a block of
             at most ``block_rows`` rows that agrees with its meta.
     """
-    actual = digest(data.features, data.labels, data.meta)
+    actual = digest(data.ref, data.features, data.labels, data.meta)
     if actual != data.digest:
         raise ProtocolError(
             f"block {data.ref}: its bytes hash to {actual[:16]}..., not the digest "

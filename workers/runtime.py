@@ -13,6 +13,11 @@ and charges that one (and only it) for the death. Frames stay within ``max_frame
 (results are split into batches that fit; a single result too large fails its task). With
 :class:`shift.keys.CurveClient` keys the DEALER is a CurveZMQ client; a refused key is
 logged (rate-limited) from the socket monitor.
+
+The broker answers READY with WELCOME, naming its feature store. When that is not this
+worker's store (another host, no shared path), a :class:`workers.blocklink.BlockLink` is
+attached to it: blocks a task lacks are fetched (FETCH/BLOCK) and blocks it writes are
+uploaded (UPLOAD), all through this socket.
 """
 
 from __future__ import annotations

@@ -18,20 +18,35 @@ import time
 from pathlib import Path
 
 import numpy as np
+import zmq
 from block_kinds import block_values
 from broker_helpers import DEADLINE_S, HEARTBEAT_MS, ROOT, Api, wait_until
 from peers import RawPeer, metric
 
 from shift.blockfiles import write_received
 from shift.blocks import BlockData, BlockRef
-from shift.codec import pack
-from shift.protocol import HEADER, Block, Heartbeat, Task, Upload, Welcome
+from shift.codec import from_frames, pack, to_frames
+from shift.protocol import (
+    HEADER,
+    Block,
+    Fetch,
+    Heartbeat,
+    Ready,
+    Result,
+    Started,
+    Task,
+    TaskItem,
+    Upload,
+    Welcome,
+)
 from tests.core.test_blocks import object_npy
 
 MODEL, DATA = "a1" * 16, "b2" * 16
 
 
-def start_worker(broker, worker_id: str, state: Path, logs: Path) -> subprocess.Popen[bytes]:
+def start_worker(
+    broker, worker_id: str, state: Path, logs: Path, heartbeat_ms: int = HEARTBEAT_MS
+) -> subprocess.Popen[bytes]:
     """A real worker process whose feature store is ``state/features``."""
     env = {
         **os.environ,
@@ -40,7 +55,7 @@ def start_worker(broker, worker_id: str, state: Path, logs: Path) -> subprocess.
     }
     command = [
         sys.executable, "-m", "workers", "--broker", broker.zmq, "--id", worker_id,
-        "--heartbeat-ms", str(HEARTBEAT_MS), "--plugin", "block_kinds",
+        "--heartbeat-ms", str(heartbeat_ms), "--plugin", "block_kinds",
     ]  # fmt: skip
     with open(logs / f"{worker_id}.log", "a") as log:
         return subprocess.Popen(command, stderr=log, cwd=ROOT, env=env)
@@ -238,3 +253,71 @@ async def _bad_frames(http, broker, at_least: float) -> bool:
 
 async def _refused(http, broker, at_least: float) -> bool:
     return await metric(http, broker.http, "shift_reports_refused_total") >= at_least
+
+
+class FakeBroker:
+    """A ROUTER on loopback that answers a real worker as the test says."""
+
+    def __init__(self) -> None:
+        self.context = zmq.Context()
+        self.sock = self.context.socket(zmq.ROUTER)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        port = self.sock.bind_to_random_port("tcp://127.0.0.1")
+        self.zmq = f"tcp://127.0.0.1:{port}"
+        self.identity = b""
+
+    def send(self, message) -> None:
+        self.sock.send_multipart(to_frames(message, self.identity))
+
+    def next(self, kind: type, answer_fetch=None):
+        """The worker's next ``kind`` message; STARTED is acknowledged, FETCH answered."""
+        deadline = time.monotonic() + DEADLINE_S
+        while time.monotonic() < deadline:
+            if not self.sock.poll(200):
+                self.send(Heartbeat())
+                continue
+            identity, message = from_frames(self.sock.recv_multipart(), routed=True)
+            self.identity = identity
+            if isinstance(message, Started):
+                self.send(message)
+            if isinstance(message, Fetch) and answer_fetch is not None:
+                self.send(answer_fetch(message))
+            if isinstance(message, kind):
+                return message
+        raise AssertionError(f"no {kind.__name__} from the worker")
+
+    def close(self) -> None:
+        self.sock.close(linger=0)
+        self.context.term()
+
+
+def test_a_worker_stores_only_a_fetched_block_that_checks_out(processes, tmp_path):
+    fake = FakeBroker()
+    state = tmp_path / "worker"
+    worker = start_worker(fake, "victim", state, processes["logs"], heartbeat_ms=1000)
+    good = _block(BlockRef(MODEL, DATA, 0))
+    tampered = BlockData(
+        good.ref, good.features[:-4] + b"\x00\x00\x80\x3f", good.labels, good.meta, good.digest
+    )
+    other = _block(BlockRef(MODEL, DATA, 1), num_rows=264)
+    try:
+        fake.next(Ready)
+        fake.send(Welcome("f" * 32))  # another store: the worker fetches what it lacks
+        for n, (data, expected) in enumerate(
+            [
+                (tampered, {"missing": [0]}),  # bytes do not match the digest
+                (other, {"missing": [0]}),  # a block it did not ask for
+                (good, {"sum": float(np.full((8, 4), 0.0).sum()), "labels": [0] * 8}),
+            ]
+        ):
+            item = TaskItem(f"t{n}", "get_rows", _keys(n=n), 1, MODEL)
+            fake.send(Task((item,)))
+            result = fake.next(Result, lambda f, d=data: Block(f.request, f.ref, d))
+            assert result.outcomes[0].value == expected, n
+            if n < 2:
+                assert files(state) == {}  # nothing of the refused block was written
+        assert files(state)["block-000000.npy"] == good.features
+    finally:
+        stop(worker)
+        fake.close()
+    assert "refused a fetched block" in (processes["logs"] / "victim.log").read_text()

@@ -68,6 +68,10 @@ def test_a_valid_block_checks_and_names_the_feature_store_files():
     [
         (lambda d: BlockData(d.ref, d.features + b"\0", d.labels, d.meta, d.digest), "hash"),
         (lambda d: BlockData(d.ref, d.features, d.labels, d.meta, "0" * 64), "hash"),
+        (  # the same bytes under another block's name
+            lambda d: BlockData(BlockRef(MODEL, DATA, 1), d.features, d.labels, d.meta, d.digest),
+            "hash",
+        ),
         (
             lambda d: BlockData.of(d.ref, object_npy(), d.labels, d.meta),
             "<f4",
