@@ -41,6 +41,12 @@ class BlockStore:
         self.store_id = read_store_id(self.root)
         self._writing: dict[BlockRef, asyncio.Future[None]] = {}
 
+    def current_id(self) -> str:
+        """The store's id, read again (``PURGE FEATURES`` on a worker sharing this folder
+        deletes it; the next process to look makes a new one)."""
+        self.store_id = read_store_id(self.root)
+        return self.store_id
+
     async def get(self, ref: BlockRef) -> BlockData | None:
         """The block's bytes and digest, or ``None`` when the broker does not have it.
 

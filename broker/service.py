@@ -511,7 +511,7 @@ class Broker:
             )
         else:  # a reconnect, or a peer repeating itself: not worth a line each time
             self._warn(("reconnect", worker_id), "worker %s announced itself again", worker_id)
-        self._send(worker_id, Welcome(self.blocks.store_id if self.blocks else ""))
+        self._send(worker_id, Welcome(self.blocks.current_id() if self.blocks else ""))
         self._apply(self.dispatcher.worker_ready(ready, now))
 
     def _on_heartbeat(self, worker_id: str, heartbeat: Heartbeat) -> None:
