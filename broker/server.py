@@ -27,6 +27,7 @@ from broker.search_api import Search
 from broker.service import Broker, BrokerConfig
 from broker.store import Store
 from shift.finetuning import checkpoint_root
+from shift.payloads import FEATURES_DIR
 from shift.protocol import Timing
 from shift.settings import halving_rule
 
@@ -63,6 +64,7 @@ def broker_config(settings: dict[str, Any], *, create_keys: bool = False) -> Bro
         prefetch_max=int(settings["prefetch_max"]),
         max_frame_bytes=int(settings["max_frame_bytes"]),
         curve=curve_server(settings, create=create_keys),
+        blocks_dir=Path(settings["state_dir"]).expanduser() / FEATURES_DIR,
     )
 
 

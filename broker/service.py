@@ -22,12 +22,14 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import zmq
 import zmq.asyncio
 from zmq.auth.asyncio import AsyncioAuthenticator
 
+from broker.blocks import BlockStore
 from broker.curve import AllowedKeys
 from broker.metrics import Counters, Histogram, render
 from broker.store import Store
@@ -45,10 +47,12 @@ from shift.keys import CurveServer
 from shift.liveness import Liveness
 from shift.netaddr import endpoint_host, is_loopback
 from shift.protocol import (
+    Block,
     Cancel,
     Command,
     Disconnect,
     Failed,
+    Fetch,
     Heartbeat,
     Message,
     Progress,
@@ -58,6 +62,8 @@ from shift.protocol import (
     Task,
     TaskItem,
     Timing,
+    Upload,
+    Welcome,
     join_frames,
     split_frames,
 )
@@ -89,6 +95,8 @@ class BrokerConfig:
         prefetch_max: Most tasks in flight on one worker, whatever its READY asks.
         max_frame_bytes: Largest frame accepted (``ZMQ_MAXMSGSIZE``) and sent.
         curve: CurveZMQ server keys; ``None`` for a plain link (loopback only).
+        blocks_dir: The broker's feature folder, the hub of feature blocks for workers that
+            do not share it; ``None``: no blocks move (every worker shares one disk).
     """
 
     endpoint: str
@@ -97,6 +105,7 @@ class BrokerConfig:
     prefetch_max: int = 256
     max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
     curve: CurveServer | None = None
+    blocks_dir: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -142,6 +151,8 @@ class Broker:
         self._tasks: list[asyncio.Task[None]] = []
         self._pump_scheduled = False
         self._closed = False
+        self.blocks = None if config.blocks_dir is None else BlockStore(config.blocks_dir)
+        self._fetches: set[asyncio.Task[None]] = set()
         self.bound_endpoint = ""
         self._handlers: dict[type, Callable[[str, Any], None]] = {
             Ready: self._on_ready,
@@ -151,6 +162,8 @@ class Broker:
             Progress: self._on_progress,
             Started: self._on_started,
             Disconnect: self._on_disconnect,
+            Fetch: self._on_fetch,
+            Upload: self._on_upload,
         }
 
     # ---- lifecycle -----------------------------------------------------------------------
@@ -200,9 +213,9 @@ class Broker:
         if self._closed:
             return
         self._closed = True
-        for task in self._tasks:
+        for task in (*self._tasks, *self._fetches):
             task.cancel()
-        for task in self._tasks:
+        for task in (*self._tasks, *self._fetches):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         if self._sock is not None:
@@ -498,6 +511,7 @@ class Broker:
             )
         else:  # a reconnect, or a peer repeating itself: not worth a line each time
             self._warn(("reconnect", worker_id), "worker %s announced itself again", worker_id)
+        self._send(worker_id, Welcome(self.blocks.current_id() if self.blocks else ""))
         self._apply(self.dispatcher.worker_ready(ready, now))
 
     def _on_heartbeat(self, worker_id: str, heartbeat: Heartbeat) -> None:
@@ -530,6 +544,54 @@ class Broker:
             self.progress[progress.task_id] = ProgressReport(
                 progress.done, progress.total, progress.message
             )
+
+    def _on_fetch(self, worker_id: str, fetch: Fetch) -> None:
+        task = asyncio.create_task(self._answer_fetch(worker_id, fetch), name="broker-fetch")
+        self._fetches.add(task)
+        task.add_done_callback(self._fetches.discard)
+
+    async def _answer_fetch(self, worker_id: str, fetch: Fetch) -> None:
+        """Send the block asked for, or say why not (never more than one frame)."""
+        data, error = None, "the broker keeps no blocks"
+        if self.blocks is not None:
+            try:
+                data = await self.blocks.get(fetch.ref)
+                error = "" if data is not None else "the broker does not have this block"
+            except ProtocolError as refused:
+                self._warn(("fetch", worker_id), "refused FETCH from %s: %s", worker_id, refused)
+                error = str(refused)
+        answer = Block(fetch.request, fetch.ref, data, error)
+        try:
+            command, body = encode(answer)
+        except ProtocolError as failure:
+            log.warning("could not encode block %s: %s", fetch.ref, failure)
+            return
+        if len(body) > self.config.max_frame_bytes:
+            limit = self.config.max_frame_bytes
+            answer = Block(fetch.request, fetch.ref, None, f"larger than max_frame_bytes={limit}")
+            command, body = encode(answer)
+        identity = self._identities.get(worker_id)
+        if identity is not None:
+            self._send_body(identity, command, body, "BLOCK")
+
+    def _on_upload(self, worker_id: str, upload: Upload) -> None:
+        ref = upload.data.ref
+        spec = self.dispatcher.assigned(worker_id, upload.task_id, upload.attempt)
+        if self.blocks is None or spec is None or spec.model != ref.model_key:
+            self.counters.reports_refused += 1
+            why = (
+                "the broker keeps no blocks"
+                if self.blocks is None
+                else ("it does not run that task for that model")
+            )
+            self._warn(("upload", worker_id), "refused block %s from %s: %s", ref, worker_id, why)
+            return
+        self.blocks.keep(
+            upload.data,
+            lambda error: self._warn(
+                ("bad-block", worker_id), "refused block from %s: %s", worker_id, error
+            ),
+        )
 
     def _on_disconnect(self, worker_id: str, disconnect: Disconnect) -> None:
         log.info("worker %s left: %s", worker_id, disconnect.reason or "no reason given")

@@ -19,14 +19,17 @@ from typing import Any, TypeVar
 
 import msgpack  # type: ignore[import-untyped]
 
+from shift.blocks import BlockData, BlockRef
 from shift.errors import ProtocolError
 from shift.protocol import (
     BODY_VERSION,
     COMMAND_OF,
+    Block,
     Cancel,
     Command,
     Disconnect,
     Failed,
+    Fetch,
     Heartbeat,
     Message,
     Outcome,
@@ -36,6 +39,8 @@ from shift.protocol import (
     Started,
     Task,
     TaskItem,
+    Upload,
+    Welcome,
     join_frames,
     split_frames,
 )
@@ -232,6 +237,22 @@ def _encode_body(message: Message) -> dict[str, Any]:
             return {"id": message.task_id}
         case Disconnect():
             return {"reason": message.reason}
+        case Welcome():
+            return {"store_id": message.store_id}
+        case Fetch():
+            return {"request": message.request, **_ref_body(message.ref)}
+        case Block():
+            body = {"request": message.request, **_ref_body(message.ref), "error": message.error}
+            if message.data is not None:
+                body.update(_data_body(message.data))
+            return body
+        case Upload():
+            return {
+                "id": message.task_id,
+                "attempt": message.attempt,
+                **_ref_body(message.data.ref),
+                **_data_body(message.data),
+            }
     raise ProtocolError(f"not a protocol message: {type(message).__name__}")
 
 
@@ -285,6 +306,46 @@ def _decode_result(b: dict[str, Any]) -> Result:
     return Result(outcomes)
 
 
+def _ref_body(ref: BlockRef) -> dict[str, Any]:
+    return {"model_key": ref.model_key, "dataset_key": ref.dataset_key, "block": ref.block}
+
+
+def _data_body(data: BlockData) -> dict[str, Any]:
+    return {
+        "digest": data.digest,
+        "features": data.features,
+        "labels": data.labels,
+        "meta": data.meta,
+    }
+
+
+def _ref(b: dict[str, Any]) -> BlockRef:
+    return BlockRef(_get(b, "model_key", str), _get(b, "dataset_key", str), _get(b, "block", int))
+
+
+def _data(b: dict[str, Any], ref: BlockRef) -> BlockData:
+    return BlockData(
+        ref,
+        _get(b, "features", bytes),
+        _get(b, "labels", bytes),
+        _get(b, "meta", bytes),
+        _get(b, "digest", str),
+    )
+
+
+def _request(b: dict[str, Any]) -> int:
+    request = _get(b, "request", int)
+    if not 0 <= request < 2**63:
+        raise ProtocolError(f"block request number {request} is out of range")
+    return request
+
+
+def _decode_block(b: dict[str, Any]) -> Block:
+    ref = _ref(b)
+    data = _data(b, ref) if "features" in b else None
+    return Block(_request(b), ref, data, _get(b, "error", str, ""))
+
+
 _DECODERS: dict[Command, Callable[[dict[str, Any]], Message]] = {
     Command.READY: _decode_ready,
     Command.HEARTBEAT: lambda b: Heartbeat(_strings(_get(b, "models", list, []), "models")),
@@ -307,6 +368,10 @@ _DECODERS: dict[Command, Callable[[dict[str, Any]], Message]] = {
     ),
     Command.CANCEL: lambda b: Cancel(_get(b, "id", str)),
     Command.DISCONNECT: lambda b: Disconnect(_get(b, "reason", str, "")),
+    Command.WELCOME: lambda b: Welcome(_get(b, "store_id", str, "")),
+    Command.FETCH: lambda b: Fetch(_request(b), _ref(b)),
+    Command.BLOCK: _decode_block,
+    Command.UPLOAD: lambda b: Upload(_get(b, "id", str), _attempt(b), _data(b, _ref(b))),
 }
 
 

@@ -387,6 +387,15 @@ class Dispatcher:
         """Check progress from the task's assignee (progress also means it has started)."""
         return self.started(worker_id, Started(progress.task_id, progress.attempt))
 
+    def assigned(self, worker_id: str, task_id: str, attempt: int) -> TaskSpec | None:
+        """The spec of a task running on ``worker_id`` at ``attempt``, else ``None``."""
+        task = self._tasks.get(task_id)
+        if task is None or task.state is not TaskState.RUNNING:
+            return None
+        if task.worker != worker_id or task.attempt != attempt:
+            return None
+        return task.spec
+
     def _holder(self, worker_id: str, task_id: str, attempt: int, effects: Effects) -> _Task | None:
         """The running task if ``worker_id`` holds its current ``attempt``; else record why not.
 

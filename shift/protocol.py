@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from shift.blocks import BlockData, BlockRef
 from shift.errors import ProtocolError
 
 HEADER = b"SHIFTW1"
@@ -46,6 +47,10 @@ class Command(StrEnum):
     FAILED = "FAILED"
     CANCEL = "CANCEL"
     DISCONNECT = "DISCONNECT"
+    WELCOME = "WELCOME"
+    FETCH = "FETCH"
+    BLOCK = "BLOCK"
+    UPLOAD = "UPLOAD"
 
     @property
     def wire(self) -> bytes:
@@ -266,7 +271,83 @@ class Disconnect:
     reason: str = ""
 
 
-Message = Ready | Heartbeat | Task | Started | Progress | Result | Failed | Cancel | Disconnect
+@dataclass(frozen=True)
+class Welcome:
+    """The broker's answer to READY: the id of its feature store.
+
+    A worker whose own feature store has the same id shares the broker's disk and moves no
+    blocks; any other worker fetches the blocks it lacks and uploads the blocks it writes.
+
+    Attributes:
+        store_id: The broker's feature store id; empty when the broker keeps no blocks.
+    """
+
+    store_id: str = ""
+
+
+@dataclass(frozen=True)
+class Fetch:
+    """A worker asks the broker for a feature block it lacks.
+
+    Attributes:
+        request: The worker's number for this request (echoed in the answer).
+        ref: The block.
+    """
+
+    request: int
+    ref: BlockRef
+
+
+@dataclass(frozen=True)
+class Block:
+    """The broker's answer to a :class:`Fetch`: the block, or why it has none.
+
+    Attributes:
+        request: The request answered.
+        ref: The block asked for.
+        data: Its bytes and digest; ``None`` when the broker cannot give it.
+        error: Why not (empty with data).
+    """
+
+    request: int
+    ref: BlockRef
+    data: BlockData | None = None
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A worker without the broker's disk sends a block it wrote while running a task.
+
+    The broker keeps it only from the worker the task is assigned to (current attempt),
+    for the task's model, and only when its bytes match its digest.
+
+    Attributes:
+        task_id: The task that wrote the block.
+        attempt: Its attempt.
+        data: The block.
+    """
+
+    task_id: str
+    attempt: int
+    data: BlockData
+
+
+Message = (
+    Ready
+    | Heartbeat
+    | Task
+    | Started
+    | Progress
+    | Result
+    | Failed
+    | Cancel
+    | Disconnect
+    | Welcome
+    | Fetch
+    | Block
+    | Upload
+)
 
 COMMAND_OF: dict[type, Command] = {
     Ready: Command.READY,
@@ -278,6 +359,10 @@ COMMAND_OF: dict[type, Command] = {
     Failed: Command.FAILED,
     Cancel: Command.CANCEL,
     Disconnect: Command.DISCONNECT,
+    Welcome: Command.WELCOME,
+    Fetch: Command.FETCH,
+    Block: Command.BLOCK,
+    Upload: Command.UPLOAD,
 }
 """The command that carries each message type."""
 

@@ -13,6 +13,11 @@ and charges that one (and only it) for the death. Frames stay within ``max_frame
 (results are split into batches that fit; a single result too large fails its task). With
 :class:`shift.keys.CurveClient` keys the DEALER is a CurveZMQ client; a refused key is
 logged (rate-limited) from the socket monitor.
+
+The broker answers READY with WELCOME, naming its feature store. When that is not this
+worker's store (another host, no shared path), a :class:`workers.blocklink.BlockLink` is
+attached to it: blocks a task lacks are fetched (FETCH/BLOCK) and blocks it writes are
+uploaded (UPLOAD), all through this socket.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import zmq
@@ -40,6 +46,7 @@ from shift.keys import CurveClient
 from shift.liveness import Backoff, Liveness
 from shift.protocol import (
     MAX_BATCH,
+    Block,
     Cancel,
     Disconnect,
     Failed,
@@ -53,9 +60,12 @@ from shift.protocol import (
     Task,
     TaskItem,
     Timing,
+    Welcome,
     join_frames,
 )
 from shift.ratelimit import WarningLimit
+from workers.blocklink import BlockLink
+from workers.features import attach_remote, store_id
 from workers.kinds import KINDS, Cancelled, Retry, TaskContext, TaskKind, get_kind
 from workers.parent import parent_gone
 
@@ -97,6 +107,8 @@ class WorkerConfig:
         max_frame_bytes: Largest frame sent or accepted (as on the broker).
         curve: CurveZMQ client keys; ``None`` for a plain link.
         parent_pid: Exit when this process stops being the parent (``shift up``).
+        feature_store: This worker's feature store root; when the broker's WELCOME names
+            another store, blocks move over the link (``None``: never).
     """
 
     broker: str
@@ -110,6 +122,7 @@ class WorkerConfig:
     max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
     curve: CurveClient | None = None
     parent_pid: int | None = None
+    feature_store: Path | None = None
 
 
 class DeviceThread:
@@ -193,6 +206,7 @@ class Worker:
         self._device: DeviceThread | None = None
         self.tasks_done = 0
         self.sessions = 0
+        self.blocks: BlockLink | None = None
 
     def stop(self) -> None:
         """Ask the worker to drain and stop (safe to call from a signal handler)."""
@@ -213,6 +227,8 @@ class Worker:
                     await asyncio.wait_for(self._stopping.wait(), delay)
             await self._drain(runner)
         finally:
+            if self.config.feature_store is not None:
+                attach_remote(self.config.feature_store, None)
             runner.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await runner
@@ -314,6 +330,11 @@ class Worker:
                     ack = self._acks.get(message.task_id)
                     if ack is not None:
                         ack.set()
+                case Block():
+                    if self.blocks is not None:
+                        self.blocks.answered(message)
+                case Welcome():
+                    self._welcome(message)
                 case Disconnect():
                     log.info("broker does not know this worker (%s); announcing", message.reason)
                     self._announce()
@@ -321,6 +342,39 @@ class Worker:
                     pass
                 case _:
                     log.warning("dropped unexpected %s from broker", type(message).__name__)
+
+    def _welcome(self, welcome: Welcome) -> None:
+        """Move blocks over the link unless this worker's store is the broker's."""
+        root = self.config.feature_store
+        if root is None:
+            return
+        own = store_id(root)
+        if not welcome.store_id or welcome.store_id == own:
+            if self.blocks is not None:
+                log.info("feature store %s is the broker's: no blocks move", root)
+            attach_remote(root, None)
+            self.blocks = None
+            return
+        if self.blocks is None:
+            log.info(
+                "feature store %s is not the broker's (%s): blocks it lacks are fetched, "
+                "blocks it writes are uploaded",
+                root,
+                welcome.store_id,
+            )
+            self.blocks = BlockLink(
+                asyncio.get_running_loop(),
+                self._send,
+                self._send_frames,
+                self._running_task,
+                max(5.0, 4 * self.config.timing.expiry_s),
+                self.config.max_frame_bytes,
+            )
+        attach_remote(root, self.blocks)
+
+    def _running_task(self) -> tuple[str, int] | None:
+        running = self._running
+        return None if running is None else (running[0].task_id, running[0].attempt)
 
     async def _heartbeat(self) -> None:
         while True:

@@ -60,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
     """Run the worker until SIGINT or SIGTERM; returns the exit code."""
     import importlib
     import logging
+    from pathlib import Path
 
     if args.parent_pid is not None:  # first, before the slow imports below
         from workers.parent import die_with_parent
@@ -71,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
     quiet_third_party()  # before transformers is imported: it reads its verbosity once
     from shift.errors import ShiftError
     from shift.keys import read_bundle
+    from shift.payloads import FEATURES_DIR
     from shift.protocol import Timing
     from shift.settings import load_settings
     from workers import (  # noqa: F401  (registers the kinds)
@@ -107,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
             max_frame_bytes=int(settings["max_frame_bytes"]),
             curve=read_bundle(settings["worker_keys"]) if settings["worker_keys"] else None,
             parent_pid=args.parent_pid,
+            feature_store=Path(settings["state_dir"]).expanduser() / FEATURES_DIR,
         )
     except (ShiftError, ImportError) as error:
         print(f"shift worker: {error}", file=sys.stderr)
