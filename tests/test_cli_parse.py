@@ -19,8 +19,8 @@ from shift.ql import from_json, parse_script
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMANDS = (
-    "demo", "parse", "query", "repl", "up", "broker", "worker", "zoo", "simulate", "keys", "sources",
-    "models",
+    "demo", "parse", "query", "repl", "up", "broker", "worker", "zoo", "simulate", "keys",
+    "sources", "models",
 )  # fmt: skip
 """The subcommands users, tests and the README name (the README command table)."""
 
