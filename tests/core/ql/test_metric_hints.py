@@ -26,7 +26,6 @@ CASES = [
     ),
     # in a catalog query `error` is the registration error column, the closest name
     ("SELECT name FROM models ORDER BY eror", "unknown column 'eror'", "did you mean 'error'?"),
-
     ("SELECT name FROM models ORDER BY nmae", "unknown column 'nmae'", "did you mean 'name'?"),
 ]
 
