@@ -62,9 +62,9 @@ def _cuda(device: str, cuda_count: int) -> str:
         raise SettingsError(f"--device {device!r}: the CUDA index must be a whole number")
     index = int(index_text)
     if index >= cuda_count:
-        seen = "no CUDA device is visible" if cuda_count == 0 else (
-            f"only cuda:0 to cuda:{cuda_count - 1} are visible"
-        )
+        seen = f"only cuda:0 to cuda:{cuda_count - 1} are visible"
+        if cuda_count == 0:
+            seen = "no CUDA device is visible"
         raise SettingsError(
             f"--device {device}: {seen} (CUDA_VISIBLE_DEVICES and the installed torch decide); "
             "use --device auto or --device cpu"

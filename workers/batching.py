@@ -10,7 +10,6 @@ shrinks when a batch runs out of memory: that batch is halved and retried, so no
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TypeVar
 
 from shift.errors import WorkerError
@@ -50,7 +49,8 @@ class BatchSizer:
         self.maximum = max(start, maximum if maximum is not None else GROWTH_LIMIT * start)
         self.headroom = headroom
         self.ceiling = self.maximum
-        """Sizes at or above a size that ran out of memory are not tried again."""
+        """The largest size tried from now on: three quarters of the smallest size that ran
+        out of memory, so repeated failures close in geometrically."""
         self.bytes_per_row: float | None = None
         self.ooms = 0
 
@@ -82,7 +82,7 @@ class BatchSizer:
                 "one row does not fit in the device's free memory; free the device (other "
                 "processes on it) or run this model on a device with more memory"
             )
-        self.ceiling = max(1, rows - 1)
+        self.ceiling = max(1, min(self.ceiling, (3 * rows) // 4))
         self.size = max(1, min(self.size, rows // 2))
         return rows // 2
 

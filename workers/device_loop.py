@@ -79,7 +79,9 @@ def pin(batch: Any) -> Any:
 def split_batch(batch: Any, rows: int) -> tuple[Any, Any]:
     """The first ``rows`` rows of a batch input (a tensor or a dict of tensors), and the rest."""
     if isinstance(batch, dict):
-        parts = {k: split_batch(v, rows) if hasattr(v, "shape") else (v, v) for k, v in batch.items()}
+        parts = {
+            k: split_batch(v, rows) if hasattr(v, "shape") else (v, v) for k, v in batch.items()
+        }
         return {k: p[0] for k, p in parts.items()}, {k: p[1] for k, p in parts.items()}
     return batch[:rows], batch[rows:]
 

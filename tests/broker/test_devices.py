@@ -73,16 +73,12 @@ def test_count_matches_torch_on_this_machine():
 
 
 def test_up_refuses_an_invisible_gpu(tmp_path):
+    command = [
+        sys.executable, "-m", "shift", "up", "--state-dir", str(tmp_path),
+        "--device", "cuda:99", "--http-port", "0", "--zmq-port", "0",
+    ]  # fmt: skip
     done = subprocess.run(
-        [
-            sys.executable, "-m", "shift", "up", "--state-dir", str(tmp_path),
-            "--device", "cuda:99", "--http-port", "0", "--zmq-port", "0",
-        ],  # fmt: skip
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=120,
-        check=False,
+        command, capture_output=True, text=True, cwd=ROOT, timeout=120, check=False
     )
     assert done.returncode == 2
     assert "--device cuda:99" in done.stderr

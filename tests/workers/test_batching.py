@@ -95,9 +95,7 @@ def test_backoff_splits_dict_batches_row_by_row():
 
 def test_backoff_gives_up_on_a_single_row():
     with pytest.raises(WorkerError, match="one row does not fit"):
-        run_with_backoff(
-            torch.zeros(4), 4, FakeModel(0), split_batch, _is_oom, BatchSizer(4)
-        )
+        run_with_backoff(torch.zeros(4), 4, FakeModel(0), split_batch, _is_oom, BatchSizer(4))
 
 
 def test_other_errors_are_not_retried():

@@ -25,7 +25,13 @@ from shift.parameters import Parameter
 from shift.paths import confine, data_roots
 from shift.registry import lookup, register_once, summary
 from shift.specs import Modality, ModelSpec, resolve_file
-from workers.precision import PROBE_TEXTS, autocast, choose_precision, probe_images, requested_precision
+from workers.precision import (
+    PROBE_TEXTS,
+    autocast,
+    choose_precision,
+    probe_images,
+    requested_precision,
+)
 
 Preprocess = Callable[[list[Any]], Any]
 """Turns a list of rows (PIL images or strings) into the model's batch input."""
