@@ -123,11 +123,14 @@ def run_with_backoff(
         part, n = todo.pop()
         try:
             done.append((n, run(part)))
+            continue
         except Exception as error:
             if not is_oom(error):
                 raise
-            on_oom()
-            half = sizer.out_of_memory(n)
-            first, rest = split(part, half)
-            todo += [(rest, n - half), (first, half)]  # the first half runs first
+        # Outside the handler: the error's traceback, and the tensors its frames hold, are
+        # gone, so on_oom can give their memory back.
+        on_oom()
+        half = sizer.out_of_memory(n)
+        first, rest = split(part, half)
+        todo += [(rest, n - half), (first, half)]  # the first half runs first
     return done

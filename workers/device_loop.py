@@ -19,6 +19,7 @@ from __future__ import annotations
 import collections
 import os
 import time
+import weakref
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -29,7 +30,7 @@ from shift.specs import Modality
 from workers.batching import BatchSizer, run_with_backoff
 from workers.kinds import TaskContext
 from workers.models.base import FeatureExtractor
-from workers.precision import is_cuda
+from workers.precision import is_cuda, use_device
 from workers.readers import Dataset
 
 PREFETCH_DEPTH = 3
@@ -44,7 +45,8 @@ class LoopFigures:
     """What one run of the loop measured.
 
     Attributes:
-        batches: Forward passes run (out-of-memory retries included).
+        batches: Forward passes that completed (a batch that ran out of memory counts as
+            the halves that then ran).
         wait_s: Time the model loop waited for a prefetched batch (input-bound time).
         batch_sizes: The size of every batch that ran, in order.
         ooms: Batches that ran out of memory and were halved.
@@ -54,6 +56,20 @@ class LoopFigures:
     wait_s: float = 0.0
     batch_sizes: tuple[int, ...] = ()
     ooms: int = 0
+
+
+_SIZERS: weakref.WeakKeyDictionary[FeatureExtractor, BatchSizer] = weakref.WeakKeyDictionary()
+
+
+def sizer_of(extractor: FeatureExtractor) -> BatchSizer:
+    """The batch sizer of a loaded model: kept while the model stays loaded, so what one
+    block learnt about the device's memory sizes the next block's batches."""
+    sizer = _SIZERS.get(extractor)
+    if sizer is None:
+        sizer = _SIZERS[extractor] = BatchSizer(
+            extractor.batch_size, adaptive=is_cuda(extractor.device)
+        )
+    return sizer
 
 
 def prefetch_threads(extractor: FeatureExtractor) -> int:
@@ -140,7 +156,8 @@ def embed_range(
         ctx: The task (cancellation and progress), if any.
         depth: Batches prefetched ahead of the model.
         threads: Prefetch threads (:func:`prefetch_threads` by default).
-        sizer: The batch sizes (adaptive on CUDA, the spec's on a CPU, by default).
+        sizer: The batch sizes (:func:`sizer_of` the model by default: adaptive on CUDA,
+            the spec's on a CPU).
 
     Raises:
         Cancelled: the task was cancelled.
@@ -150,7 +167,9 @@ def embed_range(
     import torch
 
     cuda = is_cuda(extractor.device)
-    sizer = sizer or BatchSizer(extractor.batch_size, adaptive=cuda)
+    use_device(extractor.device)
+    sizer = sizer or sizer_of(extractor)
+    ooms_before = sizer.ooms
     memory = CudaMemory(extractor.device) if cuda else None
     figures = LoopFigures()
     sizes: list[int] = []
@@ -171,7 +190,12 @@ def embed_range(
 
     outputs: list[Any] = []
     pending: collections.deque[tuple[int, int, Future[Any]]] = collections.deque()
-    pool = ThreadPoolExecutor(threads or prefetch_threads(extractor), thread_name_prefix="prefetch")
+    pool = ThreadPoolExecutor(
+        threads or prefetch_threads(extractor),
+        thread_name_prefix="prefetch",
+        initializer=use_device,
+        initargs=(extractor.device,),
+    )
     cut = start
     try:
         with torch.inference_mode():
@@ -200,7 +224,11 @@ def embed_range(
             features = torch.cat(outputs).cpu().numpy() if outputs else None
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-    figures.batches, figures.batch_sizes, figures.ooms = len(sizes), tuple(sizes), sizer.ooms
+    figures.batches, figures.batch_sizes, figures.ooms = (
+        len(sizes),
+        tuple(sizes),
+        sizer.ooms - ooms_before,
+    )
     if features is None:
         return np.zeros((0, extractor.feature_dim), dtype=np.float32), figures
     return np.ascontiguousarray(features, dtype=np.float32), figures
@@ -214,4 +242,12 @@ def _nothing() -> None:
     return None
 
 
-__all__ = ["PREFETCH_DEPTH", "LoopFigures", "embed_range", "pin", "prefetch_threads", "split_batch"]
+__all__ = [
+    "PREFETCH_DEPTH",
+    "LoopFigures",
+    "embed_range",
+    "pin",
+    "prefetch_threads",
+    "sizer_of",
+    "split_batch",
+]

@@ -60,7 +60,24 @@ def mixed_dtype(device: str) -> str:
     import torch
 
     with torch.cuda.device(device):
-        return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+        try:  # native bfloat16 only: emulated bfloat16 is slower than float32
+            native = torch.cuda.is_bf16_supported(including_emulation=False)
+        except TypeError:  # a torch without the argument reports native support only
+            native = torch.cuda.is_bf16_supported()
+    return "bfloat16" if native else "float16"
+
+
+def use_device(device: str) -> None:
+    """Make ``device`` the calling thread's current CUDA device (a no-op elsewhere).
+
+    CUDA's current device is per thread; a worker for ``cuda:1`` sets it in every thread that
+    touches CUDA (the device thread, the prefetch threads that pin memory), so nothing it
+    does creates a context on, or allocates from, ``cuda:0``.
+    """
+    if is_cuda(device):
+        import torch
+
+        torch.cuda.set_device(torch.device(device))
 
 
 def autocast(device: str, precision: str) -> contextlib.AbstractContextManager[Any]:
@@ -172,4 +189,5 @@ __all__ = [
     "mixed_dtype",
     "probe_images",
     "requested_precision",
+    "use_device",
 ]

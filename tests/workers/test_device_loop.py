@@ -10,7 +10,7 @@ import pytest
 
 from shift import zoo
 from shift.errors import CatalogError
-from workers.device_loop import embed_range, prefetch_threads
+from workers.device_loop import embed_range, prefetch_threads, sizer_of
 from workers.embed import embed_block, read
 from workers.features import FeatureStore
 from workers.kinds import Cancelled, TaskContext
@@ -91,3 +91,9 @@ def test_cancelling_stops_between_batches(lite0):
         embed_range(lite0, data, 0, 64, ctx, threads=2)
     assert seen == [0, 16]
     assert threading.active_count() == before  # the prefetch pool is shut down
+
+
+def test_a_loaded_model_keeps_its_batch_sizer(lite0):
+    sizer = sizer_of(lite0)
+    assert sizer is sizer_of(lite0)
+    assert not sizer.adaptive and sizer.size == lite0.batch_size  # a CPU keeps the spec's

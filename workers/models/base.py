@@ -31,6 +31,7 @@ from workers.precision import (
     choose_precision,
     probe_images,
     requested_precision,
+    use_device,
 )
 
 Preprocess = Callable[[list[Any]], Any]
@@ -335,6 +336,7 @@ def load_model(spec: ModelSpec, device: str = "cpu") -> FeatureExtractor:
     Raises:
         WorkerError: the family is unknown, the model cannot load, or the weights do not fit.
     """
+    use_device(device)
     extractor = get_family(spec.family).load(spec, device)
     weights = spec.loader.get(WEIGHTS_KEY)
     if weights is None:
