@@ -10,6 +10,10 @@ again after a backoff (0.5 s doubling to 30 s, reset after a minute of good heal
 the log says so. The worker link uses CurveZMQ unless ``zmq_auth=off``: the local workers
 get a key pair made afresh for each run, so a worker left over from an earlier run cannot
 connect, let alone take a current worker's id.
+
+Devices (:mod:`broker.devices`): ``--device auto``, the default, starts one worker per
+visible GPU (``torch.cuda.device_count()``, so ``CUDA_VISIBLE_DEVICES`` decides), and CPU
+workers where there is none; ``--workers N`` starts N per device.
 """
 
 from __future__ import annotations
@@ -17,7 +21,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import glob
 import logging
 import os
 import random
@@ -26,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from broker.broker_command import BROKER_FLAGS
+from broker.devices import needs_cuda_count, plan_devices, visible_cuda_count
 from shift.cliflags import Flag, add_setting_flags, setting_flags
 from shift.liveness import Backoff
 
@@ -39,9 +43,8 @@ log = logging.getLogger(__name__)
 
 
 def default_devices() -> list[str]:
-    """One ``cuda:i`` per NVIDIA device node, else ``cpu`` (no torch import needed)."""
-    gpus = sorted(glob.glob("/dev/nvidia[0-9]*"))
-    return [f"cuda:{i}" for i in range(len(gpus))] or ["cpu"]
+    """One ``cuda:i`` per visible CUDA device, else ``cpu`` (see :mod:`broker.devices`)."""
+    return plan_devices(None, visible_cuda_count())
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -52,7 +55,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--device",
         action="append",
         default=None,
-        help="Device for local workers (repeatable; default: every GPU, else cpu).",
+        help=(
+            "Device for local workers: auto (one worker per visible GPU, else cpu), cpu, "
+            "cuda or cuda:N (repeatable; default auto)."
+        ),
     )
     parser.add_argument("--log-level", default="info", help="Logging level (default info).")
 
@@ -94,19 +100,21 @@ def worker_command(
     return command
 
 
-def worker_environment(settings: dict[str, Any], device: str, cpu_workers: int) -> dict[str, str]:
+def worker_environment(settings: dict[str, Any], workers: int) -> dict[str, str]:
     """The environment of a local worker.
 
     Local workers share the broker's state directory (so features land in
-    ``<state_dir>/features``) and data roots. CPU workers split the cores between them
-    (``OMP_NUM_THREADS``), so two workers on two cores do not each start two compute
-    threads and fight over the cores; a value the user set is kept.
+    ``<state_dir>/features``) and data roots. The workers split the cores between them
+    (``OMP_NUM_THREADS``): two CPU workers on two cores do not each start two compute
+    threads and fight over the cores, and a GPU worker's prefetch threads (decoding and
+    preprocessing) do not oversubscribe the cores the other GPUs' workers need. A value
+    the user set is kept.
     """
     env = dict(os.environ)
     env["SHIFT_STATE_DIR"] = str(settings["state_dir"])
     env["SHIFT_DATA_ROOTS"] = str(settings["data_roots"])
-    if device == "cpu" and cpu_workers > 0 and "OMP_NUM_THREADS" not in os.environ:
-        env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // cpu_workers))
+    if workers > 0 and "OMP_NUM_THREADS" not in os.environ:
+        env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // workers))
     return env
 
 
@@ -175,7 +183,12 @@ def run(args: argparse.Namespace) -> int:
     settings = command_settings(args, UP_FLAGS, "up")
     if settings is None:
         return 2
-    devices = args.device or default_devices()
+    try:
+        count = visible_cuda_count() if needs_cuda_count(args.device) else 0
+        devices = plan_devices(args.device, count)
+    except ShiftError as error:
+        print(f"shift up: {error}", file=sys.stderr)
+        return 2
     per_device = 1 if args.workers is None else args.workers
     if per_device < 0:
         print("shift up: --workers must be 0 or more", file=sys.stderr)
@@ -206,9 +219,8 @@ def run(args: argparse.Namespace) -> int:
         endpoint = listening.result()["zmq"]
         processes: dict[str, asyncio.subprocess.Process] = {}
         supervisors = []
-        cpu_workers = per_device * sum(1 for d in devices if d == "cpu")
+        env = worker_environment(settings, per_device * len(devices))
         for device in devices:
-            env = worker_environment(settings, device, cpu_workers)
             for i in range(per_device):
                 worker_id = f"local-{device.replace(':', '')}-{i}"
                 command = worker_command(

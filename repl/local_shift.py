@@ -29,6 +29,8 @@ class LocalShift:
         workers: Local CPU workers.
         timeout_s: Longest wait for the broker to listen and the workers to connect.
         log_level: ``shift up``'s log level.
+        settings: Settings for ``shift up`` (as ``SHIFT_<NAME>`` variables).
+        device: The workers' device (``cpu``, ``cuda:0``, ``auto``).
     """
 
     def __init__(
@@ -38,8 +40,10 @@ class LocalShift:
         timeout_s: float = 300.0,
         log_level: str = "warning",
         settings: dict[str, str] | None = None,
+        device: str = "cpu",
     ) -> None:
         self.settings = dict(settings or {})
+        self.device = device
         self.state_dir = state_dir
         self.workers = workers
         self.timeout_s = timeout_s
@@ -61,7 +65,7 @@ class LocalShift:
         command = [
             sys.executable, "-m", "shift", "up", "--state-dir", self.state_dir,
             "--http-port", "0", "--zmq-port", "0", "--workers", str(self.workers),
-            "--device", "cpu", "--log-level", self.log_level,
+            "--device", self.device, "--log-level", self.log_level,
         ]  # fmt: skip
         env = {
             **os.environ,

@@ -4,7 +4,10 @@ TASK body: :class:`shift.payloads.EmbedPayload` ``{"model": ModelSpec JSON, "dat
 DatasetSpec JSON, "block": int}``. The feature store is the worker's own
 ``<state_dir>/features`` (its settings), never a path from the payload. RESULT: ``{"model_key",
 "dataset_key", "block", "start", "stop", "rows", "num_rows", "num_blocks", "num_classes",
-"feature_dim", "num_params", "cached", "load_s", "read_s", "embed_s", "write_s"}``.
+"feature_dim", "num_params", "cached", "load_s", "read_s", "embed_s", "write_s"}``, and
+for a computed block ``"wait_s"`` (time the device loop waited for input), ``"batches"``
+and ``"precision"``. Rows are read and preprocessed off the device thread
+(:mod:`workers.device_loop`), so ``embed_s`` holds their reading too.
 A block already on disk is not recomputed (``cached`` is then true).
 """
 
@@ -17,6 +20,7 @@ from typing import Any
 from shift.errors import CatalogError, WorkerError
 from shift.payloads import BLOCK_ROWS, FEATURES_DIR, EmbedPayload
 from shift.specs import DatasetSpec, ModelSpec
+from workers.device_loop import embed_range
 from workers.features import FeatureStore, block_count, block_range
 from workers.kinds import TaskContext, device_of, task_kind
 from workers.readers import Dataset, open_dataset
@@ -95,18 +99,7 @@ def embed_block(
     t1 = time.perf_counter()
     extractor = MODEL_CACHE.get(model, device)
     t2 = time.perf_counter()
-    rows = data.rows(start, stop)
-    t3 = time.perf_counter()
-    features = []
-    step = extractor.batch_size
-    for lo in range(0, len(rows), step):
-        if ctx is not None:
-            ctx.check_cancelled()
-            ctx.progress(lo, len(rows), "embedding")
-        features.append(extractor.embed(rows[lo : lo + step]))
-    import numpy as np
-
-    array = np.concatenate(features) if features else np.zeros((0, extractor.feature_dim))
+    array, loop = embed_range(extractor, data, start, stop, ctx)
     t4 = time.perf_counter()
     meta = {
         "num_rows": len(data),
@@ -125,9 +118,12 @@ def embed_block(
         "num_params": extractor.num_params,
         "cached": False,
         "load_s": t2 - t1,
-        "read_s": (t1 - t0) + (t3 - t2),
-        "embed_s": t4 - t3,
+        "read_s": t1 - t0,
+        "embed_s": t4 - t2,
         "write_s": t5 - t4,
+        "wait_s": loop.wait_s,
+        "batches": loop.batches,
+        "precision": extractor.precision,
     }
 
 

@@ -3,7 +3,9 @@
 A family is a function ``load(spec, device) -> FeatureExtractor`` registered with
 :func:`register_family`. Whatever the family, an extractor runs in eval mode under
 ``torch.inference_mode``, in batches of the spec's ``batch_size``, and reports its
-``feature_dim`` and ``num_params`` as measured on the loaded model.
+``feature_dim`` and ``num_params`` as measured on the loaded model. It runs in the precision
+:mod:`workers.precision` chooses (full precision on a CPU unless the loader asks otherwise)
+and always returns float32 features.
 """
 
 from __future__ import annotations
@@ -23,6 +25,14 @@ from shift.parameters import Parameter
 from shift.paths import confine, data_roots
 from shift.registry import lookup, register_once, summary
 from shift.specs import Modality, ModelSpec, resolve_file
+from workers.precision import (
+    PROBE_TEXTS,
+    autocast,
+    choose_precision,
+    probe_images,
+    requested_precision,
+    use_device,
+)
 
 Preprocess = Callable[[list[Any]], Any]
 """Turns a list of rows (PIL images or strings) into the model's batch input."""
@@ -64,8 +74,22 @@ class FeatureExtractor:
         self.forward = forward
         self.head = head
         self.num_params = int(sum(p.numel() for p in module.parameters()))
+        self.precision = "float32"
         probe = _PROBES[spec.modality]()
         self.feature_dim = int(self.embed([probe]).shape[1])
+        requested = requested_precision(spec.loader, spec.name)
+        self.precision = choose_precision(spec.name, device, requested, self._embed_probes)
+
+    def forward_batch(self, batch: Any) -> Any:
+        """Features of one preprocessed batch as a 2-D float32 tensor, left on the device.
+
+        Runs in the model's :attr:`precision` (``torch.autocast`` unless float32); a pinned
+        batch is copied to a CUDA device without blocking. Call under
+        ``torch.inference_mode``.
+        """
+        with autocast(self.device, self.precision):
+            features = self.forward(to_device(batch, self.device, non_blocking=True))
+        return features.float().reshape(features.shape[0], -1)
 
     def embed(self, rows: list[Any]) -> np.ndarray:
         """Features of ``rows`` as a ``(len(rows), feature_dim)`` float32 array."""
@@ -75,11 +99,19 @@ class FeatureExtractor:
         with torch.inference_mode():
             for start in range(0, len(rows), self.batch_size):
                 batch = self.preprocess(rows[start : start + self.batch_size])
-                features = self.forward(to_device(batch, self.device))
-                out.append(features.float().cpu().numpy().reshape(features.shape[0], -1))
+                out.append(self.forward_batch(batch).cpu().numpy())
         if not out:
             return np.zeros((0, getattr(self, "feature_dim", 0)), dtype=np.float32)
         return np.ascontiguousarray(np.concatenate(out), dtype=np.float32)
+
+    def _embed_probes(self, precision: str) -> np.ndarray:
+        """Features of the modality's probe inputs in ``precision`` (the load-time check)."""
+        kept = self.precision
+        self.precision = precision
+        try:
+            return self.embed(_CHECK_PROBES[self.spec.modality]())
+        finally:
+            self.precision = kept
 
     def torch_module(self) -> Any:
         """The model as a ``torch.nn.Module`` whose ``forward`` can be differentiated.
@@ -135,13 +167,22 @@ _PROBES: dict[Modality, Callable[[], Any]] = {
     Modality.TEXT: lambda: "a probe sentence",
 }
 
+_CHECK_PROBES: dict[Modality, Callable[[], list[Any]]] = {
+    Modality.VISION: probe_images,
+    Modality.TEXT: lambda: list(PROBE_TEXTS),
+}
 
-def to_device(batch: Any, device: str) -> Any:
-    """Move a batch input (a tensor or a dict of tensors) to ``device``."""
+
+def to_device(batch: Any, device: str, non_blocking: bool = False) -> Any:
+    """Move a batch input (a tensor or a dict of tensors) to ``device`` (``non_blocking``:
+    an asynchronous copy where the source is pinned host memory and the device is CUDA)."""
     if hasattr(batch, "to"):
-        return batch.to(device)
+        return batch.to(device, non_blocking=non_blocking)
     if isinstance(batch, dict):
-        return {k: v.to(device) if hasattr(v, "to") else v for k, v in batch.items()}
+        return {
+            k: v.to(device, non_blocking=non_blocking) if hasattr(v, "to") else v
+            for k, v in batch.items()
+        }
     return batch
 
 
@@ -295,6 +336,7 @@ def load_model(spec: ModelSpec, device: str = "cpu") -> FeatureExtractor:
     Raises:
         WorkerError: the family is unknown, the model cannot load, or the weights do not fit.
     """
+    use_device(device)
     extractor = get_family(spec.family).load(spec, device)
     weights = spec.loader.get(WEIGHTS_KEY)
     if weights is None:
