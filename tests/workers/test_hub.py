@@ -145,7 +145,7 @@ def test_pretrained_and_input_size_columns(fields: dict, loader: dict) -> None:
         ),
         (
             {"source": "local", "path": "m.pt2", "pretrained": False},
-            "pretrained is for timm and huggingface models, not 'local'",
+            "pretrained is for timm, huggingface and torchvision models, not 'local'",
         ),
         (
             {"source": "huggingface", "hub_id": "o/v", "modality": "vision", "input_size": 96},

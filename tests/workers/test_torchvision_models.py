@@ -104,11 +104,11 @@ def test_register_columns_map_onto_the_torchvision_family() -> None:
     )
     row = model_row(made, None, "2026-01-01")
     assert row["torchvision_name"] == "ResNet18" and row["source"] == "torchvision"
-    assert row["hf_name"] is None and row["tf_image_model_url"] is None
+    assert row["hub_id"] is None and row["tf_image_model_url"] is None
     hf = model_spec_from_fields(
         "m", {"source": "huggingface", "hf_name": "org/m", "modality": "text"}
     )
-    assert hf.loader["model"] == "org/m" and model_row(hf, None, "d")["hf_name"] == "org/m"
+    assert hf.loader["model"] == "org/m" and model_row(hf, None, "d")["hub_id"] == "org/m"
 
 
 def test_a_tf_hub_model_registers_as_a_catalog_row_but_cannot_run() -> None:
