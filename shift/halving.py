@@ -615,6 +615,7 @@ class SuccessiveHalving:
         self._rounds = [_RoundState() for _ in self.schedule.rounds]
         for arm in config.arms:
             self._rounds[0].add(arm)
+        self._log: list[list[Any]] = []  # every result in record order, to_dict's form
 
     @property
     def status(self) -> HalvingStatus:
@@ -724,6 +725,7 @@ class SuccessiveHalving:
             )
         state.losses[arm] = value
         state.errors[arm] = counted
+        self._log.append([arm, train_rows, value if math.isfinite(value) else "inf", counted])
         bisect.insort(state.ranked, (value, arm))
         requests, decided = self._settle(k)
         return Update(tuple(requests), tuple(decided), self.status)
@@ -831,6 +833,19 @@ class SuccessiveHalving:
                 for arm in group
             )
         return out
+
+    @property
+    def recorded(self) -> int:
+        """How many results the machine holds."""
+        return len(self._log)
+
+    def results_since(self, count: int) -> list[list[Any]]:
+        """The results recorded after the first ``count``, in record order and in the form
+        of :meth:`to_dict`'s ``results``: what a store appends to a state it saved when the
+        machine held ``count`` results, so persisting a transition costs only its new
+        results (the loaded state is the saved one plus these, :meth:`from_dict` replays
+        results in any order)."""
+        return [list(result) for result in self._log[count:]]
 
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON-able state: the config, the resolved plan and every result."""
