@@ -559,6 +559,8 @@ class _RoundState:
     errors: dict[str, int | None] = field(default_factory=dict)
     ranked: list[tuple[float, str]] = field(default_factory=list)
     decided: RoundDecided | None = None
+    walked: int = 0  # length of the ranked prefix already promoted as certain survivors
+    last_insert: int | None = None  # where the latest loss went into `ranked`
 
     def add(self, arm: str) -> bool:
         """Add an arm; False when it is a member already."""
@@ -726,7 +728,9 @@ class SuccessiveHalving:
         state.losses[arm] = value
         state.errors[arm] = counted
         self._log.append([arm, train_rows, value if math.isfinite(value) else "inf", counted])
-        bisect.insort(state.ranked, (value, arm))
+        at = bisect.bisect_right(state.ranked, (value, arm))
+        state.ranked.insert(at, (value, arm))
+        state.last_insert = at
         requests, decided = self._settle(k)
         return Update(tuple(requests), tuple(decided), self.status)
 
@@ -746,7 +750,7 @@ class SuccessiveHalving:
                 # An arm is certain to survive when fewer than `advancing` arms can still
                 # beat it: the known better ones plus every loss still missing.
                 following = self._rounds[k + 1]
-                for _, arm in state.ranked[: max(0, advancing - missing)]:
+                for arm in self._newly_certain(state, max(0, advancing - missing)):
                     if following.add(arm):
                         requests.append(self._evaluation(arm, k + 1))
             if missing:
@@ -761,6 +765,26 @@ class SuccessiveHalving:
                     requests.append(self._evaluation(arm, k + 1))
             k += 1
         return requests, decided
+
+    @staticmethod
+    def _newly_certain(state: _RoundState, certain: int) -> list[str]:
+        """The arms of the first ``certain`` ranked places not promoted yet (maybe some).
+
+        Each recorded loss grows the certain prefix by one place while it moves the earlier
+        ones down by at most one, so the one new arm is the recorded one when it landed in
+        the prefix, else the prefix's last; only a jump (a round whose size just became
+        known) walks the prefix again. A loss therefore costs O(1) here, not O(arms).
+        """
+        if certain <= state.walked:
+            fresh: list[str] = []
+        elif certain == state.walked + 1 and state.last_insert is not None:
+            at = state.last_insert
+            fresh = [state.ranked[at if at < certain else certain - 1][1]]
+        else:
+            fresh = [arm for _, arm in state.ranked[:certain]]
+        state.walked = max(state.walked, certain)
+        state.last_insert = None
+        return fresh
 
     def _decide(self, k: int, size: int, advancing: int) -> RoundDecided:
         state = self._rounds[k]
