@@ -797,7 +797,8 @@ class SuccessiveHalving:
         if self._keeps_extra(k):
             cut = survivors[-1]
             eliminated = [arm for arm in below if self._worse(k, arm, cut, size)]
-            survivors += [arm for arm in below if arm not in eliminated]
+            gone = set(eliminated)
+            survivors += [arm for arm in below if arm not in gone]
         return RoundDecided(k, rows, tuple(survivors), tuple(eliminated))
 
     def _worse(self, k: int, arm: str, cut: str, size: int) -> bool:
