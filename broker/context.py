@@ -90,7 +90,11 @@ class MachineStore(Protocol):
         """The stored JSON of a machine, or ``None``."""
 
     async def save_machine(self, key: str, classifier: str, state: str) -> None:
-        """Persist a machine (every transition)."""
+        """Persist a machine whole (when its search starts and ends)."""
+
+    async def append_machine_results(self, key: str, start: int, results: list[Any]) -> None:
+        """Persist the results a saved machine recorded since (every transition): result
+        ``start + i`` is ``results[i]``; :meth:`load_machine` returns the state with them."""
 
 
 @dataclass

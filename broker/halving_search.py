@@ -7,10 +7,12 @@ blocks the round's test prefix needs and of the training blocks its training pre
 (blocks of :data:`~shift.payloads.BLOCK_ROWS` rows, so rows beyond either prefix are not
 embedded), then a classify task with ``train_rows`` and ``test_rows`` = the prefixes,
 continuing from the arm's previous round when that round scored the same test rows.
-Every machine transition is persisted before its requests are dispatched; a restarted
-broker restores the machine, which asks only for the losses it lacks (a state stored by an
-older machine format is dropped and the search starts again; its tasks are found by
-content). Round 0's test blocks of every arm are submitted first, and next-round
+Every machine transition is persisted before its requests are dispatched (the results
+recorded since the last write are appended, so a transition costs its own results and not
+a rewrite of the whole state; the state is written whole when the search starts and ends);
+a restarted broker restores the machine, which asks only for the losses it lacks (a state
+stored by an older machine format is dropped and the search starts again; its tasks are
+found by content). Round 0's test blocks of every arm are submitted first, and next-round
 evaluations start as soon as the machine is sure of a survivor. The query's progress
 carries the current round (:meth:`broker.context.TaskRunner.report_stage`).
 
@@ -291,9 +293,21 @@ async def run_halving(search: HalvingSearch, ctx: Context) -> HalvingOutcome:
     key = search.key()
     by_name = {m.name: m for m in search.models}
 
+    saved = machine.recorded  # results in the stored state
+
     async def persist() -> None:
+        nonlocal saved
         if ctx.machines is not None:
             await ctx.machines.save_machine(key, search.classifier, machine.to_json())
+            saved = machine.recorded
+
+    async def persist_new() -> None:
+        """Store the results recorded since the last write (a transition's own results)."""
+        nonlocal saved
+        if ctx.machines is not None and machine.recorded > saved:
+            fresh = machine.results_since(saved)
+            await ctx.machines.append_machine_results(key, saved, fresh)
+            saved += len(fresh)
 
     await persist()
     ctx.tasks.report_stage(_stage(machine))
@@ -313,6 +327,7 @@ async def run_halving(search: HalvingSearch, ctx: Context) -> HalvingOutcome:
     try:
         while pending:
             done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            requests: list[Evaluation] = []
             for finished in done:
                 request, score, errors = finished.result()
                 scores[(request.arm, request.train_rows)] = score
@@ -322,11 +337,14 @@ async def run_halving(search: HalvingSearch, ctx: Context) -> HalvingOutcome:
                     loss_of(search.statement, score),
                     errors,
                 )
-                await persist()
-                ctx.tasks.report_stage(_stage(machine))
-                pending |= {asyncio.ensure_future(evaluate(r)) for r in update.requests}
+                requests += update.requests
+            # one write per wakeup, of the new results only, before their requests go out
+            await persist_new()
+            ctx.tasks.report_stage(_stage(machine))
+            pending |= {asyncio.ensure_future(evaluate(r)) for r in requests}
         if prefetch is not None:
             await prefetch
+        await persist()  # the finished state whole, so a later read needs no appended rows
     finally:
         for task in [*pending, *([prefetch] if prefetch else [])]:
             task.cancel()

@@ -6,8 +6,9 @@
   (:class:`broker.queries.QueryService`);
 - ``models`` and ``datasets``: the catalog (columns, spec, status, measurements;
   :class:`broker.catalog.Catalog`);
-- ``nn_state``: nearest-neighbour records of classify results, and ``halving``: the
-  successive-halving machines (:class:`broker.searchstate.SearchState`).
+- ``nn_state``: nearest-neighbour records of classify results, ``halving``: the
+  successive-halving machines, and ``halving_results``: the results each machine recorded
+  since its row was last written whole (:class:`broker.searchstate.SearchState`).
 
 Only the store layer (:mod:`broker.store`, :mod:`broker.tables`) runs SQL; every other
 module calls their methods.
@@ -56,6 +57,8 @@ SEARCH = (
     "record TEXT NOT NULL);\n"
     "CREATE TABLE IF NOT EXISTS halving (key TEXT PRIMARY KEY, classifier TEXT NOT NULL, "
     "state TEXT NOT NULL, updated_at REAL NOT NULL);\n"
+    "CREATE TABLE IF NOT EXISTS halving_results (key TEXT NOT NULL, seq INTEGER NOT NULL, "
+    "result TEXT NOT NULL, PRIMARY KEY (key, seq));\n"
 )
 
 CATALOG_TABLES = {"model": ("models", MODEL_COLUMNS), "dataset": ("datasets", DATASET_COLUMNS)}

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from typing import Any
 
 from broker.tables import Tables
 from shift.incremental import NnRecord
@@ -94,8 +95,12 @@ class SearchState:
         return await self.tables.machine(key)
 
     async def save_machine(self, key: str, classifier: str, state: str) -> None:
-        """Persist a halving machine (every transition)."""
+        """Persist a halving machine whole (when a search starts and ends)."""
         await self.tables.save_machine(key, classifier, state)
+
+    async def append_machine_results(self, key: str, start: int, results: list[Any]) -> None:
+        """Persist the results a saved machine recorded since (every transition)."""
+        await self.tables.append_machine_results(key, start, results)
 
     async def clear(self) -> None:
         """Forget every record and machine (``PURGE RESULTS``)."""

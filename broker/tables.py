@@ -130,21 +130,55 @@ class Tables:
         )
 
     async def machine(self, key: str) -> str | None:
-        """The JSON of a halving machine, or ``None``."""
+        """The JSON of a halving machine (its stored state plus the results appended since),
+        or ``None``."""
         rows = await self.store.fetch("SELECT state FROM halving WHERE key = ?", (key,))
-        return str(rows[0][0]) if rows else None
+        if not rows:
+            return None
+        state = str(rows[0][0])
+        appended = await self.store.fetch(
+            "SELECT result FROM halving_results WHERE key = ? ORDER BY seq", (key,)
+        )
+        if not appended:
+            return state
+        try:
+            data = json.loads(state)
+            results = [json.loads(text) for (text,) in appended]
+        except ValueError:
+            return state  # unreadable: the machine refuses it and the search starts again
+        if not isinstance(data, dict) or not isinstance(data.get("results"), list):
+            return state
+        data["results"] = [*data["results"], *results]
+        return json.dumps(data, sort_keys=True)
 
     def save_machine(self, key: str, classifier: str, state: str) -> asyncio.Future[None]:
-        """Persist a halving machine."""
+        """Persist a halving machine whole (its appended results are in ``state`` now)."""
+        self.store.execute("DELETE FROM halving_results WHERE key = ?", (key,))
         return self.store.execute(  # type: ignore[no-any-return]
             "INSERT OR REPLACE INTO halving (key, classifier, state, updated_at) "
             "VALUES (?, ?, ?, ?)",
             (key, classifier, state, self._wall()),
         )
 
+    def append_machine_results(
+        self, key: str, start: int, results: Sequence[Any]
+    ) -> asyncio.Future[None]:
+        """Append results to a saved machine: ``results[i]`` is its result ``start + i``
+        (:meth:`shift.halving.SuccessiveHalving.results_since`), so a transition costs a
+        write of its own results, not of the whole state."""
+        for i, result in enumerate(results):
+            self.store.execute(
+                "INSERT OR REPLACE INTO halving_results (key, seq, result) VALUES (?, ?, ?)",
+                (key, start + i, json.dumps(result, allow_nan=False)),
+            )
+        return self.store.execute(  # type: ignore[no-any-return]
+            "UPDATE halving SET updated_at = ? WHERE key = ?", (self._wall(), key)
+        )
+
     def clear_search(self) -> asyncio.Future[None]:
         """Forget every record and machine (``PURGE RESULTS``)."""
         self.store.execute("DELETE FROM nn_state")
+        self.store.execute("DELETE FROM halving_results")
         return self.store.execute(  # type: ignore[no-any-return]
             "DELETE FROM halving"
         )

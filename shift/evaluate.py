@@ -121,11 +121,65 @@ def truth(cond: n.Condition, row: Row, variables: Variables) -> bool | None:
     return result
 
 
+Predicate = Callable[[Row], "bool | None"]
+"""A condition compiled for many rows: the :func:`truth` of each row."""
+
+_KIND_OF_TYPE: dict[type, str] = {bool: "bool", int: "number", float: "number", str: "str"}
+"""Which values :func:`_comparable` accepts together (exact types; others take its path)."""
+
+
+def predicate(cond: n.Condition, variables: Variables) -> Predicate:
+    """Compile ``cond`` once for a scan: the returned function gives exactly
+    :func:`truth` for every row (the same values, and the same errors on the same rows),
+    without dispatching on the condition's node type per row."""
+    if isinstance(cond, n.And | n.Or):
+        parts = [predicate(c, variables) for c in cond.operands]
+        decisive = isinstance(cond, n.Or)
+
+        def combined(row: Row) -> bool | None:
+            values = [part(row) for part in parts]  # every operand, as truth() does
+            if decisive in values:
+                return decisive
+            return None if None in values else not decisive
+
+        return combined
+    if isinstance(cond, n.Not):
+        inner = predicate(cond.operand, variables)
+
+        def negated(row: Row) -> bool | None:
+            value = inner(row)
+            return None if value is None else not value
+
+        return negated
+    if isinstance(cond, n.Compare):
+        return _compare_predicate(cond)
+    return lambda row: truth(cond, row, variables)
+
+
+def _compare_predicate(cond: n.Compare) -> Predicate:
+    column, right, compare = cond.column.value, cond.value.value, _COMPARE[cond.op]
+    right_kind = _KIND_OF_TYPE.get(type(right))
+
+    def compared(row: Row) -> bool | None:
+        if column not in row:
+            raise _error(f"rows have no column {column!r}")
+        value = row[column]
+        if value is None:
+            return None
+        if right_kind is not None and _KIND_OF_TYPE.get(type(value)) == right_kind:
+            return compare(value, right)
+        left, other = _comparable(column, value, right)
+        return compare(left, other)
+
+    return compared
+
+
 def where(rows: Iterable[Row], cond: n.Condition | None, variables: Variables) -> list[Row]:
     """The rows for which ``cond`` is true (all rows when there is no condition)."""
     if cond is None:
         return list(rows)
-    return [row for row in rows if truth(cond, row, variables) is True]
+    test = predicate(cond, variables)
+    return [row for row in rows if test(row) is True]
 
 
 def order(rows: Sequence[Row], keys: Sequence[n.OrderKey]) -> list[Row]:
@@ -191,6 +245,8 @@ def select(statement: n.Select, table: Sequence[Row], variables: Variables) -> l
         excluded = source_names(statement.other_than, variables) or []
         rows = exclude(rows, excluded)
     rows = order(rows, statement.order_by)
+    if statement.limit is not None and not statement.distinct:
+        rows = rows[: statement.limit]  # the same rows, without copying the ones cut off
     picked = project(rows, statement.columns)
     if statement.distinct:  # the first of each repeated row, in order
         first: dict[str, dict[str, Any]] = {}

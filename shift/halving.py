@@ -559,6 +559,8 @@ class _RoundState:
     errors: dict[str, int | None] = field(default_factory=dict)
     ranked: list[tuple[float, str]] = field(default_factory=list)
     decided: RoundDecided | None = None
+    walked: int = 0  # length of the ranked prefix already promoted as certain survivors
+    last_insert: int | None = None  # where the latest loss went into `ranked`
 
     def add(self, arm: str) -> bool:
         """Add an arm; False when it is a member already."""
@@ -615,6 +617,7 @@ class SuccessiveHalving:
         self._rounds = [_RoundState() for _ in self.schedule.rounds]
         for arm in config.arms:
             self._rounds[0].add(arm)
+        self._log: list[list[Any]] = []  # every result in record order, to_dict's form
 
     @property
     def status(self) -> HalvingStatus:
@@ -724,7 +727,10 @@ class SuccessiveHalving:
             )
         state.losses[arm] = value
         state.errors[arm] = counted
-        bisect.insort(state.ranked, (value, arm))
+        self._log.append([arm, train_rows, value if math.isfinite(value) else "inf", counted])
+        at = bisect.bisect_right(state.ranked, (value, arm))
+        state.ranked.insert(at, (value, arm))
+        state.last_insert = at
         requests, decided = self._settle(k)
         return Update(tuple(requests), tuple(decided), self.status)
 
@@ -744,7 +750,7 @@ class SuccessiveHalving:
                 # An arm is certain to survive when fewer than `advancing` arms can still
                 # beat it: the known better ones plus every loss still missing.
                 following = self._rounds[k + 1]
-                for _, arm in state.ranked[: max(0, advancing - missing)]:
+                for arm in self._newly_certain(state, max(0, advancing - missing)):
                     if following.add(arm):
                         requests.append(self._evaluation(arm, k + 1))
             if missing:
@@ -760,6 +766,26 @@ class SuccessiveHalving:
             k += 1
         return requests, decided
 
+    @staticmethod
+    def _newly_certain(state: _RoundState, certain: int) -> list[str]:
+        """The arms of the first ``certain`` ranked places not promoted yet (maybe some).
+
+        Each recorded loss grows the certain prefix by one place while it moves the earlier
+        ones down by at most one, so the one new arm is the recorded one when it landed in
+        the prefix, else the prefix's last; only a jump (a round whose size just became
+        known) walks the prefix again. A loss therefore costs O(1) here, not O(arms).
+        """
+        if certain <= state.walked:
+            fresh: list[str] = []
+        elif certain == state.walked + 1 and state.last_insert is not None:
+            at = state.last_insert
+            fresh = [state.ranked[at if at < certain else certain - 1][1]]
+        else:
+            fresh = [arm for _, arm in state.ranked[:certain]]
+        state.walked = max(state.walked, certain)
+        state.last_insert = None
+        return fresh
+
     def _decide(self, k: int, size: int, advancing: int) -> RoundDecided:
         state = self._rounds[k]
         ordered = [arm for _, arm in state.ranked]
@@ -771,7 +797,8 @@ class SuccessiveHalving:
         if self._keeps_extra(k):
             cut = survivors[-1]
             eliminated = [arm for arm in below if self._worse(k, arm, cut, size)]
-            survivors += [arm for arm in below if arm not in eliminated]
+            gone = set(eliminated)
+            survivors += [arm for arm in below if arm not in gone]
         return RoundDecided(k, rows, tuple(survivors), tuple(eliminated))
 
     def _worse(self, k: int, arm: str, cut: str, size: int) -> bool:
@@ -831,6 +858,19 @@ class SuccessiveHalving:
                 for arm in group
             )
         return out
+
+    @property
+    def recorded(self) -> int:
+        """How many results the machine holds."""
+        return len(self._log)
+
+    def results_since(self, count: int) -> list[list[Any]]:
+        """The results recorded after the first ``count``, in record order and in the form
+        of :meth:`to_dict`'s ``results``: what a store appends to a state it saved when the
+        machine held ``count`` results, so persisting a transition costs only its new
+        results (the loaded state is the saved one plus these, :meth:`from_dict` replays
+        results in any order)."""
+        return [list(result) for result in self._log[count:]]
 
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON-able state: the config, the resolved plan and every result."""

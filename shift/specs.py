@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib.metadata
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -92,9 +93,10 @@ class ModelSpec:
         """The part of the spec that decides the features (hashed into :attr:`key`)."""
         return {"family": self.family, "modality": self.modality.value, "loader": self.loader}
 
-    @property
+    @cached_property
     def key(self) -> str:
-        """Content hash of :meth:`identity`: names the model's features everywhere."""
+        """Content hash of :meth:`identity`: names the model's features everywhere (computed
+        once per spec: a spec is frozen, and a plan asks for it per task)."""
         return content_hash(self.identity())
 
     def to_json(self) -> dict[str, Any]:
@@ -163,9 +165,10 @@ class DatasetSpec:
         """The part of the spec that decides the rows (hashed into :attr:`key`)."""
         return {"reader": self.reader, "params": self.params}
 
-    @property
+    @cached_property
     def key(self) -> str:
-        """Content hash of :meth:`identity`: names the dataset's rows everywhere."""
+        """Content hash of :meth:`identity`: names the dataset's rows everywhere (computed
+        once per spec)."""
         return content_hash(self.identity())
 
     def to_json(self) -> dict[str, Any]:

@@ -33,12 +33,13 @@ class Cell:
 
 
 def mean_task_s(workload: Workload) -> float:
-    """Mean device time per broker task (256-row units), one load per model included."""
+    """Mean device time per broker task (``block_rows`` units), one load per model
+    included."""
     tasks = 0
     busy = 0.0
     for m in workload.models:
         for size in (workload.train_rows, workload.test_rows):
-            tasks += -(-size // 256)
+            tasks += -(-size // workload.block_rows)
             busy += m.embed_s(size)
         tasks += workload.classifiers
         busy += workload.classifiers * m.classify_cost_s(workload.train_rows, workload.test_rows)
@@ -49,6 +50,31 @@ def mean_task_s(workload: Workload) -> float:
 def bottleneck_devices(workload: Workload, broker_tasks_per_s: float) -> float:
     """Devices at which the broker's round-trip rate is used up: ``rate * mean task s``."""
     return broker_tasks_per_s * mean_task_s(workload)
+
+
+def feeds_line(workload: Workload, broker_tasks_per_s: float, where: str) -> str:
+    """The sentence saying how many workers one broker can feed, and from which costs.
+
+    A worker busy on tasks of ``t`` seconds asks for ``1 / t`` tasks per second; the
+    broker serves ``rate`` per second, so it keeps ``rate * t`` workers busy
+    (:func:`bottleneck_devices`); beyond that, workers wait on the broker.
+
+    Args:
+        workload: The search (its models' costs decide the mean task).
+        broker_tasks_per_s: Tasks the broker handles per second.
+        where: Where the costs come from (printed).
+    """
+    mean = mean_task_s(workload)
+    models = workload.models
+    embed_ms = 1000 * sum(m.embed_s_per_row for m in models) / len(models)
+    load_s = sum(m.load_s for m in models) / len(models)
+    classify_s = sum(m.classify_s for m in models) / len(models)
+    return (
+        f"One broker feeds about {bottleneck_devices(workload, broker_tasks_per_s):,.0f} "
+        f"workers: it serves {broker_tasks_per_s:,.0f} tasks/s and a busy worker asks for "
+        f"{1 / mean:,.2f} tasks/s (mean task {mean:.3f} s: embed {embed_ms:.3g} ms/row, "
+        f"load {load_s:.3g} s, classify {classify_s:.3g} s per model; {where})."
+    )
 
 
 def scale(
