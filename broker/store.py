@@ -23,7 +23,7 @@ from typing import Any
 
 import aiosqlite
 
-from broker.schema import SCHEMA
+from broker.schema import CATALOG_TABLES, SCHEMA
 from shift.codec import pack, unpack
 from shift.dispatch import Change
 from shift.errors import ProtocolError, SchedulerError
@@ -142,6 +142,7 @@ class Store:
         await self._db.execute("PRAGMA synchronous=NORMAL")
         await self._db.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
         await self._db.executescript(SCHEMA)
+        await self._add_new_columns()
         await self._db.commit()
         self._reader = await aiosqlite.connect(self.path)
         await self._reader.execute("PRAGMA query_only=ON")
@@ -149,6 +150,18 @@ class Store:
         await self._checkpointer.execute("PRAGMA synchronous=NORMAL")
         self._writer = asyncio.create_task(self._write_loop(), name="store-writer")
         self._checkpoints = asyncio.create_task(self._checkpoint_loop(), name="store-checkpoint")
+
+    async def _add_new_columns(self) -> None:
+        """Give catalog tables made by an older shift the columns added since (``NULL``
+        until a row is registered again), so an existing state directory keeps working."""
+        if self._db is None:
+            raise RuntimeError("the store is not open")
+        for table, columns in CATALOG_TABLES.values():
+            rows = await self._db.execute_fetchall(f"PRAGMA table_info({table})")
+            present = {str(r[1]) for r in rows}
+            for column in columns:
+                if column not in present:
+                    await self._db.execute(f'ALTER TABLE {table} ADD COLUMN "{column}"')
 
     async def load(self) -> list[TaskRow]:
         """Every stored task in submission order (used once at startup)."""
