@@ -30,6 +30,7 @@ from shift.finetuning import checkpoint_root
 from shift.payloads import FEATURES_DIR
 from shift.protocol import Timing
 from shift.settings import halving_rule
+from shift.strategies import DEFAULT_STRATEGY
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +136,7 @@ async def open_search(broker: Broker, settings: dict[str, Any]) -> Search:
         broker,
         catalog,
         racing=halving_rule(settings) == "racing",
-        rank_strategy=str(settings["rank_strategy"]),
+        rank_strategy=str(settings.get("rank_strategy", DEFAULT_STRATEGY)),
     )
     await queries.open()
     return Search(catalog, queries)
@@ -189,7 +190,7 @@ def command_settings(args: Any, flags: Any, command: str) -> dict[str, Any] | No
         settings = load_settings(setting_overrides(args, flags))
         check_bind(settings["http_host"], settings["token"])  # refuse before starting
         halving_rule(settings)
-        default_strategy(str(settings["rank_strategy"]))
+        default_strategy(str(settings.get("rank_strategy", DEFAULT_STRATEGY)))
         return settings
     except ShiftError as error:
         print(f"shift {command}: {error}", file=sys.stderr)
