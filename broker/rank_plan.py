@@ -31,7 +31,7 @@ from shift.planner import (
 from shift.ql import nodes as n
 from shift.ql import parse
 from shift.specs import ModelSpec
-from shift.strategies import DEFAULT_NAME, KINDS
+from shift.strategies import DEFAULT_NAME, KINDS, find_strategy
 
 Output = n.Method | n.Strategy
 """One output table: a plain ranker or a resolved strategy (never ``default``)."""
@@ -75,7 +75,10 @@ def outputs(statement: n.Rank, setting: str) -> tuple[Output, ...]:
         if isinstance(item, n.Strategy) and item.name == DEFAULT_NAME:
             item = default_strategy(setting)
             proxies = [c for c in item.components if c.name in CLASSIFIERS]
-            if proxies and not statement.test:
+            spec = find_strategy(item.name) if item.name else None
+            if proxies and not statement.test and spec is not None and spec.without_test:
+                item = default_strategy(spec.without_test)
+            elif proxies and not statement.test:
                 shown = ", ".join(CLASSIFIERS[c.name].display for c in proxies)
                 raise QueryError(
                     Diagnostic(

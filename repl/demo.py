@@ -2,7 +2,8 @@
 
 Starts ``shift up`` (a broker and two CPU workers) on a temporary state directory,
 installs the offline zoo, runs a task-aware query over the zoo's image models on the
-photo-crop task, runs it again to show the cache answering, and stops everything.
+photo-crop task (two 1-NN proxies, then RANK with the default strategy), runs it again to
+show the cache answering, and stops everything.
 """
 
 from __future__ import annotations
@@ -23,7 +24,11 @@ DEMO_QUERY = """
 SELECT name, num_params FROM image_models
 ORDER BY err ASC TRAINED ON "photos-train" TESTED ON "photos-test"
 CLASSIFIED BY ["Euclidean NN", "Cosine NN"] WAIT;
+RANK name, num_params FROM image_models
+TRAINED ON "photos-train" TESTED ON "photos-test" WAIT;
 """
+"""Two 1-NN proxies, then the default strategy of a RANK without BY (``linear_knn``: the
+Linear probe and k-NN, chosen against fine-tuning ground truth; docs/rankers.md)."""
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

@@ -42,12 +42,15 @@ class StrategySpec:
         kind: One of :data:`KINDS`.
         components: Components as a query writes them (``"knn(k=10)"``, ``"Cosine NN"``).
         rationale: One line: why this combination.
+        without_test: The registered strategy used instead when this one has a proxy and
+            the RANK has no ``TESTED ON`` (empty: such a RANK is refused).
     """
 
     name: str
     kind: str
     components: tuple[str, ...]
     rationale: str
+    without_test: str = ""
 
     @property
     def text(self) -> str:
@@ -58,6 +61,23 @@ class StrategySpec:
 STRATEGIES: dict[str, StrategySpec] = {
     s.name: s
     for s in (
+        StrategySpec(
+            "linear_knn",
+            "rank",
+            ("Linear", "knn"),
+            "the converged linear probe's test accuracy and leave-one-out k-NN on the training "
+            "rows, averaged by rank: two plain views of how separable the classes are in the "
+            "features, neither tied to a model family; needs TESTED ON (without it: "
+            "logme_transrate_knn)",
+            without_test="logme_transrate_knn",
+        ),
+        StrategySpec(
+            "logme_transrate_knn",
+            "rank",
+            ("logme", "transrate", "knn"),
+            "three estimators of different kinds on the training rows (Bayesian evidence, "
+            "coding rate, neighbours), averaged by rank; needs no test set",
+        ),
         StrategySpec(
             "logme_knn",
             "rank",
@@ -93,7 +113,7 @@ STRATEGIES: dict[str, StrategySpec] = {
 }
 """Named strategies, by name."""
 
-DEFAULT_STRATEGY = "logme_knn"
+DEFAULT_STRATEGY = "linear_knn"
 """The ``rank_strategy`` setting's default: the strategy of a RANK without ``BY``.
 
 Chosen by measurement against fine-tuning ground truth (docs/rankers.md, "The default

@@ -125,6 +125,7 @@ async def test_a_proxy_component_reuses_the_search(ctx, tasks):
 
 
 async def test_no_by_is_the_default_strategy_of_the_setting(ctx, tasks):
+    ctx = replace(ctx, rank_strategy="logme_knn")
     result = await execute(parse('RANK * FROM models TRAINED ON "train"'), ctx)
     (table,) = result.tables
     assert table.title.startswith("logme_knn = rank:logme+knn")
@@ -136,6 +137,7 @@ async def test_no_by_is_the_default_strategy_of_the_setting(ctx, tasks):
 
 
 async def test_the_default_strategy_is_explained(ctx, tasks):
+    ctx = replace(ctx, rank_strategy="logme_knn")
     result = await execute(parse('EXPLAIN JSON RANK * FROM models TRAINED ON "train"'), ctx)
     body = json.loads(result.message)
     (output,) = body["outputs"]
@@ -178,3 +180,20 @@ def test_the_setting_must_name_a_strategy(value: str, message: str) -> None:
     with pytest.raises(SettingsError, match=message):
         default_strategy(value)
     assert default_strategy("rank:logme+knn").kind == "rank"
+
+
+def test_the_shipped_default_needs_a_test_set_and_falls_back_without_one() -> None:
+    """linear_knn reads the test rows (Linear); a RANK without TESTED ON gets its ranker-only
+    fallback, logme_transrate_knn, instead of an error."""
+    from broker.rank_plan import outputs
+    from shift.strategies import DEFAULT_STRATEGY
+
+    assert DEFAULT_STRATEGY == "linear_knn"
+    (tested,) = outputs(parse('RANK * FROM m TRAINED ON "a" TESTED ON "b"'), DEFAULT_STRATEGY)
+    assert (tested.name, [c.name for c in tested.components]) == ("linear_knn", ["linear", "knn"])
+    (untested,) = outputs(parse('RANK * FROM m TRAINED ON "a"'), DEFAULT_STRATEGY)
+    assert untested.name == "logme_transrate_knn"
+    assert [c.name for c in untested.components] == ["logme", "transrate", "knn"]
+    # an inline setting has no fallback: a proxy without TESTED ON is refused
+    with pytest.raises(QueryError, match="has no TESTED ON"):
+        outputs(parse('RANK * FROM m TRAINED ON "a"'), "rank:Linear+knn")

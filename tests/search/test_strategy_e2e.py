@@ -63,11 +63,11 @@ def test_strategies_reuse_every_task(photos: Cluster) -> None:
     print("\nrank:logme+knn:", json.dumps(rows[:2], default=str)[:400])
     assert rows[0]["tied_with_first"] is True
     assert rows[0]["name"] == "efficientnet-lite0", rows
-    # a rerun, and the default strategy (logme_knn: the same components), create no task
+    # a rerun, and the named strategy logme_knn (the same components), create no task
     count = photos.task_count()
     again = _one(photos, rank + '"rank:logme+knn"')
     assert again["tables"] == result["tables"] and photos.task_count() == count
-    default = _one(photos, f'RANK * FROM {POOL} TRAINED ON "{TRAIN}"')
+    default = _one(photos, f'RANK * FROM {POOL} TRAINED ON "{TRAIN}" BY "logme_knn"')
     assert default["tables"][0]["title"].startswith("logme_knn = rank:logme+knn")
     assert default["tables"][0]["rows"] == table["rows"] and photos.task_count() == count
 
