@@ -11,6 +11,7 @@ most of it the workers loading torch and the models.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -48,6 +49,10 @@ def broker(cluster: Cluster) -> Cluster:
     return cluster
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.fixture
 def repl(broker: Cluster, tmp_path: Path) -> Iterator[pexpect.spawn]:
     env = {
@@ -65,6 +70,9 @@ def repl(broker: Cluster, tmp_path: Path) -> Iterator[pexpect.spawn]:
         encoding="utf-8",
         dimensions=(50, 140),
         timeout=TIMEOUT_S,
+        # A user's terminal delivers Ctrl-C; a test run started in the background by a
+        # shell without job control inherits SIGINT ignored, which the REPL would inherit.
+        preexec_fn=_default_sigint,
     )
     child.logfile_read = (tmp_path / "terminal.log").open("w")
     try:
