@@ -59,6 +59,7 @@ from shift.planner import (
     pair_test_item,
     pair_test_size,
     pairs_of,
+    prefix_embeds,
     score_of,
     train_items,
     train_size,
@@ -201,16 +202,7 @@ class HalvingSearch:
         """Embeds of the training blocks the first ``rows`` rows of each pair need."""
         out: list[EmbedPayload] = []
         for train in self._trains():
-            left = rows
-            for item in train:
-                size = item_size(item, self.entries)
-                if left <= 0 or size is None:
-                    break
-                take = min(left, size)
-                for name in item_names(item):
-                    entry = self.entries[name]
-                    out += [embed_payload(model, entry, b) for b in blocks_for(take)]
-                left -= take
+            out += prefix_embeds(model, train, self.entries, rows)
         return _unique(out)
 
 

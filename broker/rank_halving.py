@@ -26,15 +26,14 @@ from broker.context import Context, Stage
 from shift.errors import SchedulerError
 from shift.halving import Evaluation, HalvingConfig, SuccessiveHalving
 from shift.hashing import content_hash
-from shift.payloads import EmbedPayload, RankPayload, RankResult, blocks_for, item_json
+from shift.payloads import EmbedPayload, RankPayload, RankResult, item_json
 from shift.payloads import TrainItem as PayloadItem
 from shift.planner import (
     DatasetEntry,
     Pair,
-    embed_payload,
     item_label,
-    item_names,
     item_size,
+    prefix_embeds,
     train_items,
     train_prefix,
     train_size,
@@ -126,20 +125,7 @@ class RankSearch:
 
     def embeds(self, model: ModelSpec, rows: int) -> list[EmbedPayload]:
         """Embeds of the training blocks the first ``rows`` rows need, items in order."""
-        out: dict[str, EmbedPayload] = {}
-        left = rows
-        for item in self.pair.train:
-            size = item_size(item, self.entries)
-            if left <= 0 or size is None:
-                break
-            take = min(left, size)
-            for name in item_names(item):
-                entry = self.entries[name]
-                for block in blocks_for(min(take, entry.rows)):
-                    payload = embed_payload(model, entry, block)
-                    out.setdefault(payload.task().task_id, payload)
-            left -= take
-        return list(out.values())
+        return prefix_embeds(model, self.pair.train, self.entries, rows)
 
 
 def loss_of(result: RankResult) -> float:

@@ -279,6 +279,30 @@ def embed_payload(model: ModelSpec, entry: DatasetEntry, block: int) -> EmbedPay
     return EmbedPayload(model, entry.spec, block)
 
 
+def prefix_embeds(
+    model: ModelSpec,
+    items: Sequence[TrainItem],
+    datasets: Mapping[str, DatasetEntry],
+    rows: int,
+) -> list[EmbedPayload]:
+    """Embeds of the feature blocks the first ``rows`` rows of ``items`` (in order) read,
+    each once; stops at a mutation whose size depends on its labels."""
+    out: dict[str, EmbedPayload] = {}
+    left = rows
+    for item in items:
+        size = item_size(item, datasets)
+        if left <= 0 or size is None:
+            break
+        take = min(left, size)
+        for name in item_names(item):
+            entry = datasets[name]
+            for block in blocks_for(min(take, entry.rows)):
+                payload = embed_payload(model, entry, block)
+                out.setdefault(payload.task().task_id, payload)
+        left -= take
+    return list(out.values())
+
+
 def classify_payload(
     model: ModelSpec,
     classifier: str,
