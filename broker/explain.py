@@ -136,7 +136,7 @@ async def _explain_halving(
     estimate: float | None = 0.0
 
     def cost(kind: str, model_key: str) -> float | None:
-        return timings.get((kind, model_key), timings.get((kind, "")))
+        return task_seconds(timings, kind, model_key)
 
     def add(seconds: float | None) -> float | None:
         nonlocal estimate
@@ -300,6 +300,14 @@ def explain_steps(statement: str, steps: Sequence[Step], ctx: Context) -> dict[s
     }
 
 
+def task_seconds(
+    timings: Mapping[tuple[str, str], float], kind: str, model_key: str
+) -> float | None:
+    """A model's measured seconds of one task of ``kind`` (any model's mean when it has
+    none yet; ``None`` when the kind never ran)."""
+    return timings.get((kind, model_key), timings.get((kind, "")))
+
+
 def forward_row_seconds(timings: Mapping[tuple[str, str], float], model_key: str) -> float | None:
     """A model's measured forward seconds per row (any model's mean when it has none yet)."""
-    return timings.get((EMBED_ROW, model_key), timings.get((EMBED_ROW, "")))
+    return task_seconds(timings, EMBED_ROW, model_key)

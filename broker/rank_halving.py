@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from broker.context import Context, Stage
+from broker.explain import task_seconds
 from shift.errors import SchedulerError
 from shift.halving import Evaluation, HalvingConfig, SuccessiveHalving
 from shift.hashing import content_hash
@@ -266,7 +267,7 @@ def round_plan(
     before = 0
 
     def seconds(kind: str, model: ModelSpec) -> float | None:
-        return timings.get((kind, model.key), timings.get((kind, "")))
+        return task_seconds(timings, kind, model.key)
 
     for plan in machine.schedule.rounds:
         k = plan.index

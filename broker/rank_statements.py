@@ -28,7 +28,7 @@ from typing import Any
 from broker import rank_halving
 from broker.context import Context
 from broker.evaluator import dataset_sizes
-from broker.explain import PLAN_COLUMNS, explains
+from broker.explain import PLAN_COLUMNS, explains, task_seconds
 from broker.rank_plan import RankPlan, describe, display, label, plan_rank
 from broker.results import Result, Table
 from broker.statements import handles
@@ -299,7 +299,7 @@ async def explain_rank(statement: n.Rank, ctx: Context) -> tuple[dict[str, Any],
         for spec in specs:
             if ctx.tasks.state(spec.task_id) == "succeeded":
                 continue
-            seconds = timings.get((spec.kind, model.key), timings.get((spec.kind, "")))
+            seconds = task_seconds(timings, spec.kind, model.key)
             cost = None if cost is None or seconds is None else cost + seconds
         total = None if total is None or cost is None else total + cost
         known_all += known
