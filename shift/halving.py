@@ -18,8 +18,10 @@ Rules beyond the design text (docs/halving.md has the worked tables):
   whose prefix covers the whole training set is the last one (the finalists).
 * Racing (the default when the test-set size is known): a round before the last scores on
   a prefix of the test set that grows with the training prefix; the last round scores on
-  the whole test set. Below the cut, an arm survives unless it is confidently worse than
-  the cut arm (:mod:`shift.error_bounds`), so rounds may keep more arms than ``ceil(n/eta)``.
+  the whole test set. An arm that is confidently worse than the round's leader goes, even
+  within the top ``ceil(n/eta)``; below the cut, an arm survives unless it is confidently
+  worse than the cut arm (:mod:`shift.error_bounds`), so a round may keep more arms than
+  ``ceil(n/eta)`` or fewer. A lone survivor goes straight to the last round.
 * A BENCHMARK halves once over the aggregated score of its pairs: a round fits the same
   prefix of every pair's training set, capped at each set's size (:func:`pair_rows`).
 * Ties break by loss, then arm name. Finalists rank first, then the arms eliminated in later
@@ -42,7 +44,7 @@ from shift.errors import SchedulerError
 from shift.payloads import BLOCK_ROWS
 
 AUTO: Literal["auto"] = "auto"
-STATE_VERSION = 2
+STATE_VERSION = 3
 _STATE_KIND = "successive_halving"
 DEFAULT_DELTA = 0.05
 """Racing's default probability that a round eliminates its best arm (see docs/halving.md)."""
@@ -513,11 +515,15 @@ class Update:
         requests: Evaluations that became needed (dispatch them).
         decided: Rounds that became fully decided.
         status: The machine's status afterwards.
+        withdrawn: Evaluations asked for earlier that are no longer needed (racing's
+            early promotions of arms the round's decision dropped); their results, when
+            they come, are ignored.
     """
 
     requests: tuple[Evaluation, ...] = ()
     decided: tuple[RoundDecided, ...] = ()
     status: HalvingStatus = HalvingStatus.RUNNING
+    withdrawn: tuple[Evaluation, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -570,6 +576,14 @@ class _RoundState:
         self.member_set.add(arm)
         return True
 
+    def remove(self, arm: str) -> None:
+        """Drop a member and its result (a withdrawn early request of an undecided round)."""
+        self.members.remove(arm)
+        self.member_set.discard(arm)
+        self.losses.pop(arm, None)
+        self.errors.pop(arm, None)
+        self.ranked = [entry for entry in self.ranked if entry[1] != arm]
+
 
 def _check_loss(arm: str, train_rows: int, loss: object) -> float:
     if isinstance(loss, int | float) and not isinstance(loss, bool):
@@ -618,6 +632,7 @@ class SuccessiveHalving:
         for arm in config.arms:
             self._rounds[0].add(arm)
         self._log: list[list[Any]] = []  # every result in record order, to_dict's form
+        self._withdrawn: set[tuple[str, int]] = set()  # (arm, round) no longer needed
 
     @property
     def status(self) -> HalvingStatus:
@@ -701,6 +716,8 @@ class SuccessiveHalving:
         plan = self.schedule.rounds[k]
         value = _check_loss(arm, train_rows, loss)
         state = self._rounds[k]
+        if (arm, k) in self._withdrawn:
+            return Update(status=self.status)
         if arm not in state.member_set:
             why = "is not a model of this search" if arm not in self._order else "was not asked"
             raise SchedulerError(
@@ -731,13 +748,17 @@ class SuccessiveHalving:
         at = bisect.bisect_right(state.ranked, (value, arm))
         state.ranked.insert(at, (value, arm))
         state.last_insert = at
-        requests, decided = self._settle(k)
-        return Update(tuple(requests), tuple(decided), self.status)
+        requests, decided, withdrawn = self._settle(k)
+        return Update(tuple(requests), tuple(decided), self.status, tuple(withdrawn))
 
-    def _settle(self, k: int) -> tuple[list[Evaluation], list[RoundDecided]]:
-        """Promote certain survivors of round ``k`` and decide it (and later ones) if complete."""
+    def _settle(self, k: int) -> tuple[list[Evaluation], list[RoundDecided], list[Evaluation]]:
+        """Promote likely survivors of round ``k`` and decide it (and later ones) if complete.
+
+        Returns the new requests, the decided rounds and the withdrawn requests.
+        """
         requests: list[Evaluation] = []
         decided: list[RoundDecided] = []
+        withdrawn: list[Evaluation] = []
         while k < len(self._rounds):
             size = self._size(k)
             state = self._rounds[k]
@@ -747,10 +768,17 @@ class SuccessiveHalving:
             advancing = 0 if last else _ceil_div(size, self.schedule.eta)
             missing = size - len(state.losses)
             if advancing:
-                # An arm is certain to survive when fewer than `advancing` arms can still
-                # beat it: the known better ones plus every loss still missing.
+                # An arm is certain to survive by rank when fewer than `advancing` arms can
+                # still beat it: the known better ones plus every loss still missing. Its
+                # next evaluation is asked for at once. Racing asks only when it is not
+                # confidently worse than the leader so far; a later, better leader may
+                # still drop it, and the decision then withdraws the request.
                 following = self._rounds[k + 1]
+                leader = state.ranked[0][1] if state.ranked else None
+                racing = leader is not None and self._keeps_extra(k)
                 for arm in self._newly_certain(state, max(0, advancing - missing)):
+                    if racing and self._worse(k, arm, str(leader), size):
+                        continue
                     if following.add(arm):
                         requests.append(self._evaluation(arm, k + 1))
             if missing:
@@ -760,11 +788,49 @@ class SuccessiveHalving:
             decided.append(outcome)
             if last:
                 break
+            k = self._advance(k, outcome, requests, decided, withdrawn)
+        return requests, decided, withdrawn
+
+    def _advance(
+        self,
+        k: int,
+        outcome: RoundDecided,
+        requests: list[Evaluation],
+        decided: list[RoundDecided],
+        withdrawn: list[Evaluation],
+    ) -> int:
+        """Send round ``k``'s survivors on; return the next round to settle.
+
+        Early requests of arms the decision dropped are withdrawn. A lone survivor has no
+        one left to beat: it goes straight to the last round (the finalists' payload), and
+        the rounds between are decided as passed through, without an evaluation. So the
+        members of every round, and the outcome, do not depend on the order losses came in.
+        """
+        following = self._rounds[k + 1]
+        last = len(self._rounds) - 1
+        lone = len(outcome.survivors) == 1 and k + 1 < last
+        keep = set() if lone else set(outcome.survivors)
+        for arm in [a for a in following.members if a not in keep]:
+            following.remove(arm)
+            self._withdrawn.add((arm, k + 1))
+            early = self._evaluation(arm, k + 1)
+            if early in requests:  # asked for in this very update: not sent yet
+                requests.remove(early)
+            else:
+                withdrawn.append(early)
+        if not lone:
             for arm in outcome.survivors:
-                if self._rounds[k + 1].add(arm):
+                if following.add(arm):
                     requests.append(self._evaluation(arm, k + 1))
-            k += 1
-        return requests, decided
+            return k + 1
+        arm = outcome.survivors[0]
+        for j in range(k + 1, last):
+            passed = RoundDecided(j, self.schedule.rounds[j].train_rows, (arm,), ())
+            self._rounds[j].decided = passed
+            decided.append(passed)
+        self._rounds[last].add(arm)
+        requests.append(self._evaluation(arm, last))
+        return last
 
     @staticmethod
     def _newly_certain(state: _RoundState, certain: int) -> list[str]:
@@ -793,13 +859,19 @@ class SuccessiveHalving:
         if not advancing:
             return RoundDecided(k, rows, tuple(ordered), ())
         survivors, below = ordered[:advancing], ordered[advancing:]
-        eliminated = below
-        if self._keeps_extra(k):
-            cut = survivors[-1]
-            eliminated = [arm for arm in below if self._worse(k, arm, cut, size)]
-            gone = set(eliminated)
-            survivors += [arm for arm in below if arm not in gone]
-        return RoundDecided(k, rows, tuple(survivors), tuple(eliminated))
+        if not self._keeps_extra(k):
+            return RoundDecided(k, rows, tuple(survivors), tuple(below))
+        # Racing: an arm goes when it is confidently worse than the round's leader (even
+        # within the top), or, below the cut, than the cut arm.
+        leader, cut = ordered[0], survivors[-1]
+        gone = {
+            arm
+            for i, arm in enumerate(ordered)
+            if self._worse(k, arm, leader, size)
+            or (i >= advancing and self._worse(k, arm, cut, size))
+        }
+        kept = tuple(arm for arm in ordered if arm not in gone)
+        return RoundDecided(k, rows, kept, tuple(arm for arm in ordered if arm in gone))
 
     def _worse(self, k: int, arm: str, cut: str, size: int) -> bool:
         """Whether ``arm`` is confidently worse than the cut arm on round ``k``'s test rows.
@@ -868,16 +940,14 @@ class SuccessiveHalving:
         """The results recorded after the first ``count``, in record order and in the form
         of :meth:`to_dict`'s ``results``: what a store appends to a state it saved when the
         machine held ``count`` results, so persisting a transition costs only its new
-        results (the loaded state is the saved one plus these, :meth:`from_dict` replays
-        results in any order)."""
+        results (the loaded state is the saved one plus these, which :meth:`from_dict`
+        replays in this order)."""
         return [list(result) for result in self._log[count:]]
 
     def to_dict(self) -> dict[str, Any]:
-        """Return the JSON-able state: the config, the resolved plan and every result."""
-        results: list[list[Any]] = [
-            [s.arm, s.train_rows, s.loss if math.isfinite(s.loss) else "inf", s.errors]
-            for s in self.scores()
-        ]
+        """Return the JSON-able state: the config, the resolved plan and every result, in
+        record order."""
+        results = self.results_since(0)
         return {
             "kind": _STATE_KIND,
             "version": STATE_VERSION,
@@ -933,8 +1003,9 @@ class SuccessiveHalving:
                 raise SchedulerError(f"cannot restore successive halving: bad result {item!r}")
             loss = _check_loss(item[0], item[1], math.inf if item[2] == "inf" else item[2])
             checked.append((rows_by_round[item[1]], item[0], item[1], loss, item[3]))
-        # Replaying round by round re-promotes every survivor before its next-round loss.
-        for _, arm, rows, loss, errors in sorted(checked, key=lambda c: c[0]):
+        # Replaying in record order asks for every evaluation again before its result
+        # (racing's early promotions depend on the leader when each loss came in).
+        for _, arm, rows, loss, errors in checked:
             machine.record(arm, rows, loss, errors)
         return machine
 

@@ -71,12 +71,11 @@ async def test_racing_scores_round_0_on_a_test_prefix(ctx: Context, tasks: WideT
     result = await execute(parse(QUERY), ctx)
     (table,) = result.tables
     assert [row[0] for row in table.rows] == ["good", "fair", "poor"]
-    # Round 0: 3 models on 256 training rows, scored on the first 256 test rows; poor
-    # (0.6 against fair's 0.3 on 256 rows) is confidently worse; good and fair play round 1
-    # (the last) on 512 training rows and the whole test set.
+    # Round 0: 3 models on 256 training rows, scored on the first 256 test rows; fair and
+    # poor (0.3 and 0.6 against good's 0.1 on 256 rows) are confidently worse than the
+    # leader; good alone plays round 1 (the last) on 512 training rows and the whole test set.
     assert sorted(classify_rows(tasks)) == [
         ("fair", 256, 256),
-        ("fair", 512, None),
         ("good", 256, 256),
         ("good", 512, None),
         ("poor", 256, 256),
@@ -89,7 +88,7 @@ async def test_racing_scores_round_0_on_a_test_prefix(ctx: Context, tasks: WideT
     assert ("poor", 0) in test_blocks and ("poor", 1) not in test_blocks
     assert {("good", b) for b in range(4)} <= test_blocks
     assert tasks.stages[0] == Stage(0, 2, 3, 256, 256)
-    assert tasks.stages[-1] == Stage(1, 2, 2, 512, 1000)
+    assert tasks.stages[-1] == Stage(1, 2, 1, 512, 1000)
     columns = table.columns
     poor = table.rows[-1]
     assert poor[columns.index("eliminated_in")] == 0

@@ -215,7 +215,7 @@ def _state() -> dict[str, object]:
 BAD_STATES = [
     ("{not json", "cannot restore successive halving: Expecting property name"),
     ("[]", "not a halving state"),
-    (json.dumps({**_state(), "version": 99}), "state version 99; this shift reads version 2"),
+    (json.dumps({**_state(), "version": 99}), "state version 99; this shift reads version 3"),
     (
         json.dumps({**_state(), "chunk_rows": 11}),
         "planned with CHUNK 11 and BUDGET 24, this shift plans CHUNK 10 and BUDGET 24",

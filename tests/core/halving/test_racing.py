@@ -87,6 +87,67 @@ def test_an_arm_within_the_margin_of_the_cut_is_kept() -> None:
     ]
 
 
+def test_an_arm_confidently_worse_than_the_leader_goes_even_within_the_top() -> None:
+    machine = four()
+    # b and c are in the top two by rank, but a's 5 errors in 256 rows against their 60
+    # and 62 is beyond the margin: only a plays on.
+    for arm, errors in (("a", 5), ("b", 60), ("c", 62), ("d", 200)):
+        update = machine.record(arm, 100, errors / 256, errors)
+    assert update.decided == (RoundDecided(0, 100, ("a",), ("b", "c", "d")),)
+    assert machine.next_requests() == [Evaluation("a", 1, 300, 1000)]  # asked for early
+    update = machine.record("a", 300, 0.02, 20, 1000)
+    assert update.status is HalvingStatus.DONE
+    assert [(r.arm, r.eliminated_in) for r in machine.ranking()] == [
+        ("a", None),
+        ("b", 0),
+        ("c", 0),
+        ("d", 0),
+    ]
+
+
+def test_an_early_request_the_decision_drops_is_withdrawn_and_its_result_ignored() -> None:
+    machine = four()
+    for arm, errors in (("b", 60), ("c", 62)):
+        assert machine.record(arm, 100, errors / 256, errors).requests == ()
+    # Three losses in, one missing: b is certain by rank and not worse than the leader so
+    # far (itself), so its round-1 evaluation goes out early.
+    assert machine.record("d", 100, 200 / 256, 200).requests == (Evaluation("b", 1, 300, 1000),)
+    update = machine.record("a", 100, 5 / 256, 5)
+    # a is far ahead of b: the decision drops b and withdraws its early request.
+    assert update.decided == (RoundDecided(0, 100, ("a",), ("b", "c", "d")),)
+    assert update.withdrawn == (Evaluation("b", 1, 300, 1000),)
+    assert update.requests == (Evaluation("a", 1, 300, 1000),)
+    before = machine.to_json()
+    late = machine.record("b", 300, 0.2, 200, 1000)  # a worker ran it anyway
+    assert (late.requests, late.decided, late.withdrawn) == ((), (), ())
+    assert machine.to_json() == before
+    assert machine.next_requests() == [Evaluation("a", 1, 300, 1000)]
+
+
+def test_a_lone_survivor_goes_straight_to_the_last_round() -> None:
+    arms = tuple("abcdefgh")
+    machine = SuccessiveHalving(HalvingConfig(arms, 1000, 10, 24, test_rows=1000))
+    assert [(r.train_rows, r.test_rows) for r in machine.schedule.rounds] == [
+        (10, 256),
+        (30, 256),
+        (70, 1000),
+    ]
+    for arm in arms:
+        errors = 3 if arm == "h" else 180
+        update = machine.record(arm, 10, errors / 256, errors)
+    assert update.decided == (
+        RoundDecided(0, 10, ("h",), tuple("abcdefg")),
+        RoundDecided(1, 30, ("h",), ()),  # passed through: nothing left to compare
+    )
+    assert update.requests == (Evaluation("h", 2, 70, 1000),)
+    update = machine.record("h", 70, 0.01, 10, 1000)
+    assert update.status is HalvingStatus.DONE
+    assert machine.ranking()[0] == RankedArm("h", 0.01, 70, None, 1000)
+    assert [s.round for s in machine.scores() if s.arm == "h"] == [0, 2]
+    restored = SuccessiveHalving.from_json(machine.to_json())
+    assert restored.ranking() == machine.ranking()
+
+
 def test_plain_halving_drops_the_same_arm() -> None:
     machine = four(racing=False)
     assert machine.next_requests() == [Evaluation(arm, 0, 100, 1000) for arm in FOUR]
@@ -162,7 +223,7 @@ def test_racing_state_round_trips_and_the_old_format_is_refused() -> None:
     old = json.loads(machine.to_json())
     old["version"] = 1
     old["results"] = [item[:3] for item in old["results"]]
-    with pytest.raises(SchedulerError, match="state version 1; this shift reads version 2"):
+    with pytest.raises(SchedulerError, match="state version 1; this shift reads version 3"):
         SuccessiveHalving.from_json(json.dumps(old))
 
 
