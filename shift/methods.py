@@ -291,7 +291,7 @@ RANKERS: dict[str, MethodSpec] = {
                     "n_components", int, 0, 0, 1_000_000, "Fisher directions kept; 0 keeps all"
                 ),
             ),
-            help="SFDA: log-likelihood of a regularised Fisher classifier after ConfMix.",
+            help="SFDA: mean true-class probability of a regularised Fisher classifier, ConfMix.",
             needs=_FEATURES,
             cost=_sfda_cost,
             complexity="O(n d^2 + d^3), twice",

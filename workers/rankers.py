@@ -542,7 +542,17 @@ def sfda(
     a: float = 5.0,
     n_components: int = 0,
 ) -> float:
-    """SFDA: mean log-likelihood of a regularised Fisher classifier refitted after ConfMix."""
+    """SFDA (Shao et al., ECCV 2022): mean probability of the true class under a regularised
+    Fisher classifier refitted after ConfMix.
+
+    ``p(y|x)`` is :func:`sfda_classifier`'s; ConfMix moves each row towards the mean of the
+    other classes' means, ``x' = s x + (1 - s) mean_{c != y} mu_c`` with ``s`` the true
+    class's entry of ``softmax(p(.|x))`` (a second softmax, over the probabilities), and the
+    classifier is refitted on ``x'`` with the first fit's shrinkage. The score is
+    ``(1/n) sum_i p(y_i | x'_i)``, in ``(0, 1]``, as in the authors' code (which drops the
+    log of LEEP-style scores for stability). Not scale-invariant: the shrinkage
+    ``exp(-a sigma_max(Sw))`` depends on the feature scale.
+    """
     x = np.asarray(features, dtype=np.float64)
     classes = _classes(labels)
     log_p, shrinkage = sfda_classifier(x, labels, classes, a=a, n_components=n_components)
@@ -556,7 +566,7 @@ def sfda(
     log_p, _ = sfda_classifier(
         mixed, labels, classes, a=a, n_components=n_components, shrinkage=shrinkage
     )
-    return float(log_p[np.arange(len(labels)), labels].mean())
+    return float(np.exp(log_p[np.arange(len(labels)), labels]).mean())
 
 
 # ------------------------------------------------------------------------------ H-score
@@ -574,7 +584,12 @@ def _between_projections(f: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray,
 
 @ranker("hscore")
 def hscore(features: np.ndarray, labels: np.ndarray, *, logits: np.ndarray | None = None) -> float:
-    """H-score: ``tr(cov(f)^+ cov(E[f|y]))``."""
+    """H-score (Bao et al., ICIP 2019): ``tr(cov(f)^+ cov(E[f|y]))``.
+
+    Both covariances divide by ``n`` (the ratio is the same with ``n - 1``). At most
+    ``C - 1``; with ``n <= d`` rows in general position it is exactly ``C - 1`` for every
+    model, since ``cov(f)`` then spans the class means' directions.
+    """
     f = np.asarray(features, dtype=np.float64)
     f = f - f.mean(axis=0)
     # with F = U S V^T: tr(pinv(F^T F) F^T P F) = tr(U^T P U) over the kept directions

@@ -130,8 +130,46 @@ def test_sfda_with_every_direction_is_shrunk_lda_before_and_after_confmix():
     means = np.stack([x[labels == c].mean(0) for c in range(3)])
     others = np.stack([(means.sum(0) - means[c]) / 2 for c in range(3)])
     mixed = conf * x + (1 - conf) * others[labels]
-    expected = lda_log_probs(mixed, labels, shrinkage)[np.arange(50), labels].mean()
+    # the score: the mean probability (not log-probability) of the true class
+    expected = np.exp(lda_log_probs(mixed, labels, shrinkage))[np.arange(50), labels].mean()
     assert R.sfda(x, labels) == pytest.approx(expected, rel=1e-9)
+
+
+def sigmoid(t):
+    return 1.0 / (1.0 + math.exp(-t))
+
+
+def test_sfda_by_hand_in_one_dimension():
+    # one feature: shrinking towards tr(S)/d I changes nothing, so SFDA is 1-D LDA twice.
+    # x = 0, 1 (class 0) and 3, 4 (class 1): means 0.5 and 3.5, Sw = 1/4, equal priors, so
+    # log p(1|x)/p(0|x) = ((3.5 - 0.5) x - (3.5^2 - 0.5^2) / 2) / (1/4) = 12 x - 24
+    x = np.array([[0.0], [1.0], [3.0], [4.0]])
+    labels = np.array([0, 0, 1, 1])
+    p_outer, p_inner = sigmoid(24.0), sigmoid(12.0)  # true-class probability at 0, 4 and 1, 3
+    # second softmax over (p, 1 - p): the true class's entry is sigmoid(2 p - 1)
+    s_outer, s_inner = sigmoid(2 * p_outer - 1), sigmoid(2 * p_inner - 1)
+    # ConfMix towards the other class's mean (3.5 for class 0); class 1 mirrors about x = 2
+    a = (1 - s_outer) * 3.5  # from x = 0
+    b = s_inner * 1.0 + (1 - s_inner) * 3.5  # from x = 1
+    m0, m1 = (a + b) / 2, 4 - (a + b) / 2
+    sw = ((b - a) / 2) ** 2
+    # refitted log-odds of class 1 at x': (m1 - m0) (x' - 2) / Sw; score: mean p(true)
+    expected = (sigmoid((m1 - m0) * (2 - a) / sw) + sigmoid((m1 - m0) * (2 - b) / sw)) / 2
+    assert R.sfda(x, labels) == pytest.approx(expected, rel=1e-12)
+    assert 0.5 < expected < 1.0
+
+
+def test_sfda_and_hscore_saturate_with_fewer_rows_than_dimensions():
+    # n <= d: every class is linearly separable from the rest, so with SFDA's tiny adaptive
+    # shrinkage every row gets its true class with probability 1, and cov(f) spans the class
+    # means' directions, so the H-score is C - 1 whatever the features
+    f, labels = blobs(24, 40, classes=4, seed=21)
+    noise = np.random.default_rng(22).normal(size=f.shape)
+    for features in (f, noise):
+        assert R.sfda(features, labels) == pytest.approx(1.0, abs=1e-9)
+        assert R.hscore(features, labels) == pytest.approx(3.0, rel=1e-9)
+    # the shrinkage variant still tells them apart
+    assert R.hscore_shrinkage(f, labels) > R.hscore_shrinkage(noise, labels) + 0.1
 
 
 def test_sfda_adaptive_shrinkage_follows_a():
