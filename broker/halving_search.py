@@ -315,7 +315,8 @@ async def run_halving(search: HalvingSearch, ctx: Context) -> HalvingOutcome:
     prefetch = (
         asyncio.ensure_future(ctx.evaluator.embed(early)) if machine.next_requests() else None
     )
-    pending = {asyncio.ensure_future(evaluate(r)) for r in machine.next_requests()}
+    asked = {r: asyncio.ensure_future(evaluate(r)) for r in machine.next_requests()}
+    pending = set(asked.values())
     try:
         while pending:
             done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
@@ -330,10 +331,19 @@ async def run_halving(search: HalvingSearch, ctx: Context) -> HalvingOutcome:
                     errors,
                 )
                 requests += update.requests
+                # racing withdrew these early requests: stop waiting for them (tasks already
+                # sent run on; their features stay cached)
+                for gone in update.withdrawn:
+                    future = asked.pop(gone, None)
+                    if future is not None and future in pending:
+                        future.cancel()
+                        pending.discard(future)
             # one write per wakeup, of the new results only, before their requests go out
             await persist_new()
             ctx.tasks.report_stage(_stage(machine))
-            pending |= {asyncio.ensure_future(evaluate(r)) for r in requests}
+            for r in requests:
+                asked[r] = asyncio.ensure_future(evaluate(r))
+                pending.add(asked[r])
         if prefetch is not None:
             await prefetch
         await persist()  # the finished state whole, so a later read needs no appended rows

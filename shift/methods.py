@@ -266,6 +266,15 @@ def _random_cost(n: int, d: int, c: int, k: int) -> float:
 
 
 _FEATURES = ("features", "labels")
+_DIMS = ParamSpec(
+    "dims",
+    int,
+    0,
+    0,
+    1_000_000,
+    "principal components the covariances are fitted on; 0: floor((n - C) / 4), 4 rows per "
+    "dimension (a value >= d keeps every dimension)",
+)
 _LOGITS = ("logits", "labels")
 
 RANKERS: dict[str, MethodSpec] = {
@@ -290,6 +299,7 @@ RANKERS: dict[str, MethodSpec] = {
                 ParamSpec(
                     "n_components", int, 0, 0, 1_000_000, "Fisher directions kept; 0 keeps all"
                 ),
+                _DIMS,
             ),
             help="SFDA: mean true-class probability of a regularised Fisher classifier, ConfMix.",
             needs=_FEATURES,
@@ -300,6 +310,7 @@ RANKERS: dict[str, MethodSpec] = {
             "hscore",
             "hscore",
             ("hscore", "h score", "h-score"),
+            (_DIMS,),
             help="H-score: tr(cov(f)^+ cov(E[f|y])).",
             needs=_FEATURES,
             cost=_hscore_cost,

@@ -533,6 +533,25 @@ def _top_eigenvalue(s: np.ndarray) -> float:
     return float(top[0])
 
 
+def principal_components(x: np.ndarray, classes: int, dims: int) -> np.ndarray:
+    """``x`` centred and projected onto its leading principal components.
+
+    ``dims = 0`` keeps ``floor((n - C) / 4)`` (at least 1): a covariance fitted with fewer
+    than a few within-class rows per dimension is singular, and with ``n <= d`` the Fisher
+    classifier separates every training row and the H-score is exactly ``C - 1``, whatever
+    the features (docs/rankers.md). When the kept count is at least ``d``, ``x`` is
+    returned as it is: the paper's estimator on every dimension (``dims >= d`` always
+    gives it).
+    """
+    n, d = x.shape
+    keep = dims if dims > 0 else max(1, (n - classes) // 4)
+    if keep >= d:
+        return x
+    centred = x - x.mean(axis=0)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    return np.asarray(centred @ vt[:keep].T)
+
+
 @ranker("sfda")
 def sfda(
     features: np.ndarray,
@@ -541,6 +560,7 @@ def sfda(
     logits: np.ndarray | None = None,
     a: float = 5.0,
     n_components: int = 0,
+    dims: int = 0,
 ) -> float:
     """SFDA (Shao et al., ECCV 2022): mean probability of the true class under a regularised
     Fisher classifier refitted after ConfMix.
@@ -553,8 +573,8 @@ def sfda(
     log of LEEP-style scores for stability). Not scale-invariant: the shrinkage
     ``exp(-a sigma_max(Sw))`` depends on the feature scale.
     """
-    x = np.asarray(features, dtype=np.float64)
     classes = _classes(labels)
+    x = principal_components(np.asarray(features, dtype=np.float64), classes, dims)
     log_p, shrinkage = sfda_classifier(x, labels, classes, a=a, n_components=n_components)
     # ConfMix: pull each row towards the mean of the other classes' means, the more the less
     # confidently it is classified (confidence softened by a second softmax)
@@ -583,14 +603,22 @@ def _between_projections(f: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray,
 
 
 @ranker("hscore")
-def hscore(features: np.ndarray, labels: np.ndarray, *, logits: np.ndarray | None = None) -> float:
+def hscore(
+    features: np.ndarray,
+    labels: np.ndarray,
+    *,
+    logits: np.ndarray | None = None,
+    dims: int = 0,
+) -> float:
     """H-score (Bao et al., ICIP 2019): ``tr(cov(f)^+ cov(E[f|y]))``.
 
     Both covariances divide by ``n`` (the ratio is the same with ``n - 1``). At most
     ``C - 1``; with ``n <= d`` rows in general position it is exactly ``C - 1`` for every
-    model, since ``cov(f)`` then spans the class means' directions.
+    model, since ``cov(f)`` then spans the class means' directions: so it is computed on
+    :func:`principal_components` (``dims``), which keep ``d`` when rows are plenty.
     """
     f = np.asarray(features, dtype=np.float64)
+    f = principal_components(f, _classes(labels), dims)
     f = f - f.mean(axis=0)
     # with F = U S V^T: tr(pinv(F^T F) F^T P F) = tr(U^T P U) over the kept directions
     _, q = _between_projections(f, labels)

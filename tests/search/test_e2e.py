@@ -355,7 +355,7 @@ def test_rank_reuses_the_search_features_and_puts_pretrained_first(installed: Cl
         low, high = table["columns"].index("ci_low"), table["columns"].index("ci_high")
         assert all(row[low] <= row[high] for row in table["rows"])
     print("\nRANK orders:", json.dumps(order))
-    for ranker in ("logme", "hscore_shrinkage", "knn"):
+    for ranker in ("logme", "sfda", "hscore", "hscore_shrinkage", "knn"):
         worst_pretrained = max(order[ranker].index(m) for m in PRETRAINED)
         best_random = min(order[ranker].index(m) for m in RANDOM)
         assert worst_pretrained < best_random, (ranker, order[ranker])

@@ -163,13 +163,34 @@ def test_sfda_and_hscore_saturate_with_fewer_rows_than_dimensions():
     # n <= d: every class is linearly separable from the rest, so with SFDA's tiny adaptive
     # shrinkage every row gets its true class with probability 1, and cov(f) spans the class
     # means' directions, so the H-score is C - 1 whatever the features
+    # (the paper's estimators on every dimension: dims >= d)
     f, labels = blobs(24, 40, classes=4, seed=21)
     noise = np.random.default_rng(22).normal(size=f.shape)
     for features in (f, noise):
-        assert R.sfda(features, labels) == pytest.approx(1.0, abs=1e-9)
-        assert R.hscore(features, labels) == pytest.approx(3.0, rel=1e-9)
+        assert R.sfda(features, labels, dims=40) == pytest.approx(1.0, abs=1e-9)
+        assert R.hscore(features, labels, dims=40) == pytest.approx(3.0, rel=1e-9)
     # the shrinkage variant still tells them apart
     assert R.hscore_shrinkage(f, labels) > R.hscore_shrinkage(noise, labels) + 0.1
+    # and so do both by default, on floor((24 - 4) / 4) = 5 principal components
+    assert R.principal_components(f, 4, 0).shape == (24, 5)
+    assert R.sfda(f, labels) > R.sfda(noise, labels) + 0.1
+    assert R.hscore(f, labels) > R.hscore(noise, labels) + 0.5
+
+
+def test_the_principal_components_by_hand():
+    # rows along (1, 1) with a small spread along (1, -1): one component keeps the first
+    t = np.array([-3.0, -1.0, 1.0, 3.0])
+    e = np.array([0.1, -0.1, -0.1, 0.1])  # orthogonal to t
+    x = np.stack([t + e, t - e], axis=1) + 5.0
+    z = R.principal_components(x, 2, 1)
+    assert np.allclose(np.abs(z[:, 0]), np.abs(t) * math.sqrt(2.0))
+    # as many components as dimensions, or more: the features as they are
+    assert R.principal_components(x, 2, 2) is x
+    assert R.principal_components(x, 2, 0).shape == (4, 1)  # floor((4 - 2) / 4) -> at least 1
+    labels = np.array([0, 0, 1, 1])
+    assert rank_score("hscore", x, labels, params={"dims": 1}) == pytest.approx(
+        rank_score("hscore", z, labels, params={"dims": 1})
+    )
 
 
 def test_sfda_adaptive_shrinkage_follows_a():
@@ -222,7 +243,7 @@ def test_hscore_by_hand_in_one_dimension(values, labels, expected):
 def test_hscore_two_dimensions_by_hand():
     # class 0 at (0,0),(2,0); class 1 at (0,2),(2,2): cov(f) = I, between-class cov diag(0, 1)
     f = np.array([[0.0, 0.0], [2.0, 0.0], [0.0, 2.0], [2.0, 2.0]])
-    assert rank_score("hscore", f, np.array([0, 0, 1, 1])) == pytest.approx(1.0)
+    assert rank_score("hscore", f, np.array([0, 0, 1, 1]), params={"dims": 2}) == pytest.approx(1.0)
 
 
 def test_hscore_is_invariant_to_invertible_linear_maps():
