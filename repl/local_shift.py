@@ -132,14 +132,15 @@ class LocalShift:
     ) -> None:
         self.stop()
 
-    def install_zoo(self, quiet: bool = True) -> None:
-        """``shift zoo install`` into this broker.
+    def install_zoo(self, quiet: bool = True, pools: bool = False) -> None:
+        """``shift zoo install`` into this broker (``pools``: with ``--pools``, every model).
 
         Raises:
             SystemExit: the install failed (with its output).
         """
+        extra = ["--pools"] if pools else []
         done = subprocess.run(
-            [sys.executable, "-m", "shift", "zoo", "install", "--url", self.url],
+            [sys.executable, "-m", "shift", "zoo", "install", "--url", self.url, *extra],
             capture_output=quiet,
             text=True,
             check=False,

@@ -43,7 +43,8 @@ def report(args: argparse.Namespace) -> str:
     head = (
         f"{len(costs.models)} measured models, {costs.train_rows:,} training and "
         f"{costs.test_rows:,} test rows, CHUNK AUTO BUDGET AUTO; device seconds "
-        "(racing keeps the planned arms: an upper bound of its ratio)"
+        "(racing with the planned arms per round; the measured run keeps more where its "
+        "margin holds arms and fewer where it drops arms far behind the leader)"
     )
     return f"{head}\n\n{markdown(projections(costs, args.models))}"
 

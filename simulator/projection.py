@@ -11,8 +11,9 @@ costs what measured model ``i mod m`` did). Both searches are counted in device 
   an arm that plays rounds ``0..k`` embeds the blocks of round ``k``'s prefixes (earlier
   rounds' blocks are a subset) and runs one classify per round. Racing saves the test
   blocks beyond each early round's test prefix. The arms of a round are the planned ones:
-  racing may also keep arms within its margin (never fewer), so its projection is an
-  upper bound of its ratio; plain halving's is exact for these costs.
+  racing may keep arms within its margin, and drop arms confidently worse than the leader
+  (even within the top), so its projection is racing's test-prefix saving alone, not a
+  bound on its ratio either way; plain halving's is exact for these costs.
 
 Which arms survive is not known before running, so an arm of round ``k`` costs the mean of
 the pool's models (every model is equally likely to survive).
@@ -129,13 +130,15 @@ def _blocks(rows: int, block_rows: int) -> int:
 
 @dataclass(frozen=True)
 class Projection:
-    """One pool size: device seconds of both searches and their ratio."""
+    """One pool size: device seconds of both searches and their ratio (``ceiling``: racing's
+    best case, :func:`ceiling`)."""
 
     models: int
     racing: bool
     rounds: int
     exhaustive_s: float
     halving_s: float
+    ceiling: bool = False
 
     @property
     def ratio(self) -> float:
@@ -161,9 +164,32 @@ def project(costs: Costs, models: int, racing: bool) -> Projection:
     return Projection(models, racing, len(rounds), exhaustive, halving)
 
 
+def ceiling(costs: Costs, models: int) -> Projection:
+    """Racing's best case: every arm but the winner is confidently worse than the leader
+    after round 0, and the lone winner goes straight to the last round (the whole training
+    and test set). No rule that keeps the winner on its whole data can spend less with
+    this schedule's round 0, so this ratio bounds racing's from above."""
+    embed_s, classify_s = costs.mean(models)
+    b = costs.block_rows
+    whole = (_blocks(costs.train_rows, b) + _blocks(costs.test_rows, b)) * embed_s
+    schedule = plan_schedule(models, costs.train_rows, test_rows=costs.test_rows, racing=True)
+    first = schedule.rounds[0]
+    test = first.test_rows if first.test_rows is not None else costs.test_rows
+    round0 = (_blocks(first.train_rows, b) + _blocks(test, b)) * embed_s + classify_s
+    rounds = len(schedule.rounds)
+    winner = whole + (2 if rounds > 1 else 1) * classify_s
+    halving = (models - 1) * round0 + winner if rounds > 1 else models * winner
+    exhaustive = models * (whole + classify_s)
+    return Projection(models, True, rounds, exhaustive, halving, ceiling=True)
+
+
 def projections(costs: Costs, pools: Sequence[int] = POOLS) -> list[Projection]:
-    """Plain halving and racing for every pool size."""
-    return [project(costs, m, racing) for m in pools for racing in (False, True)]
+    """Plain halving, racing and racing's ceiling for every pool size."""
+    return [
+        p
+        for m in pools
+        for p in (project(costs, m, False), project(costs, m, True), ceiling(costs, m))
+    ]
 
 
 def markdown(rows: Sequence[Projection], measured: Mapping[str, Any] | None = None) -> str:
@@ -173,7 +199,7 @@ def markdown(rows: Sequence[Projection], measured: Mapping[str, Any] | None = No
         "|---:|---|---:|---:|---:|---:|",
     ]
     for p in rows:
-        rule = "racing" if p.racing else "plain"
+        rule = "racing ceiling" if p.ceiling else "racing" if p.racing else "plain"
         lines.append(
             f"| {p.models:,} | {rule} | {p.rounds} | {p.exhaustive_s:,.0f} | "
             f"{p.halving_s:,.0f} | {p.ratio:.2f}x |"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from simulator.projection import Costs, CostsError, ModelCost, project, projections
+from simulator.projection import Costs, CostsError, ModelCost, ceiling, project, projections
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -38,13 +38,24 @@ def test_racing_saves_the_test_blocks_past_the_prefix() -> None:
     assert (racing.exhaustive_s, racing.halving_s) == (34.0, 27.0)
 
 
+def test_racing_ceiling_by_hand() -> None:
+    # 4 models, 1,024 test rows: round 0 fits 342 training rows (2 blocks) and scores 512 test
+    # rows (2 blocks): 3 arms stop there, 3 x (4 + 0.5) = 13.5 s; the winner embeds all
+    # 4 + 4 blocks and runs 2 classifies, 9 s; 22.5 s against the exhaustive 34 s.
+    best = ceiling(_costs(1024), 4)
+    assert (best.exhaustive_s, best.halving_s, best.ceiling) == (34.0, 22.5, True)
+    assert best.ratio > project(_costs(1024), 4, racing=True).ratio
+
+
 def test_a_pool_reuses_the_measured_models_in_turn() -> None:
     costs = Costs((ModelCost("a", 1.0, 0.0), ModelCost("b", 3.0, 0.0)), 256, 256, 256)
     assert costs.mean(3) == (5 / 3, 0.0)
     rows = projections(costs, [64, 256, 1000])
-    assert [(p.models, p.racing) for p in rows] == [
-        (64, False), (64, True), (256, False), (256, True), (1000, False), (1000, True)
-    ]  # fmt: skip
+    assert [(p.models, p.racing, p.ceiling) for p in rows] == [
+        (m, racing, best)
+        for m in (64, 256, 1000)
+        for racing, best in ((False, False), (True, False), (True, True))
+    ]
 
 
 def test_ratio_grows_with_the_pool() -> None:
