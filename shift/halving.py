@@ -873,22 +873,23 @@ class SuccessiveHalving:
         kept = tuple(arm for arm in ordered if arm not in gone)
         return RoundDecided(k, rows, kept, tuple(arm for arm in ordered if arm in gone))
 
-    def _worse(self, k: int, arm: str, cut: str, size: int) -> bool:
-        """Whether ``arm`` is confidently worse than the cut arm on round ``k``'s test rows.
+    def _worse(self, k: int, arm: str, other: str, size: int) -> bool:
+        """Whether ``arm`` is confidently worse than ``other`` (the round's leader or its cut
+        arm) on round ``k``'s test rows.
 
         Each of the ``size`` arms' bounds is taken at level ``delta / size``, so the arm
         with the lowest error on the whole test set is eliminated with probability at most
         ``delta`` (docs/halving.md).
         """
         state = self._rounds[k]
-        loss, cut_loss = state.losses[arm], state.losses[cut]
-        if math.isinf(loss) or math.isinf(cut_loss):
-            return math.isinf(loss) and not math.isinf(cut_loss)
-        errors, cut_errors = state.errors[arm], state.errors[cut]
+        loss, other_loss = state.losses[arm], state.losses[other]
+        if math.isinf(loss) or math.isinf(other_loss):
+            return math.isinf(loss) and not math.isinf(other_loss)
+        errors, other_errors = state.errors[arm], state.errors[other]
         rows = self.schedule.rounds[k].test_rows
-        if errors is None or cut_errors is None or rows is None:
+        if errors is None or other_errors is None or rows is None:
             return False
-        return confidently_worse(errors, cut_errors, rows, self.config.delta / size)
+        return confidently_worse(errors, other_errors, rows, self.config.delta / size)
 
     def scores(self) -> list[Score]:
         """Return every recorded loss, by round then pool order."""
