@@ -266,6 +266,7 @@ def _random_cost(n: int, d: int, c: int, k: int) -> float:
 
 
 _FEATURES = ("features", "labels")
+_LOGITS = ("logits", "labels")
 _DIMS = ParamSpec(
     "dims",
     int,
@@ -275,7 +276,6 @@ _DIMS = ParamSpec(
     "principal components the covariances are fitted on; 0: floor((n - C) / 4), 4 rows per "
     "dimension (a value >= d keeps every dimension)",
 )
-_LOGITS = ("logits", "labels")
 
 RANKERS: dict[str, MethodSpec] = {
     spec.name: spec

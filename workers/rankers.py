@@ -614,8 +614,8 @@ def hscore(
 
     Both covariances divide by ``n`` (the ratio is the same with ``n - 1``). At most
     ``C - 1``; with ``n <= d`` rows in general position it is exactly ``C - 1`` for every
-    model, since ``cov(f)`` then spans the class means' directions: so it is computed on
-    :func:`principal_components` (``dims``), which keep ``d`` when rows are plenty.
+    model, since ``cov(f)`` then spans the class means' directions. So it is computed on
+    :func:`principal_components` (``dims``): every dimension when the rows allow it.
     """
     f = np.asarray(features, dtype=np.float64)
     f = principal_components(f, _classes(labels), dims)
